@@ -1,0 +1,1 @@
+//! rumpnet dpdk backend (being written)

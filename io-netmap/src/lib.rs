@@ -1,0 +1,1 @@
+//! rumpnet netmap backend (being written)

@@ -1,0 +1,1 @@
+//! rumpnet tap backend (being written)

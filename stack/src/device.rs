@@ -1,0 +1,410 @@
+//! The packet-I/O boundary: what every backend (DPDK, netmap, TAP, the in-memory link)
+//! implements, and the only way frames enter or leave the stack.
+//!
+//! Two traits split the job. A [`Frame`] is one owned packet buffer with headroom in
+//! front of the data, so headers can be prepended without a copy; dropping it gives the
+//! memory back to whoever owns it (a DPDK mempool, a netmap ring, a heap pool). A
+//! [`Device`] moves *batches* of frames: the stack asks for a burst, processes it whole,
+//! and hands back a burst to send. Nothing here assumes a `Vec<u8>` per frame.
+//!
+//! ## How the zero-copy backends fit
+//!
+//! *An mbuf-backed frame (io-dpdk)* wraps a `NonNull<rte_mbuf>`. `data()` is the slice
+//! `buf_addr + data_off .. + data_len`; `headroom()` is `data_off`; `prepend(n)` is
+//! `rte_pktmbuf_prepend` (it lowers `data_off`), `trim_front(n)` is `rte_pktmbuf_adj`,
+//! `truncate` is `rte_pktmbuf_trim`. `rx_meta()` reads `hash.rss` when
+//! `RTE_MBUF_F_RX_RSS_HASH` is set and maps `RTE_MBUF_F_RX_IP_CKSUM_GOOD` /
+//! `RTE_MBUF_F_RX_L4_CKSUM_GOOD`; `set_tx_offload` fills `l2_len`/`l3_len`/`l4_len`,
+//! `tso_segsz` and the `RTE_MBUF_F_TX_*` flags. `Drop` calls `rte_pktmbuf_free`, and
+//! `tx_burst` hands ownership of the taken mbufs to the PMD (`mem::forget` on the wrapper),
+//! leaving the rest in the caller's batch. `alloc_tx` is `rte_pktmbuf_alloc` from the
+//! queue's mempool (bulk-allocated and cached per burst by the backend).
+//!
+//! *A netmap-slot frame (io-netmap)* names a buffer index in the shared region plus an
+//! offset and length. On receive the backend lends the slot's buffer to the stack and, on
+//! `Drop`, returns the index to a free list (when the stack keeps a frame past the poll, the
+//! backend swaps a spare buffer into the ring slot with `NS_BUF_CHANGED`, so the ring never
+//! waits on the stack). `headroom()` is the offset at which the backend placed the data in
+//! its `nm_buf_size` buffer; on transmit `tx_burst` writes `buf_idx`/`len` into the next TX
+//! slots (again `NS_BUF_CHANGED`), so the payload is never copied, and one `NIOCTXSYNC`
+//! covers the whole batch.
+//!
+//! *A heap frame* ([`HeapFrame`]) is what the copying backends use: TAP `read`s into one,
+//! the in-memory link passes them between stacks through lock-free rings.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crossbeam_queue::ArrayQueue;
+
+/// Why a buffer operation could not be done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferError {
+    /// Not enough headroom in front of the data.
+    NoHeadroom,
+    /// Not enough room behind the data.
+    NoTailroom,
+}
+
+impl fmt::Display for BufferError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BufferError::NoHeadroom => "not enough headroom in the frame buffer",
+            BufferError::NoTailroom => "not enough tailroom in the frame buffer",
+        })
+    }
+}
+
+/// What the NIC already did for a received frame.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// The RSS hash the device computed, when it did (same key as the runtime's).
+    pub rss_hash: Option<u32>,
+    /// The IPv4 header checksum was verified good by the device.
+    pub ipv4_csum_ok: bool,
+    /// The TCP/UDP checksum was verified good by the device.
+    pub l4_csum_ok: bool,
+    /// The device accepted a frame whose L4 checksum is only partial (GSO from a local
+    /// kernel, `VIRTIO_NET_HDR_F_NEEDS_CSUM`): trust it as if verified.
+    pub l4_csum_partial: bool,
+    /// The frame is a large receive-offloaded segment of this MSS (0 if not).
+    pub gso_size: u16,
+}
+
+/// What the stack asks the device to finish on transmit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// Length of the link-layer header (Ethernet + VLAN tags).
+    pub l2_len: u16,
+    /// Length of the IP header.
+    pub l3_len: u16,
+    /// Length of the transport header.
+    pub l4_len: u16,
+    /// Fill in the IPv4 header checksum.
+    pub ipv4_csum: bool,
+    /// Fill in the TCP/UDP checksum (the pseudo-header sum is already in the field).
+    pub l4_csum: Option<L4Proto>,
+    /// Segment this TCP frame into packets of this MSS (0: no TSO).
+    pub tso_mss: u16,
+}
+
+/// The transport a checksum offload applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L4Proto {
+    Tcp,
+    Udp,
+}
+
+/// Checksum offloads in one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChecksumCaps {
+    pub ipv4: bool,
+    pub tcp: bool,
+    pub udp: bool,
+}
+
+/// What a device can do; the stack uses every offload present and falls back to software
+/// for every one absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The largest IP packet the link carries (Ethernet payload, not counting the header).
+    pub mtu: usize,
+    /// The most frames one `rx_burst` / `tx_burst` moves.
+    pub max_burst: usize,
+    /// Checksums the device verifies on receive (reported per frame in [`RxMeta`]).
+    pub rx_checksum: ChecksumCaps,
+    /// Checksums the device computes on transmit when asked through [`TxOffload`].
+    pub tx_checksum: ChecksumCaps,
+    /// Largest TCP segment the device will cut with TSO (0: no TSO).
+    pub tso_max: usize,
+    /// The device reports an RSS hash per received frame.
+    pub rss_hash: bool,
+    /// Number of receive queues.
+    pub rx_queues: u16,
+    /// Number of transmit queues.
+    pub tx_queues: u16,
+    /// Bytes of headroom the device leaves in front of allocated frames.
+    pub headroom: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            mtu: 1500,
+            max_burst: 32,
+            rx_checksum: ChecksumCaps::default(),
+            tx_checksum: ChecksumCaps::default(),
+            tso_max: 0,
+            rss_hash: false,
+            rx_queues: 1,
+            tx_queues: 1,
+            headroom: 128,
+        }
+    }
+}
+
+/// One owned frame buffer with headroom. Dropping it returns the memory to its owner.
+pub trait Frame {
+    /// The frame's bytes, from the first byte of the link-layer header.
+    fn data(&self) -> &[u8];
+    /// The frame's bytes, writable.
+    fn data_mut(&mut self) -> &mut [u8];
+    /// Free bytes in front of the data.
+    fn headroom(&self) -> usize;
+    /// Free bytes behind the data.
+    fn tailroom(&self) -> usize;
+    /// Grow the data by `n` bytes at the front, taken from the headroom; returns them.
+    fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufferError>;
+    /// Grow the data by `n` bytes at the back, taken from the tailroom; returns them.
+    fn append(&mut self, n: usize) -> Result<&mut [u8], BufferError>;
+    /// Drop `n` bytes from the front (they become headroom). Clamped to the length.
+    fn trim_front(&mut self, n: usize);
+    /// Shorten the data to `len` bytes (no-op if it is already shorter).
+    fn truncate(&mut self, len: usize);
+    /// What the device did on receive.
+    fn rx_meta(&self) -> RxMeta {
+        RxMeta::default()
+    }
+    /// Ask the device to finish this frame on transmit. Devices without the matching
+    /// capability never see such a request (the stack checks [`Capabilities`]).
+    fn set_tx_offload(&mut self, _offload: TxOffload) {}
+    /// Length of the data.
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    /// The frame holds no data.
+    fn is_empty(&self) -> bool {
+        self.data().is_empty()
+    }
+}
+
+/// A packet-I/O backend: batch receive, batch transmit, transmit buffers.
+///
+/// Batches are caller-owned `Vec`s that keep their capacity between polls, so moving a
+/// burst allocates nothing.
+pub trait Device {
+    /// The backend's frame buffer.
+    type Frame: Frame;
+
+    /// What the device can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Receive up to `max` frames from `queue`, appending them to `out`; returns how many.
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<Self::Frame>, max: usize) -> usize;
+
+    /// Transmit frames from the front of `frames` on `queue`. The frames the device took
+    /// are removed from `frames`; the ones it could not take (ring full) stay there, in
+    /// order, for the caller to retry or drop and count. Returns how many were taken.
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<Self::Frame>) -> usize;
+
+    /// A frame for transmit whose data is `len` bytes (contents unspecified) with the
+    /// device's headroom in front; `None` when the pool is exhausted.
+    fn alloc_tx(&mut self, len: usize) -> Option<Self::Frame>;
+}
+
+/// A pool of equally sized heap buffers shared by the [`HeapFrame`]s it hands out; a
+/// dropped frame returns its buffer here (lock-free), so steady-state traffic allocates
+/// nothing.
+pub struct FramePool {
+    free: ArrayQueue<Box<[u8]>>,
+    buf_size: usize,
+    headroom: usize,
+}
+
+impl fmt::Debug for FramePool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FramePool")
+            .field("free", &self.free.len())
+            .field("capacity", &self.free.capacity())
+            .field("buf_size", &self.buf_size)
+            .field("headroom", &self.headroom)
+            .finish()
+    }
+}
+
+impl FramePool {
+    /// A pool that keeps up to `cached` free buffers of `buf_size` bytes, of which the
+    /// first `headroom` are left free in front of the data.
+    pub fn new(cached: usize, buf_size: usize, headroom: usize) -> Arc<FramePool> {
+        Arc::new(FramePool {
+            free: ArrayQueue::new(cached.max(1)),
+            buf_size: buf_size.max(headroom + 1),
+            headroom: headroom.min(buf_size),
+        })
+    }
+
+    /// Size of each buffer (headroom + data + tailroom).
+    pub fn buf_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// Headroom left in front of the data of each new frame.
+    pub fn headroom(&self) -> usize {
+        self.headroom
+    }
+
+    /// A frame with `len` bytes of data after the headroom, from a recycled buffer if one
+    /// is free; `None` if `len` does not fit in a buffer.
+    pub fn alloc(self: &Arc<Self>, len: usize) -> Option<HeapFrame> {
+        if len > self.buf_size - self.headroom {
+            return None;
+        }
+        let buf = self
+            .free
+            .pop()
+            .unwrap_or_else(|| alloc::vec![0u8; self.buf_size].into_boxed_slice());
+        Some(HeapFrame {
+            buf,
+            start: self.headroom,
+            end: self.headroom + len,
+            meta: RxMeta::default(),
+            offload: TxOffload::default(),
+            pool: Some(Arc::clone(self)),
+        })
+    }
+
+    /// Free buffers waiting for reuse.
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+}
+
+/// A frame in a heap buffer: used by the copying backends (TAP) and the in-memory link.
+pub struct HeapFrame {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    meta: RxMeta,
+    offload: TxOffload,
+    pool: Option<Arc<FramePool>>,
+}
+
+impl fmt::Debug for HeapFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeapFrame")
+            .field("len", &(self.end - self.start))
+            .field("headroom", &self.start)
+            .field("meta", &self.meta)
+            .finish()
+    }
+}
+
+impl HeapFrame {
+    /// A standalone frame (no pool) holding a copy of `data` after `headroom` free bytes.
+    pub fn from_slice(data: &[u8], headroom: usize) -> HeapFrame {
+        let mut buf = alloc::vec![0u8; headroom + data.len()].into_boxed_slice();
+        buf[headroom..].copy_from_slice(data);
+        HeapFrame {
+            buf,
+            start: headroom,
+            end: headroom + data.len(),
+            meta: RxMeta::default(),
+            offload: TxOffload::default(),
+            pool: None,
+        }
+    }
+
+    /// Set the receive metadata (backends do this after filling the frame).
+    pub fn set_rx_meta(&mut self, meta: RxMeta) {
+        self.meta = meta;
+    }
+
+    /// The offload request the stack attached on transmit.
+    pub fn tx_offload(&self) -> TxOffload {
+        self.offload
+    }
+
+    /// Set the data to `len` bytes from the current start (for backends that read into
+    /// the whole tail of the buffer, then learn the length).
+    pub fn set_len(&mut self, len: usize) {
+        self.end = (self.start + len).min(self.buf.len());
+    }
+
+    /// The whole writable space from the data start to the end of the buffer.
+    pub fn spare_from_start(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+}
+
+impl Drop for HeapFrame {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let buf = core::mem::take(&mut self.buf);
+            // A full pool simply frees the buffer: the pool bounds cached memory.
+            let _ = pool.free.push(buf);
+        }
+    }
+}
+
+impl Frame for HeapFrame {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..self.end]
+    }
+    fn headroom(&self) -> usize {
+        self.start
+    }
+    fn tailroom(&self) -> usize {
+        self.buf.len() - self.end
+    }
+    fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufferError> {
+        if n > self.start {
+            return Err(BufferError::NoHeadroom);
+        }
+        self.start -= n;
+        Ok(&mut self.buf[self.start..self.start + n])
+    }
+    fn append(&mut self, n: usize) -> Result<&mut [u8], BufferError> {
+        if n > self.buf.len() - self.end {
+            return Err(BufferError::NoTailroom);
+        }
+        let old = self.end;
+        self.end += n;
+        Ok(&mut self.buf[old..self.end])
+    }
+    fn trim_front(&mut self, n: usize) {
+        self.start += n.min(self.end - self.start);
+    }
+    fn truncate(&mut self, len: usize) {
+        if len < self.end - self.start {
+            self.end = self.start + len;
+        }
+    }
+    fn rx_meta(&self) -> RxMeta {
+        self.meta
+    }
+    fn set_tx_offload(&mut self, offload: TxOffload) {
+        self.offload = offload;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_frame_headroom_and_pool_recycling() {
+        let pool = FramePool::new(4, 256, 64);
+        let mut f = pool.alloc(100).unwrap();
+        assert_eq!(f.len(), 100);
+        assert_eq!(f.headroom(), 64);
+        assert_eq!(f.tailroom(), 92);
+        f.prepend(14).unwrap().fill(0xaa);
+        assert_eq!(f.len(), 114);
+        assert_eq!(f.data()[0], 0xaa);
+        assert_eq!(f.prepend(51), Err(BufferError::NoHeadroom));
+        f.trim_front(14);
+        f.truncate(10);
+        assert_eq!(f.len(), 10);
+        assert_eq!(f.append(300).err(), Some(BufferError::NoTailroom));
+        assert!(pool.alloc(193).is_none());
+        drop(f);
+        assert_eq!(pool.free_count(), 1);
+        let _g = pool.alloc(10).unwrap();
+        assert_eq!(pool.free_count(), 0);
+    }
+}
