@@ -272,7 +272,10 @@ mod tests {
         assert!(!c.contains(Ipv4Addr::new(10, 1, 3, 1)));
         let d: Ipv4Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(d.contains(Ipv4Addr::new(8, 8, 8, 8)));
-        assert_eq!(Ipv4Cidr::new(Ipv4Addr::LOCALHOST, 32).unwrap().broadcast(), None);
+        assert_eq!(
+            Ipv4Cidr::new(Ipv4Addr::LOCALHOST, 32).unwrap().broadcast(),
+            None
+        );
         assert!("10.0.0.1/33".parse::<Ipv4Cidr>().is_err());
         assert!("10.0.0.1".parse::<Ipv4Cidr>().is_err());
     }
