@@ -15,6 +15,8 @@ extern crate alloc;
 pub mod device;
 pub mod iface;
 pub mod rand;
+mod stack;
+pub mod socket;
 pub mod stats;
 pub mod time;
 pub mod udp;
@@ -22,3 +24,14 @@ pub mod wire;
 
 #[cfg(feature = "std")]
 pub mod link;
+
+/// Hash maps of the stack: hashbrown keyed with a seed from the host's randomness, so
+/// an attacker who picks addresses and ports cannot aim for collisions, and tests stay
+/// deterministic.
+pub(crate) type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::FixedState>;
+
+pub(crate) fn new_map<K, V>(seed: u64) -> HashMap<K, V> {
+    hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(seed))
+}
+
+pub use stack::{ConfigError, PollResult, Stack, StackConfig};

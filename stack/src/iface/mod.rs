@@ -1,1 +1,189 @@
-//! (being written)
+//! One network interface and the IP layer around it: addresses, the neighbour (ARP)
+//! cache, routes, IPv4 input and output, fragmentation and reassembly, ICMP.
+//!
+//! The [`Stack`](crate::Stack) owns its interfaces; each is driven through a [`Port`]
+//! that pairs a backend [`Device`] with the reusable burst vectors of that interface.
+
+pub mod arp;
+pub mod fragment;
+pub mod icmp;
+pub mod ipv4;
+pub mod neighbor;
+pub mod route;
+
+use alloc::vec::Vec;
+
+use crate::device::{Capabilities, Device};
+use crate::wire::ethernet::VlanTag;
+use crate::wire::ipv4::Ipv4Repr;
+use crate::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
+use neighbor::{NeighborCache, NeighborConfig};
+
+/// Most addresses on one interface.
+pub const MAX_ADDRS: usize = 8;
+
+/// How an interface is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// The interface's MAC address (unicast).
+    pub mac: EthernetAddress,
+    /// Its IPv4 addresses with their prefixes; the first is the primary (source of
+    /// locally generated packets when nothing better matches).
+    pub addrs: Vec<Ipv4Cidr>,
+    /// Send and receive 802.1Q-tagged frames with this VLAN id (untagged if `None`).
+    pub vlan: Option<u16>,
+    /// Use an MTU below the device's (`None`: the device's).
+    pub mtu: Option<usize>,
+}
+
+impl InterfaceConfig {
+    /// An interface with one address.
+    pub fn new(mac: EthernetAddress, addr: Ipv4Cidr) -> Self {
+        InterfaceConfig {
+            mac,
+            addrs: alloc::vec![addr],
+            vlan: None,
+            mtu: None,
+        }
+    }
+}
+
+/// A packet that waits for its next hop's MAC: the header and the IP payload.
+#[derive(Debug)]
+pub struct PendingPacket {
+    pub(crate) repr: Ipv4Repr,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// One interface's state, owned by the stack.
+#[derive(Debug)]
+pub struct Interface {
+    pub(crate) mac: EthernetAddress,
+    pub(crate) addrs: Vec<Ipv4Cidr>,
+    pub(crate) vlan: Option<u16>,
+    pub(crate) mtu: Option<usize>,
+    pub(crate) neighbors: NeighborCache<PendingPacket>,
+    pub(crate) announced: bool,
+}
+
+impl Interface {
+    pub(crate) fn new(config: InterfaceConfig, neighbor: NeighborConfig, seed: u64) -> Self {
+        Interface {
+            mac: config.mac,
+            addrs: config.addrs,
+            vlan: config.vlan,
+            mtu: config.mtu,
+            neighbors: NeighborCache::new(neighbor, seed),
+            announced: false,
+        }
+    }
+
+    /// The MAC address.
+    pub fn mac(&self) -> EthernetAddress {
+        self.mac
+    }
+
+    /// The IPv4 addresses.
+    pub fn addrs(&self) -> &[Ipv4Cidr] {
+        &self.addrs
+    }
+
+    /// The VLAN id frames carry, if tagged.
+    pub fn vlan(&self) -> Option<u16> {
+        self.vlan
+    }
+
+    /// `ip` is one of this interface's addresses.
+    pub fn has_addr(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.iter().any(|c| c.address() == ip)
+    }
+
+    /// `ip` is the broadcast address of one of this interface's prefixes.
+    pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.iter().any(|c| c.broadcast() == Some(ip))
+    }
+
+    /// The address to send from toward on-link `dst`: one on the same prefix, or the
+    /// primary.
+    pub fn source_for(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.addrs
+            .iter()
+            .find(|c| c.contains(dst))
+            .or(self.addrs.first())
+            .map(|c| c.address())
+    }
+
+    /// The MTU in use given the device's capabilities.
+    pub fn mtu(&self, caps: &Capabilities) -> usize {
+        self.mtu.map_or(caps.mtu, |m| m.min(caps.mtu))
+    }
+
+    /// The neighbour cache entry for `ip`.
+    pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
+        self.neighbors.lookup(ip)
+    }
+
+    pub(crate) fn vlan_tag(&self) -> Option<VlanTag> {
+        self.vlan.map(|vid| VlanTag {
+            pcp: 0,
+            dei: false,
+            vid,
+        })
+    }
+}
+
+/// A device as the stack drives it: the backend, its capabilities read once, and the
+/// receive and transmit burst vectors, reused every poll so a burst allocates nothing.
+#[derive(Debug)]
+pub struct Port<D: Device> {
+    pub(crate) dev: D,
+    pub(crate) caps: Capabilities,
+    pub(crate) queue: u16,
+    pub(crate) rx: Vec<D::Frame>,
+    pub(crate) tx: Vec<D::Frame>,
+}
+
+impl<D: Device> Port<D> {
+    /// Drive queue 0 of `dev`.
+    pub fn new(dev: D) -> Self {
+        Self::with_queue(dev, 0)
+    }
+
+    /// Drive queue `queue` of `dev` (one per shard with multi-queue devices).
+    pub fn with_queue(dev: D, queue: u16) -> Self {
+        let caps = dev.capabilities();
+        let burst = caps.max_burst.max(1);
+        Port {
+            dev,
+            caps,
+            queue,
+            rx: Vec::with_capacity(burst),
+            tx: Vec::with_capacity(burst * 2),
+        }
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+
+    /// The device, writable (e.g. to advance an in-memory link's clock).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.dev
+    }
+
+    /// The capabilities read when the port was made.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// Frames waiting because the device did not take them yet.
+    pub fn tx_backlog(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// The device back (frames still in the backlog are dropped).
+    pub fn into_inner(self) -> D {
+        self.dev
+    }
+}

@@ -1,0 +1,682 @@
+//! IPv4 on the interfaces: frame input, validation (RFC 791, RFC 1122 §3.2.1),
+//! local delivery, forwarding (RFC 1812), output with next-hop resolution and
+//! fragmentation, and the ICMP (RFC 792) and UDP (RFC 768) input that hangs off it.
+
+use core::net::SocketAddrV4;
+
+use crate::device::{Device, Frame, RxMeta, TxOffload};
+use crate::iface::fragment::FragmentOutcome;
+use crate::iface::neighbor::{Resolve, ResolveDrop};
+use crate::iface::{PendingPacket, Port};
+use crate::stats::DropReason;
+use crate::time::Instant;
+use crate::udp::DeliverError;
+use crate::wire::ethernet::{self, EtherType, EthernetRepr};
+use crate::wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, Message, TimeExceeded};
+use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::udp::{self, UdpChecksum, UdpRepr};
+use crate::wire::{Error, EthernetAddress, IpProtocol, Ipv4Addr};
+use crate::Stack;
+
+/// RFC 1812 §4.3.2.3: an ICMP error carries as much of the offending datagram as fits
+/// in 576 bytes.
+const ICMP_ERROR_MAX_QUOTE: usize = 576 - ipv4::HEADER_LEN - icmpv4::HEADER_LEN;
+
+/// Which ICMP error to send about a received datagram.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum IcmpErrorKind {
+    Unreachable(DstUnreachable, u16),
+    TimeExceeded(TimeExceeded),
+}
+
+/// The received datagram an ICMP error is about.
+#[derive(Clone, Copy)]
+pub(crate) struct Offending<'a> {
+    repr: &'a Ipv4Repr,
+    /// The datagram's own header bytes (options included) when it arrived whole.
+    header: Option<&'a [u8]>,
+    payload: &'a [u8],
+    /// It was addressed to a broadcast or multicast address (no errors for those).
+    to_broadcast: bool,
+}
+
+fn ipv4_drop(e: Error) -> DropReason {
+    match e {
+        Error::BadVersion => DropReason::Ipv4BadVersion,
+        Error::BadHeaderLength => DropReason::Ipv4BadHeaderLength,
+        Error::BadLength => DropReason::Ipv4BadLength,
+        Error::BadChecksum => DropReason::Ipv4BadChecksum,
+        Error::BadOption => DropReason::Ipv4BadOptions,
+        _ => DropReason::Ipv4Truncated,
+    }
+}
+
+impl Stack {
+    /// One received frame on interface `i`.
+    pub(crate) fn input_frame<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        i: usize,
+        data: &[u8],
+        meta: RxMeta,
+    ) {
+        self.stats.rx_frames += 1;
+        self.stats.rx_bytes += data.len() as u64;
+        let Ok(frame) = ethernet::Frame::new_checked(data) else {
+            return self.stats.drop(DropReason::EthTruncated);
+        };
+        let iface = &self.ifaces[i];
+        let dst = frame.dst_addr();
+        if frame.src_addr() == iface.mac {
+            return self.stats.drop(DropReason::EthLooped);
+        }
+        if dst != iface.mac && !dst.is_multicast() {
+            return self.stats.drop(DropReason::EthNotForUs);
+        }
+        if frame.vlan().map(|t| t.vid) != iface.vlan {
+            return self.stats.drop(DropReason::VlanMismatch);
+        }
+        match frame.ethertype() {
+            EtherType::Arp => self.input_arp(now, ports, i, frame.payload()),
+            EtherType::Ipv4 => {
+                self.input_ipv4(now, ports, i, frame.payload(), meta, dst.is_multicast())
+            }
+            _ => self.stats.drop(DropReason::EthUnknownType),
+        }
+    }
+
+    fn input_ipv4<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        i: usize,
+        data: &[u8],
+        meta: RxMeta,
+        link_broadcast: bool,
+    ) {
+        self.stats.ipv4_rx += 1;
+        let packet = match ipv4::Packet::new_checked(data) {
+            Ok(p) => p,
+            Err(e) => return self.stats.drop(ipv4_drop(e)),
+        };
+        let repr = match Ipv4Repr::parse(&packet, !meta.ipv4_csum_ok) {
+            Ok(r) => r,
+            Err(e) => return self.stats.drop(ipv4_drop(e)),
+        };
+        // RFC 1122 §3.2.1.3: a source that cannot be a host is discarded.
+        let src = repr.src_addr;
+        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || self.is_local_addr(src)
+        {
+            return self.stats.drop(DropReason::Ipv4MartianSource);
+        }
+        let dst = repr.dst_addr;
+        let to_broadcast = dst.is_broadcast() || self.ifaces[i].is_subnet_broadcast(dst);
+        if !to_broadcast && !self.is_local_addr(dst) {
+            // RFC 1812 §5.3.4: never forward what came as a link-layer broadcast.
+            if self.config.ip_forward && !link_broadcast && !dst.is_multicast() {
+                let header = &data[..packet.header_len()];
+                self.forward(now, ports, i, header, packet.payload(), repr);
+            } else {
+                self.stats.drop(DropReason::Ipv4NotForUs);
+            }
+            return;
+        }
+        let payload = packet.payload();
+        if repr.more_frags || repr.frag_offset != 0 {
+            self.stats.frag_rx += 1;
+            match self.reasm.add(now, &repr, payload) {
+                Err(reason) => self.stats.drop(reason),
+                Ok(FragmentOutcome::Stored) => {}
+                Ok(FragmentOutcome::Duplicate) => self.stats.drop(DropReason::FragDuplicate),
+                Ok(FragmentOutcome::Complete(whole)) => {
+                    self.stats.frag_reassembled += 1;
+                    // The device's L4 checksum verdict was about one fragment.
+                    let meta = RxMeta {
+                        l4_csum_ok: false,
+                        l4_csum_partial: false,
+                        ..meta
+                    };
+                    let off = Offending {
+                        repr: &whole.repr,
+                        header: None,
+                        payload: &whole.payload,
+                        to_broadcast,
+                    };
+                    self.deliver(now, ports, i, off, meta);
+                    self.reasm.recycle(whole.payload);
+                }
+            }
+            return;
+        }
+        let header = &data[..packet.header_len()];
+        let off = Offending {
+            repr: &repr,
+            header: Some(header),
+            payload,
+            to_broadcast,
+        };
+        self.deliver(now, ports, i, off, meta);
+    }
+
+    /// A whole datagram for us: hand it to its transport.
+    fn deliver<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        i: usize,
+        dgram: Offending<'_>,
+        meta: RxMeta,
+    ) {
+        self.stats.ipv4_delivered += 1;
+        match dgram.repr.protocol {
+            IpProtocol::Icmp => self.input_icmp(now, ports, dgram),
+            IpProtocol::Udp => self.input_udp(now, ports, i, dgram, meta),
+            _ => {
+                self.stats.drop(DropReason::Ipv4UnknownProtocol);
+                // RFC 1122 §3.2.2.1: a host SHOULD answer protocol unreachable.
+                let kind = IcmpErrorKind::Unreachable(DstUnreachable::ProtoUnreachable, 0);
+                self.send_icmp_error(now, ports, i, dgram, kind);
+            }
+        }
+    }
+
+    /// RFC 1812 §5.2: forward a packet that is not ours.
+    fn forward<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        i: usize,
+        header: &[u8],
+        payload: &[u8],
+        repr: Ipv4Repr,
+    ) {
+        let dgram = Offending {
+            repr: &repr,
+            header: Some(header),
+            payload,
+            to_broadcast: false,
+        };
+        // RFC 1812 §5.3.1: TTL is decremented; a packet that would reach 0 is dropped
+        // with an ICMP time exceeded.
+        if repr.ttl <= 1 {
+            self.stats.drop(DropReason::Ipv4TtlExpired);
+            let kind = IcmpErrorKind::TimeExceeded(TimeExceeded::TtlExpired);
+            return self.send_icmp_error(now, ports, i, dgram, kind);
+        }
+        let mut out = repr;
+        out.ttl -= 1;
+        match self.output_ipv4(now, ports, out, |buf| buf.copy_from_slice(payload)) {
+            Ok(()) => self.stats.ipv4_forwarded += 1,
+            Err(DropReason::Ipv4NoRoute) => {
+                self.stats.drop(DropReason::Ipv4NoRoute);
+                let kind = IcmpErrorKind::Unreachable(DstUnreachable::NetUnreachable, 0);
+                self.send_icmp_error(now, ports, i, dgram, kind);
+            }
+            Err(DropReason::Ipv4FragNeeded) => {
+                self.stats.drop(DropReason::Ipv4FragNeeded);
+                let mtu = self
+                    .routes
+                    .lookup(repr.dst_addr)
+                    .and_then(|r| Some(self.ifaces.get(r.iface)?.mtu(&ports.get(r.iface)?.caps)))
+                    .unwrap_or(576);
+                let mtu = u16::try_from(mtu).unwrap_or(u16::MAX);
+                let kind = IcmpErrorKind::Unreachable(DstUnreachable::FragRequired, mtu);
+                self.send_icmp_error(now, ports, i, dgram, kind);
+            }
+            Err(reason) => self.stats.drop(reason),
+        }
+    }
+
+    /// Send an IP datagram: route it, resolve the next hop (queueing it while ARP
+    /// runs), fragment it if it is larger than the MTU and DF is clear. `fill` writes
+    /// the `repr.payload_len` payload bytes. An unspecified source becomes the outgoing
+    /// interface's address.
+    pub(crate) fn output_ipv4<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        mut repr: Ipv4Repr,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), DropReason> {
+        let dst = repr.dst_addr;
+        let (i, next_hop) = if dst.is_broadcast() {
+            // The limited broadcast leaves by the interface of the source address.
+            let i = self
+                .ifaces
+                .iter()
+                .position(|f| f.has_addr(repr.src_addr))
+                .unwrap_or(0);
+            (i, dst)
+        } else {
+            let r = self.routes.lookup(dst).ok_or(DropReason::Ipv4NoRoute)?;
+            (r.iface, r.next_hop(dst))
+        };
+        if i >= ports.len() || i >= self.ifaces.len() {
+            return Err(DropReason::Ipv4NoRoute);
+        }
+        if repr.src_addr.is_unspecified() {
+            repr.src_addr = self.ifaces[i]
+                .source_for(next_hop)
+                .ok_or(DropReason::Ipv4NoRoute)?;
+        }
+        let iface = &mut self.ifaces[i];
+        if dst.is_broadcast() || iface.is_subnet_broadcast(dst) {
+            return self.emit_ipv4_to(ports, i, EthernetAddress::BROADCAST, repr, fill);
+        }
+        if let Some((mac, probe)) = iface.neighbors.lookup_send(next_hop, now) {
+            if probe {
+                self.send_arp_request(ports, i, next_hop);
+            }
+            return self.emit_ipv4_to(ports, i, mac, repr, fill);
+        }
+        // The slow path: build the payload now and let it wait for ARP.
+        let mut payload = alloc::vec![0u8; repr.payload_len];
+        fill(&mut payload);
+        let pending = PendingPacket { repr, payload };
+        match self.ifaces[i].neighbors.resolve(next_hop, now, pending) {
+            Resolve::QueuedProbe => {
+                self.send_arp_request(ports, i, next_hop);
+                Ok(())
+            }
+            Resolve::Queued => Ok(()),
+            Resolve::QueuedDropped(_) => {
+                self.stats.drop(DropReason::ArpQueueFull);
+                Ok(())
+            }
+            Resolve::Ready(mac, probe, p) => {
+                if probe {
+                    self.send_arp_request(ports, i, next_hop);
+                }
+                self.emit_ipv4_to(ports, i, mac, p.repr, |b| b.copy_from_slice(&p.payload))
+            }
+            Resolve::Dropped(_, ResolveDrop::Unresolved) => Err(DropReason::ArpUnresolved),
+            Resolve::Dropped(_, ResolveDrop::CacheFull) => Err(DropReason::NeighborCacheFull),
+            Resolve::Dropped(_, ResolveDrop::QueueFull) => Err(DropReason::ArpQueueFull),
+        }
+    }
+
+    /// Emit a datagram to a known link-layer destination on interface `i`,
+    /// fragmenting it when it exceeds the MTU (RFC 791 §3.2, "Fragmentation").
+    pub(crate) fn emit_ipv4_to<D: Device>(
+        &mut self,
+        ports: &mut [Port<D>],
+        i: usize,
+        dst_mac: EthernetAddress,
+        repr: Ipv4Repr,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), DropReason> {
+        let mtu = self.ifaces[i].mtu(&ports[i].caps);
+        if ipv4::HEADER_LEN + repr.payload_len <= mtu {
+            return self.emit_frame(ports, i, dst_mac, repr, fill);
+        }
+        if repr.dont_frag {
+            return Err(DropReason::Ipv4FragNeeded);
+        }
+        // Every fragment but the last carries a multiple of 8 bytes.
+        let chunk = (mtu.saturating_sub(ipv4::HEADER_LEN)) & !7;
+        if chunk == 0 {
+            return Err(DropReason::Ipv4FragNeeded);
+        }
+        let mut scratch = core::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.resize(repr.payload_len, 0);
+        fill(&mut scratch);
+        let mut result = Ok(());
+        let mut off = 0;
+        while off < scratch.len() {
+            let len = chunk.min(scratch.len() - off);
+            let last = off + len == scratch.len();
+            let mut frag = repr;
+            frag.payload_len = len;
+            frag.frag_offset = repr.frag_offset.saturating_add(off as u16);
+            frag.more_frags = repr.more_frags || !last;
+            let piece = &scratch[off..off + len];
+            if let Err(e) = self.emit_frame(ports, i, dst_mac, frag, |b| b.copy_from_slice(piece)) {
+                result = Err(e);
+                break;
+            }
+            self.stats.frag_tx += 1;
+            off += len;
+        }
+        self.scratch = scratch;
+        result
+    }
+
+    /// Put one IPv4 packet that fits the MTU into a transmit frame.
+    fn emit_frame<D: Device>(
+        &mut self,
+        ports: &mut [Port<D>],
+        i: usize,
+        dst_mac: EthernetAddress,
+        repr: Ipv4Repr,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), DropReason> {
+        let iface = &self.ifaces[i];
+        let eth = EthernetRepr {
+            src_addr: iface.mac,
+            dst_addr: dst_mac,
+            ethertype: EtherType::Ipv4,
+            vlan: iface.vlan_tag(),
+        };
+        let l2 = eth.buffer_len();
+        let port = &mut ports[i];
+        let offload = port.caps.tx_checksum.ipv4;
+        let ip_len = ipv4::HEADER_LEN + repr.payload_len;
+        let mut frame = port
+            .dev
+            .alloc_tx(l2 + ip_len)
+            .ok_or(DropReason::TxNoBuffer)?;
+        {
+            let (head, rest) = frame.data_mut().split_at_mut(l2);
+            eth.emit(&mut ethernet::Frame::new_unchecked(head));
+            let (hdr, body) = rest.split_at_mut(ipv4::HEADER_LEN);
+            fill(&mut body[..repr.payload_len]);
+            repr.emit(&mut ipv4::Packet::new_unchecked(hdr), !offload);
+        }
+        if offload {
+            frame.set_tx_offload(TxOffload {
+                l2_len: l2 as u16,
+                l3_len: ipv4::HEADER_LEN as u16,
+                ipv4_csum: true,
+                ..TxOffload::default()
+            });
+        }
+        self.stats.ipv4_tx += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        port.tx.push(frame);
+        Ok(())
+    }
+
+    /// The source address for a datagram to `dst` from a socket bound to `bound`: the
+    /// bound address, or that of the interface the route leaves by.
+    pub(crate) fn source_addr_for(&self, bound: Ipv4Addr, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if !bound.is_unspecified() {
+            return Some(bound);
+        }
+        if dst.is_broadcast() {
+            return self.ifaces.first()?.addrs.first().map(|c| c.address());
+        }
+        let r = self.routes.lookup(dst)?;
+        self.ifaces.get(r.iface)?.source_for(r.next_hop(dst))
+    }
+
+    /// A header for a datagram this stack originates.
+    pub(crate) fn local_repr(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: IpProtocol,
+        payload_len: usize,
+    ) -> Ipv4Repr {
+        Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol,
+            payload_len,
+            ttl: self.config.default_ttl,
+            tos: 0,
+            ident: self.next_ident(),
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+        }
+    }
+
+    /// Tell the sender of `dgram` why it was not delivered, within the rules of RFC 1122
+    /// §3.2.2 and RFC 1812 §4.3.2.7 and the rate limit.
+    pub(crate) fn send_icmp_error<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        i: usize,
+        dgram: Offending<'_>,
+        kind: IcmpErrorKind,
+    ) {
+        let orig = dgram.repr;
+        // Never about: broadcast/multicast destinations, non-first fragments,
+        // sources that cannot be answered, and ICMP errors themselves.
+        if dgram.to_broadcast
+            || orig.dst_addr.is_multicast()
+            || orig.frag_offset != 0
+            || orig.src_addr.is_unspecified()
+        {
+            return;
+        }
+        if orig.protocol == IpProtocol::Icmp {
+            let t = dgram.payload.first().copied().map(Message::from);
+            if !matches!(t, Some(Message::EchoRequest) | Some(Message::EchoReply)) {
+                return;
+            }
+        }
+        if !self.icmp_limit.take(now) {
+            return self.stats.drop(DropReason::IcmpRateLimited);
+        }
+        // The quote: the original header (options and all) and as much payload as fits.
+        let mut quote = [0u8; ICMP_ERROR_MAX_QUOTE];
+        let hlen = match dgram.header {
+            Some(h) => {
+                let n = h.len().min(quote.len());
+                quote[..n].copy_from_slice(&h[..n]);
+                n
+            }
+            None => {
+                let mut whole = *orig;
+                whole.frag_offset = 0;
+                whole.more_frags = false;
+                whole.emit(
+                    &mut ipv4::Packet::new_unchecked(&mut quote[..ipv4::HEADER_LEN]),
+                    true,
+                );
+                ipv4::HEADER_LEN
+            }
+        };
+        let plen = dgram.payload.len().min(quote.len() - hlen);
+        quote[hlen..hlen + plen].copy_from_slice(&dgram.payload[..plen]);
+        let invoking = &quote[..hlen + plen];
+        let msg = match kind {
+            IcmpErrorKind::Unreachable(reason, mtu) => Icmpv4Repr::DstUnreachable {
+                reason,
+                next_hop_mtu: mtu,
+                invoking,
+            },
+            IcmpErrorKind::TimeExceeded(reason) => Icmpv4Repr::TimeExceeded { reason, invoking },
+        };
+        // From the address the datagram was sent to when it is ours, else from the
+        // interface it arrived on.
+        let src = if self.is_local_addr(orig.dst_addr) {
+            orig.dst_addr
+        } else {
+            self.ifaces[i].source_for(orig.src_addr).unwrap_or(Ipv4Addr::UNSPECIFIED)
+        };
+        let repr = self.local_repr(src, orig.src_addr, IpProtocol::Icmp, msg.buffer_len());
+        match self.output_ipv4(now, ports, repr, |b| {
+            msg.emit(&mut icmpv4::Packet::new_unchecked(b))
+        }) {
+            Ok(()) => self.stats.icmp_tx += 1,
+            Err(reason) => self.stats.drop(reason),
+        }
+    }
+
+    fn input_icmp<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>], dgram: Offending<'_>) {
+        self.stats.icmp_rx += 1;
+        let Ok(packet) = icmpv4::Packet::new_checked(dgram.payload) else {
+            return self.stats.drop(DropReason::IcmpTruncated);
+        };
+        let repr = match Icmpv4Repr::parse(&packet, true) {
+            Ok(r) => r,
+            Err(Error::BadChecksum) => return self.stats.drop(DropReason::IcmpBadChecksum),
+            Err(Error::Unsupported) => return self.stats.drop(DropReason::IcmpUnsupported),
+            Err(_) => return self.stats.drop(DropReason::IcmpTruncated),
+        };
+        let ip = dgram.repr;
+        match repr {
+            Icmpv4Repr::EchoRequest { ident, seq_no, data } => {
+                // Linux ignores echo to broadcast by default (smurf amplification).
+                if dgram.to_broadcast {
+                    return self.stats.drop(DropReason::IcmpBroadcastEcho);
+                }
+                let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
+                let out = self.local_repr(ip.dst_addr, ip.src_addr, IpProtocol::Icmp, reply.buffer_len());
+                match self.output_ipv4(now, ports, out, |b| {
+                    reply.emit(&mut icmpv4::Packet::new_unchecked(b))
+                }) {
+                    Ok(()) => {
+                        self.stats.icmp_tx += 1;
+                        self.stats.icmp_echo_replies_tx += 1;
+                    }
+                    Err(reason) => self.stats.drop(reason),
+                }
+            }
+            Icmpv4Repr::EchoReply { ident, seq_no, data } => {
+                if !self.icmp.deliver(ident, ip.src_addr, seq_no, data) {
+                    self.stats.drop(DropReason::IcmpNoSocket);
+                }
+            }
+            Icmpv4Repr::DstUnreachable {
+                reason, invoking, ..
+            } => {
+                self.stats.icmp_errors_rx += 1;
+                if reason == DstUnreachable::PortUnreachable {
+                    self.udp_port_unreachable(invoking);
+                }
+            }
+            Icmpv4Repr::TimeExceeded { .. } => self.stats.icmp_errors_rx += 1,
+        }
+    }
+
+    /// An ICMP port unreachable quoting one of our UDP datagrams. The quote is
+    /// usually cut short of the length its header claims, so the fixed header fields
+    /// are read directly, after checking they are there.
+    fn udp_port_unreachable(&mut self, invoking: &[u8]) {
+        let Some(h) = invoking.get(..ipv4::HEADER_LEN) else {
+            return;
+        };
+        let p = ipv4::Packet::new_unchecked(h);
+        if p.version() != 4 || p.protocol() != IpProtocol::Udp {
+            return;
+        }
+        let hl = p.header_len();
+        let Some(ports) = invoking.get(hl..hl + 4) else {
+            return;
+        };
+        let sport = u16::from_be_bytes([ports[0], ports[1]]);
+        let dport = u16::from_be_bytes([ports[2], ports[3]]);
+        self.udp.port_unreachable(
+            SocketAddrV4::new(p.src_addr(), sport),
+            SocketAddrV4::new(p.dst_addr(), dport),
+        );
+    }
+
+    fn input_udp<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        i: usize,
+        dgram: Offending<'_>,
+        meta: RxMeta,
+    ) {
+        let ip = dgram.repr;
+        let packet = match udp::Packet::new_checked(dgram.payload) {
+            Ok(p) => p,
+            Err(Error::BadLength) => return self.stats.drop(DropReason::UdpBadLength),
+            Err(_) => return self.stats.drop(DropReason::UdpTruncated),
+        };
+        let verify = !(meta.l4_csum_ok || meta.l4_csum_partial);
+        let repr = match UdpRepr::parse(&packet, ip.src_addr, ip.dst_addr, verify) {
+            Ok(r) => r,
+            Err(Error::BadChecksum) => return self.stats.drop(DropReason::UdpBadChecksum),
+            Err(Error::BadLength) => return self.stats.drop(DropReason::UdpBadLength),
+            Err(Error::Malformed) => return self.stats.drop(DropReason::UdpMalformed),
+            Err(_) => return self.stats.drop(DropReason::UdpTruncated),
+        };
+        self.stats.udp_rx += 1;
+        let from = SocketAddrV4::new(ip.src_addr, repr.src_port);
+        match self
+            .udp
+            .deliver(ip.dst_addr, repr.dst_port, from, packet.payload())
+        {
+            Ok(()) => {}
+            Err(DeliverError::QueueFull) => self.stats.drop(DropReason::UdpRxQueueFull),
+            Err(DeliverError::NoSocket) => {
+                self.stats.drop(DropReason::UdpNoSocket);
+                let kind = IcmpErrorKind::Unreachable(DstUnreachable::PortUnreachable, 0);
+                self.send_icmp_error(now, ports, i, dgram, kind);
+            }
+        }
+    }
+
+    /// Send what UDP sockets queued since the last poll.
+    pub(crate) fn flush_udp<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) {
+        while let Some(key) = self.udp.dirty.pop_front() {
+            let Some(sock) = self.udp.sockets.get_mut(key) else {
+                continue;
+            };
+            sock.dirty = false;
+            let local = sock.local;
+            let mut queue = core::mem::replace(&mut sock.tx, crate::socket::DatagramQueue::empty());
+            while let Some((dst, data)) = queue.peek() {
+                let repr = UdpRepr {
+                    src_port: local.port(),
+                    dst_port: dst.port(),
+                };
+                let len = udp::HEADER_LEN + data.len();
+                // The checksum covers the source address, so settle it before output.
+                let src = match self.source_addr_for(*local.ip(), *dst.ip()) {
+                    Some(a) => a,
+                    None => {
+                        self.stats.drop(DropReason::Ipv4NoRoute);
+                        queue.pop_front();
+                        continue;
+                    }
+                };
+                let ip = self.local_repr(src, *dst.ip(), IpProtocol::Udp, len);
+                let res = self.output_ipv4(now, ports, ip, |b| {
+                    b[udp::HEADER_LEN..].copy_from_slice(data);
+                    repr.emit(
+                        &mut udp::Packet::new_unchecked(b),
+                        src,
+                        *dst.ip(),
+                        data.len(),
+                        UdpChecksum::Compute,
+                    );
+                });
+                match res {
+                    Ok(()) => self.stats.udp_tx += 1,
+                    Err(reason) => self.stats.drop(reason),
+                }
+                queue.pop_front();
+            }
+            if let Some(sock) = self.udp.sockets.get_mut(key) {
+                sock.tx = queue;
+            }
+        }
+    }
+
+    /// Send the echo requests ICMP sockets queued.
+    pub(crate) fn flush_icmp<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) {
+        while let Some(key) = self.icmp.dirty.pop_front() {
+            let Some(sock) = self.icmp.sockets.get_mut(key) else {
+                continue;
+            };
+            sock.dirty = false;
+            let ident = sock.ident;
+            let mut queue = core::mem::replace(&mut sock.tx, crate::socket::DatagramQueue::empty());
+            while let Some(((dst, seq_no), data)) = queue.peek() {
+                let msg = Icmpv4Repr::EchoRequest { ident, seq_no, data };
+                let ip = self.local_repr(Ipv4Addr::UNSPECIFIED, dst, IpProtocol::Icmp, msg.buffer_len());
+                match self.output_ipv4(now, ports, ip, |b| {
+                    msg.emit(&mut icmpv4::Packet::new_unchecked(b))
+                }) {
+                    Ok(()) => self.stats.icmp_tx += 1,
+                    Err(reason) => self.stats.drop(reason),
+                }
+                queue.pop_front();
+            }
+            if let Some(sock) = self.icmp.sockets.get_mut(key) {
+                sock.tx = queue;
+            }
+        }
+    }
+}
+
