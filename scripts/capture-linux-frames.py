@@ -390,7 +390,7 @@ def setup():
         if r.returncode != 0:
             mode = "bpf"
             break
-        in_ns(ns, "python3", os.path.abspath(__file__), "--role", "offloads", vdev)
+        in_ns(ns, sys.executable, os.path.abspath(__file__), "--role", "offloads", vdev)
         in_ns(ns, "ip", "addr", "add", f"{vip}/24", "dev", vdev)
         in_ns(ns, "ip", "link", "set", vdev, "up")
     if mode == "bpf":
@@ -408,7 +408,7 @@ def veth_pair(tmp_a, tmp_b, dev_a, ip_a, dev_b, ip_b):
     run("ip", "link", "set", tmp_b, "netns", NS_B, "name", dev_b)
     for ns, dev, mac, ip in ((NS_A, dev_a, MAC_A, ip_a), (NS_B, dev_b, MAC_B, ip_b)):
         in_ns(ns, "ip", "link", "set", dev, "address", mac, "mtu", "1500")
-        in_ns(ns, "python3", os.path.abspath(__file__), "--role", "offloads", dev)
+        in_ns(ns, sys.executable, os.path.abspath(__file__), "--role", "offloads", dev)
         in_ns(ns, "ip", "addr", "add", f"{ip}/24", "dev", dev)
         in_ns(ns, "ip", "link", "set", dev, "up")
 

@@ -164,7 +164,10 @@ impl Stack {
         }
         for c in &config.addrs {
             let a = c.address();
-            if a.is_unspecified() || a.is_multicast() || a.is_broadcast() || c.broadcast() == Some(a)
+            if a.is_unspecified()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || c.broadcast() == Some(a)
             {
                 return Err(ConfigError::BadAddress(a));
             }
@@ -207,7 +210,10 @@ impl Stack {
 
     /// Route everything without a more specific route via `gateway`.
     pub fn set_default_gateway(&mut self, gateway: Ipv4Addr) -> Result<(), RouteError> {
-        self.add_route(Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).expect("/0 is valid"), gateway)
+        self.add_route(
+            Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).expect("/0 is valid"),
+            gateway,
+        )
     }
 
     /// The routing table.

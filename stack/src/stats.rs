@@ -299,7 +299,8 @@ mod tests {
         let text = b.to_string();
         assert!(text.contains("2 ipv4 bad header checksum"), "{text}");
         assert!(!text.contains("udp bad checksum"));
-        let mut names: alloc::vec::Vec<_> = DropReason::ALL.iter().map(|r| r.description()).collect();
+        let mut names: alloc::vec::Vec<_> =
+            DropReason::ALL.iter().map(|r| r.description()).collect();
         names.sort();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);

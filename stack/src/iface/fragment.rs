@@ -302,7 +302,10 @@ mod tests {
             .enumerate()
             .map(|(i, c)| {
                 let off = i * chunk;
-                (frag(ident, off, off + c.len() < payload.len(), c.len()), c.to_vec())
+                (
+                    frag(ident, off, off + c.len() < payload.len(), c.len()),
+                    c.to_vec(),
+                )
             })
             .collect()
     }
@@ -313,7 +316,11 @@ mod tests {
         for seed in 0..200 {
             let mut rng = Rand::from_u64(seed);
             let mut frags = split(7, &payload, 1480);
-            frags.extend(split(7, &payload, 1480).into_iter().filter(|_| rng.chance(0.5)));
+            frags.extend(
+                split(7, &payload, 1480)
+                    .into_iter()
+                    .filter(|_| rng.chance(0.5)),
+            );
             for i in (1..frags.len()).rev() {
                 frags.swap(i, rng.below(i as u32 + 1) as usize);
             }
@@ -340,20 +347,25 @@ mod tests {
     #[test]
     fn overlap_drops_the_datagram() {
         let mut r = Reassembler::new(ReassemblyConfig::default());
-        r.add(Instant::ZERO, &frag(1, 0, true, 16), &data(16)).unwrap();
+        r.add(Instant::ZERO, &frag(1, 0, true, 16), &data(16))
+            .unwrap();
         assert_eq!(
-            r.add(Instant::ZERO, &frag(1, 8, true, 16), &data(16)).unwrap_err(),
+            r.add(Instant::ZERO, &frag(1, 8, true, 16), &data(16))
+                .unwrap_err(),
             DropReason::FragOverlap
         );
         assert_eq!(r.in_progress(), 0);
         // A contained duplicate is only ignored.
-        r.add(Instant::ZERO, &frag(2, 0, true, 16), &data(16)).unwrap();
+        r.add(Instant::ZERO, &frag(2, 0, true, 16), &data(16))
+            .unwrap();
         assert!(matches!(
-            r.add(Instant::ZERO, &frag(2, 8, true, 8), &data(8)).unwrap(),
+            r.add(Instant::ZERO, &frag(2, 8, true, 8), &data(8))
+                .unwrap(),
             FragmentOutcome::Duplicate
         ));
         // A second "last" fragment with another end is inconsistent.
-        r.add(Instant::ZERO, &frag(2, 16, false, 8), &data(8)).unwrap_err();
+        r.add(Instant::ZERO, &frag(2, 16, false, 8), &data(8))
+            .unwrap_err();
         assert_eq!(r.in_progress(), 0);
     }
 
@@ -367,30 +379,39 @@ mod tests {
         };
         let mut r = Reassembler::new(cfg);
         assert_eq!(
-            r.add(Instant::ZERO, &frag(1, 8, true, 7), &data(7)).unwrap_err(),
+            r.add(Instant::ZERO, &frag(1, 8, true, 7), &data(7))
+                .unwrap_err(),
             DropReason::FragBadLength
         );
         assert_eq!(
-            r.add(Instant::ZERO, &frag(1, 65512, false, 8), &data(8)).unwrap_err(),
+            r.add(Instant::ZERO, &frag(1, 65512, false, 8), &data(8))
+                .unwrap_err(),
             DropReason::FragOversize
         );
         // A far fragment is charged for the buffer it makes us hold.
-        r.add(Instant::ZERO, &frag(1, 65000, true, 8), &data(8)).unwrap();
+        r.add(Instant::ZERO, &frag(1, 65000, true, 8), &data(8))
+            .unwrap();
         assert_eq!(r.bytes(), 65008);
         assert_eq!(
-            r.add(Instant::ZERO, &frag(2, 8000, true, 8), &data(8)).unwrap_err(),
+            r.add(Instant::ZERO, &frag(2, 8000, true, 8), &data(8))
+                .unwrap_err(),
             DropReason::FragNoBuffer
         );
         assert_eq!(r.in_progress(), 1);
-        r.add(Instant::ZERO, &frag(3, 0, true, 8), &data(8)).unwrap();
+        r.add(Instant::ZERO, &frag(3, 0, true, 8), &data(8))
+            .unwrap();
         assert_eq!(
-            r.add(Instant::ZERO, &frag(4, 0, true, 8), &data(8)).unwrap_err(),
+            r.add(Instant::ZERO, &frag(4, 0, true, 8), &data(8))
+                .unwrap_err(),
             DropReason::FragNoBuffer
         );
-        r.add(Instant::ZERO, &frag(3, 8, true, 8), &data(8)).unwrap();
-        r.add(Instant::ZERO, &frag(3, 16, true, 8), &data(8)).unwrap();
+        r.add(Instant::ZERO, &frag(3, 8, true, 8), &data(8))
+            .unwrap();
+        r.add(Instant::ZERO, &frag(3, 16, true, 8), &data(8))
+            .unwrap();
         assert_eq!(
-            r.add(Instant::ZERO, &frag(3, 24, false, 8), &data(8)).unwrap_err(),
+            r.add(Instant::ZERO, &frag(3, 24, false, 8), &data(8))
+                .unwrap_err(),
             DropReason::FragTooMany
         );
         assert_eq!(r.poll_at(), Some(Instant::from_secs(30)));

@@ -487,7 +487,9 @@ impl Stack {
         let src = if self.is_local_addr(orig.dst_addr) {
             orig.dst_addr
         } else {
-            self.ifaces[i].source_for(orig.src_addr).unwrap_or(Ipv4Addr::UNSPECIFIED)
+            self.ifaces[i]
+                .source_for(orig.src_addr)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED)
         };
         let repr = self.local_repr(src, orig.src_addr, IpProtocol::Icmp, msg.buffer_len());
         match self.output_ipv4(now, ports, repr, |b| {
@@ -511,13 +513,26 @@ impl Stack {
         };
         let ip = dgram.repr;
         match repr {
-            Icmpv4Repr::EchoRequest { ident, seq_no, data } => {
+            Icmpv4Repr::EchoRequest {
+                ident,
+                seq_no,
+                data,
+            } => {
                 // Linux ignores echo to broadcast by default (smurf amplification).
                 if dgram.to_broadcast {
                     return self.stats.drop(DropReason::IcmpBroadcastEcho);
                 }
-                let reply = Icmpv4Repr::EchoReply { ident, seq_no, data };
-                let out = self.local_repr(ip.dst_addr, ip.src_addr, IpProtocol::Icmp, reply.buffer_len());
+                let reply = Icmpv4Repr::EchoReply {
+                    ident,
+                    seq_no,
+                    data,
+                };
+                let out = self.local_repr(
+                    ip.dst_addr,
+                    ip.src_addr,
+                    IpProtocol::Icmp,
+                    reply.buffer_len(),
+                );
                 match self.output_ipv4(now, ports, out, |b| {
                     reply.emit(&mut icmpv4::Packet::new_unchecked(b))
                 }) {
@@ -528,7 +543,11 @@ impl Stack {
                     Err(reason) => self.stats.drop(reason),
                 }
             }
-            Icmpv4Repr::EchoReply { ident, seq_no, data } => {
+            Icmpv4Repr::EchoReply {
+                ident,
+                seq_no,
+                data,
+            } => {
                 if !self.icmp.deliver(ident, ip.src_addr, seq_no, data) {
                     self.stats.drop(DropReason::IcmpNoSocket);
                 }
@@ -663,8 +682,17 @@ impl Stack {
             let ident = sock.ident;
             let mut queue = core::mem::replace(&mut sock.tx, crate::socket::DatagramQueue::empty());
             while let Some(((dst, seq_no), data)) = queue.peek() {
-                let msg = Icmpv4Repr::EchoRequest { ident, seq_no, data };
-                let ip = self.local_repr(Ipv4Addr::UNSPECIFIED, dst, IpProtocol::Icmp, msg.buffer_len());
+                let msg = Icmpv4Repr::EchoRequest {
+                    ident,
+                    seq_no,
+                    data,
+                };
+                let ip = self.local_repr(
+                    Ipv4Addr::UNSPECIFIED,
+                    dst,
+                    IpProtocol::Icmp,
+                    msg.buffer_len(),
+                );
                 match self.output_ipv4(now, ports, ip, |b| {
                     msg.emit(&mut icmpv4::Packet::new_unchecked(b))
                 }) {
@@ -679,4 +707,3 @@ impl Stack {
         }
     }
 }
-

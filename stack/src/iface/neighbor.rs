@@ -41,7 +41,7 @@ impl Default for NeighborConfig {
             retry_interval: Duration::from_secs(1),
             max_probes: 3,
             failed_hold: Duration::from_secs(1),
-            pending_per_neighbor: 8,
+            pending_per_neighbor: 32,
             pending_total: 256,
         }
     }
@@ -49,10 +49,22 @@ impl Default for NeighborConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Incomplete { probes: u8, next_probe: Instant },
-    Reachable { mac: EthernetAddress, expires: Instant },
-    Stale { mac: EthernetAddress, probes: u8, next_probe: Instant },
-    Failed { until: Instant },
+    Incomplete {
+        probes: u8,
+        next_probe: Instant,
+    },
+    Reachable {
+        mac: EthernetAddress,
+        expires: Instant,
+    },
+    Stale {
+        mac: EthernetAddress,
+        probes: u8,
+        next_probe: Instant,
+    },
+    Failed {
+        until: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -463,7 +475,10 @@ mod tests {
         );
         // A confirmed entry can be evicted for a new one.
         c.update(A, MAC, t(0), false, |_| {});
-        assert_eq!(c.resolve(Ipv4Addr::new(10, 0, 0, 9), t(0), 6), Resolve::QueuedProbe);
+        assert_eq!(
+            c.resolve(Ipv4Addr::new(10, 0, 0, 9), t(0), 6),
+            Resolve::QueuedProbe
+        );
         assert_eq!(c.lookup(A), None);
         assert_eq!(c.len(), 2);
     }

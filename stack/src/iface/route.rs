@@ -65,8 +65,8 @@ impl RouteTable {
 
     /// Add or replace the route for `route.dest`.
     pub fn add(&mut self, mut route: Route) -> Result<(), RouteError> {
-        route.dest = Ipv4Cidr::new(route.dest.network(), route.dest.prefix_len())
-            .unwrap_or(route.dest);
+        route.dest =
+            Ipv4Cidr::new(route.dest.network(), route.dest.prefix_len()).unwrap_or(route.dest);
         if let Some(r) = self.routes.iter_mut().find(|r| r.dest == route.dest) {
             *r = route;
             return Ok(());
@@ -115,14 +115,32 @@ mod tests {
     fn longest_prefix_wins() {
         let mut t = RouteTable::new(8);
         let gw = Ipv4Addr::new(10, 0, 0, 1);
-        t.add(Route { dest: cidr("0.0.0.0/0"), gateway: Some(gw), iface: 0 }).unwrap();
-        t.add(Route { dest: cidr("10.0.0.5/24"), gateway: None, iface: 0 }).unwrap();
-        t.add(Route { dest: cidr("10.0.0.128/25"), gateway: None, iface: 1 }).unwrap();
+        t.add(Route {
+            dest: cidr("0.0.0.0/0"),
+            gateway: Some(gw),
+            iface: 0,
+        })
+        .unwrap();
+        t.add(Route {
+            dest: cidr("10.0.0.5/24"),
+            gateway: None,
+            iface: 0,
+        })
+        .unwrap();
+        t.add(Route {
+            dest: cidr("10.0.0.128/25"),
+            gateway: None,
+            iface: 1,
+        })
+        .unwrap();
         let r = t.lookup(Ipv4Addr::new(10, 0, 0, 200)).unwrap();
         assert_eq!(r.iface, 1);
         assert_eq!(r.dest, cidr("10.0.0.128/25"));
         let r = t.lookup(Ipv4Addr::new(10, 0, 0, 7)).unwrap();
-        assert_eq!((r.iface, r.next_hop(Ipv4Addr::new(10, 0, 0, 7))), (0, Ipv4Addr::new(10, 0, 0, 7)));
+        assert_eq!(
+            (r.iface, r.next_hop(Ipv4Addr::new(10, 0, 0, 7))),
+            (0, Ipv4Addr::new(10, 0, 0, 7))
+        );
         let r = t.lookup(Ipv4Addr::new(192, 0, 2, 1)).unwrap();
         assert_eq!(r.next_hop(Ipv4Addr::new(192, 0, 2, 1)), gw);
         assert!(t.remove(cidr("0.0.0.0/0")));
@@ -132,11 +150,25 @@ mod tests {
     #[test]
     fn bounded_and_replacing() {
         let mut t = RouteTable::new(1);
-        t.add(Route { dest: cidr("10.0.0.0/8"), gateway: None, iface: 0 }).unwrap();
-        t.add(Route { dest: cidr("10.0.0.0/8"), gateway: None, iface: 1 }).unwrap();
+        t.add(Route {
+            dest: cidr("10.0.0.0/8"),
+            gateway: None,
+            iface: 0,
+        })
+        .unwrap();
+        t.add(Route {
+            dest: cidr("10.0.0.0/8"),
+            gateway: None,
+            iface: 1,
+        })
+        .unwrap();
         assert_eq!(t.lookup(Ipv4Addr::new(10, 1, 1, 1)).unwrap().iface, 1);
         assert_eq!(
-            t.add(Route { dest: cidr("11.0.0.0/8"), gateway: None, iface: 0 }),
+            t.add(Route {
+                dest: cidr("11.0.0.0/8"),
+                gateway: None,
+                iface: 0
+            }),
             Err(RouteError::TableFull)
         );
     }

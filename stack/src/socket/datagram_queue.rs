@@ -232,7 +232,10 @@ mod tests {
                         // space is in at most two pieces: anything up to half of what
                         // is left must fit unless the slot limit is reached.
                         let free = 257usize.saturating_sub(used + 89);
-                        assert!(model.len() == 16 || 2 * len >= free, "len {len} used {used}");
+                        assert!(
+                            model.len() == 16 || 2 * len >= free,
+                            "len {len} used {used}"
+                        );
                     }
                     Err(QueueError::TooLarge) => unreachable!(),
                 }

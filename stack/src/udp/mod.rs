@@ -245,7 +245,12 @@ impl UdpTable {
     }
 
     /// The socket a datagram to `dst_addr:dst_port` from `from` belongs to.
-    pub(crate) fn lookup(&self, dst_addr: Ipv4Addr, dst_port: u16, from: SocketAddrV4) -> Option<SlabKey> {
+    pub(crate) fn lookup(
+        &self,
+        dst_addr: Ipv4Addr,
+        dst_port: u16,
+        from: SocketAddrV4,
+    ) -> Option<SlabKey> {
         let key = self
             .by_local
             .get(&(dst_addr, dst_port))
@@ -271,7 +276,8 @@ impl UdpTable {
             .lookup(dst_addr, dst_port, from)
             .ok_or(DeliverError::NoSocket)?;
         let s = self.sockets.get_mut(key).ok_or(DeliverError::NoSocket)?;
-        s.rx.push(from, payload).map_err(|_| DeliverError::QueueFull)
+        s.rx.push(from, payload)
+            .map_err(|_| DeliverError::QueueFull)
     }
 
     /// An ICMP port unreachable came back for a datagram we sent from `local` to

@@ -352,6 +352,7 @@ impl Ipv4Repr {
     /// `fill_checksum` false the checksum field is left 0 for the device to fill (TX
     /// checksum offload).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>, fill_checksum: bool) {
+        debug_assert!(self.payload_len <= usize::from(u16::MAX) - HEADER_LEN);
         // Version and IHL share a byte; write it whole so nothing old is read back.
         packet.buffer.as_mut()[field::VER_IHL] = 0x40 | (HEADER_LEN / 4) as u8;
         packet.set_tos(self.tos);

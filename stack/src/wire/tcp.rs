@@ -26,8 +26,6 @@ pub const MAX_SACK_BLOCKS: usize = 4;
 pub const MAX_WINDOW_SCALE: u8 = 14;
 
 mod field {
-    #![allow(non_snake_case)]
-
     pub type Field = core::ops::Range<usize>;
 
     pub const SRC_PORT: Field = 0..2;

@@ -198,6 +198,7 @@ impl UdpRepr {
         payload_len: usize,
         checksum: UdpChecksum,
     ) {
+        debug_assert!(payload_len <= usize::from(u16::MAX) - HEADER_LEN);
         let len = (HEADER_LEN + payload_len) as u16;
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
