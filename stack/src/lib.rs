@@ -18,6 +18,7 @@ pub mod rand;
 pub mod socket;
 mod stack;
 pub mod stats;
+pub mod tcp;
 pub mod time;
 pub mod udp;
 pub mod wire;

@@ -231,6 +231,28 @@ impl Stack {
         self.ifaces.get(iface)?.neighbor(ip)
     }
 
+    /// Buffer bytes held by fragment reassembly, bounded by `reassembly.max_bytes`: lets
+    /// a host (or a test feeding hostile fragments) watch the memory it costs.
+    pub fn reassembly_bytes(&self) -> usize {
+        self.reasm.bytes()
+    }
+
+    /// Datagrams being reassembled, bounded by `reassembly.max_datagrams`.
+    pub fn reassembly_in_progress(&self) -> usize {
+        self.reasm.in_progress()
+    }
+
+    /// Entries in interface `iface`'s neighbour cache (any state), bounded by
+    /// `neighbor.capacity`; 0 for an unknown interface.
+    pub fn neighbor_count(&self, iface: usize) -> usize {
+        self.ifaces.get(iface).map_or(0, |i| i.neighbors.len())
+    }
+
+    /// Packets on interface `iface` waiting for ARP, bounded by `neighbor.pending_total`.
+    pub fn neighbor_pending(&self, iface: usize) -> usize {
+        self.ifaces.get(iface).map_or(0, |i| i.neighbors.pending())
+    }
+
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

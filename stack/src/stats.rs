@@ -60,7 +60,7 @@ drop_reasons! {
     Ipv4Truncated => "ipv4 truncated",
     /// IP version field is not 4.
     Ipv4BadVersion => "ipv4 bad version",
-    /// IHL below 5 words or past the packet.
+    /// IHL below 5 words (an IHL past the end of the packet is `Ipv4Truncated`).
     Ipv4BadHeaderLength => "ipv4 bad header length",
     /// Total length smaller than the header.
     Ipv4BadLength => "ipv4 bad total length",
@@ -81,13 +81,14 @@ drop_reasons! {
     /// Too large for the link MTU with DF set.
     Ipv4FragNeeded => "ipv4 fragmentation needed but DF set",
     /// A fragment whose data overlaps data already received (RFC 5722 spirit: the whole
-    /// datagram is dropped, as Linux does for IPv4).
+    /// datagram is dropped, as Linux does for IPv4, and each of its fragments counted).
     FragOverlap => "fragment overlap (datagram dropped)",
-    /// The reassembled datagram would exceed 65535 bytes or the per-datagram limit.
+    /// The reassembled datagram would exceed 65535 bytes or the per-datagram limit (the
+    /// fragments already held for it are dropped and counted too).
     FragOversize => "fragment beyond maximum datagram size",
     /// A non-final fragment whose length is not a multiple of 8, or an empty one.
     FragBadLength => "fragment bad length",
-    /// A datagram with more fragments than allowed.
+    /// A datagram with more fragments than allowed (all of them are dropped and counted).
     FragTooMany => "too many fragments in one datagram",
     /// A fragment whose bytes were already received (ignored, not an error).
     FragDuplicate => "duplicate fragment ignored",

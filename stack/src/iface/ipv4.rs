@@ -126,7 +126,11 @@ impl Stack {
         if repr.more_frags || repr.frag_offset != 0 {
             self.stats.frag_rx += 1;
             match self.reasm.add(now, &repr, payload) {
-                Err(reason) => self.stats.drop(reason),
+                Err(reason) => {
+                    // This fragment and those discarded with its datagram.
+                    let held = self.reasm.take_discarded() as u64;
+                    self.stats.drop_n(reason, 1 + held);
+                }
                 Ok(FragmentOutcome::Stored) => {}
                 Ok(FragmentOutcome::Duplicate) => self.stats.drop(DropReason::FragDuplicate),
                 Ok(FragmentOutcome::Complete(whole)) => {
