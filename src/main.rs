@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// rumpnet: a userspace TCP/IP stack for kernel-bypass NICs.
 #[derive(Debug, Parser)]
 #[command(name = "rumpnet", version, about)]
@@ -18,6 +20,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run two stacks over the in-memory link (ping + UDP echo, with seeded loss,
+    /// reordering, duplication, corruption, delay and rate) and print what happened.
+    Sim(cli::sim::SimArgs),
     /// Print the version, the backends compiled into this binary and the stack's build facts.
     Info,
 }
@@ -26,6 +31,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info(&mut io::stdout().lock()),
+        Command::Sim(args) => match cli::sim::run(&args) {
+            Ok(report) => writeln!(io::stdout().lock(), "{}", report.text),
+            Err(e) => Err(io::Error::other(e)),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1353,12 +1353,12 @@ proptest! {
             Ipv4BadChecksum, Ipv4BadOptions, Ipv4MartianSource, Ipv4NotForUs,
         ]);
         prop_assert_eq!(s.ipv4_rx + s.frag_reassembled, ip + s.frag_rx + s.ipv4_delivered, "{}", s);
-        // Each delivered datagram goes to ICMP or UDP, or is an unknown protocol (a
-        // transport that gets its own input adds its counter here).
+        // Each delivered datagram goes to ICMP, UDP or TCP, or is an unknown protocol.
         let udp_bad = drops(s, &[UdpTruncated, UdpBadLength, UdpBadChecksum, UdpMalformed]);
+        let tcp_bad = drops(s, &[TcpBroadcast, TcpTruncated, TcpMalformed, TcpBadChecksum, TcpBadOption]);
         prop_assert_eq!(
             s.ipv4_delivered,
-            s.icmp_rx + udp_bad + s.udp_rx + s.dropped(Ipv4UnknownProtocol),
+            s.icmp_rx + udp_bad + s.udp_rx + tcp_bad + s.tcp_rx + s.dropped(Ipv4UnknownProtocol),
             "{}", s
         );
         // Each well-formed UDP datagram is queued (and was received here) or dropped.

@@ -63,9 +63,7 @@ pub struct SimArgs {
 }
 
 fn probability(s: &str) -> Result<f64, String> {
-    let p: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number"))?;
+    let p: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
     if (0.0..=1.0).contains(&p) {
         Ok(p)
     } else {
@@ -95,9 +93,14 @@ struct Host {
 impl Host {
     fn new(end: LinkEnd, last: u8, seed: u64) -> Result<Host, String> {
         let mut stack = Stack::new(StackConfig::default(), Rand::from_u64(seed));
-        let addr: Ipv4Cidr = format!("10.0.0.{last}/24").parse().map_err(|e| format!("{e}"))?;
+        let addr: Ipv4Cidr = format!("10.0.0.{last}/24")
+            .parse()
+            .map_err(|e| format!("{e}"))?;
         stack
-            .add_interface(InterfaceConfig::new(EthernetAddress([2, 0, 0, 0, 0, last]), addr))
+            .add_interface(InterfaceConfig::new(
+                EthernetAddress([2, 0, 0, 0, 0, last]),
+                addr,
+            ))
             .map_err(|e| e.to_string())?;
         Ok(Host {
             stack,
@@ -112,7 +115,9 @@ impl Host {
 }
 
 fn payload(k: u32, size: usize) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..size).map(|i| (i as u32).wrapping_mul(131).wrapping_add(k) as u8).collect();
+    let mut v: Vec<u8> = (0..size)
+        .map(|i| (i as u32).wrapping_mul(131).wrapping_add(k) as u8)
+        .collect();
     if size >= 4 {
         v[..4].copy_from_slice(&k.to_be_bytes());
     }
@@ -138,9 +143,11 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
         ..Default::default()
     };
     let capture = match &args.pcap {
-        Some(path) => Some(Arc::new(
-            PcapCapture::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?,
-        )),
+        Some(path) => {
+            Some(Arc::new(PcapCapture::create(path).map_err(|e| {
+                format!("cannot create {}: {e}", path.display())
+            })?))
+        }
         None => None,
     };
     let (ea, eb) = match &capture {
@@ -177,19 +184,30 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
     let mut udp_seen = vec![false; args.udp as usize];
     let mut buf = vec![0u8; 65536];
     // Pace the sends: one ping every 10 ms, UDP as fast as the socket queue takes them.
-    let deadline = start + Duration::from_secs(5 + u64::from(args.pings) / 100 + u64::from(args.udp) / 1000);
+    let deadline =
+        start + Duration::from_secs(5 + u64::from(args.pings) / 100 + u64::from(args.udp) / 1000);
     let mut next_udp = 0u32;
     let mut idle_since: Option<Instant> = None;
     while now < deadline {
         let k = ((now - start).as_millis() / 10) as usize;
-        if k < ping_sent_at.len() && ping_sent_at[k].is_none() {
-            if a.stack.icmp_send_echo(ping, b_addr, k as u16, b"rumpnet sim ping").is_ok() {
-                ping_sent_at[k] = Some(now);
-                report.pings_sent += 1;
-            }
+        if k < ping_sent_at.len()
+            && ping_sent_at[k].is_none()
+            && a.stack
+                .icmp_send_echo(ping, b_addr, k as u16, b"rumpnet sim ping")
+                .is_ok()
+        {
+            ping_sent_at[k] = Some(now);
+            report.pings_sent += 1;
         }
-        while next_udp < args.udp {
-            match a.stack.udp_send_to(ua, &payload(next_udp, size), SocketAddrV4::new(b_addr, echo_port)) {
+        // UDP starts once ARP had time to resolve (the first ping does it): datagrams
+        // sent before then would wait in the small ARP queue, and most be dropped,
+        // as in any IP stack.
+        while next_udp < args.udp && now - start >= Duration::from_millis(20) {
+            match a.stack.udp_send_to(
+                ua,
+                &payload(next_udp, size),
+                SocketAddrV4::new(b_addr, echo_port),
+            ) {
                 Ok(()) => {
                     next_udp += 1;
                     report.udp_sent += 1;
@@ -209,18 +227,24 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
         while let Ok((n, _)) = a.stack.udp_recv_from(ua, &mut buf) {
             report.udp_echoed += 1;
             if n >= 4 || size < 4 {
-                let k = if size >= 4 { u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) } else { 0 };
-                if (k as usize) < udp_seen.len() && n == size && buf[..n] == payload(k, size)[..] {
-                    if !udp_seen[k as usize] {
-                        udp_seen[k as usize] = true;
-                        report.udp_intact += 1;
-                    }
+                let k = if size >= 4 {
+                    u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]])
+                } else {
+                    0
+                };
+                let fresh = udp_seen.get(k as usize) == Some(&false);
+                if fresh && n == size && buf[..n] == payload(k, size)[..] {
+                    udp_seen[k as usize] = true;
+                    report.udp_intact += 1;
                 }
             }
         }
         while let Ok(r) = a.stack.icmp_recv(ping, &mut buf) {
             let i = usize::from(r.seq_no);
-            if let (Some(Some(t0)), false) = (ping_sent_at.get(i), answered.get(i).copied().unwrap_or(true)) {
+            if let (Some(Some(t0)), false) = (
+                ping_sent_at.get(i),
+                answered.get(i).copied().unwrap_or(true),
+            ) {
                 answered[i] = true;
                 report.pings_answered += 1;
                 let rtt = now - *t0;
@@ -266,7 +290,11 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
         report.pings_sent,
         report.pings_answered,
         match (report.rtt_min, report.rtt_max) {
-            (Some(lo), Some(hi)) => format!(", rtt min {:.3} ms max {:.3} ms (virtual)", lo.as_secs_f64() * 1e3, hi.as_secs_f64() * 1e3),
+            (Some(lo), Some(hi)) => format!(
+                ", rtt min {:.3} ms max {:.3} ms (virtual)",
+                lo.as_secs_f64() * 1e3,
+                hi.as_secs_f64() * 1e3
+            ),
             _ => String::new(),
         }
     );
@@ -275,7 +303,11 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
         "udp echo: {} datagrams of {} bytes sent, {} echoed back intact ({} received in all)",
         report.udp_sent, size, report.udp_intact, report.udp_echoed
     );
-    let _ = writeln!(t, "virtual time: {:.3} s", report.virtual_time.as_secs_f64());
+    let _ = writeln!(
+        t,
+        "virtual time: {:.3} s",
+        report.virtual_time.as_secs_f64()
+    );
     let la = a.ports[0].device().stats();
     let lb = b.ports[0].device().stats();
     let _ = writeln!(
@@ -291,7 +323,12 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
     let _ = writeln!(t, "host A counters:\n{}", a.stack.stats());
     let _ = write!(t, "host B counters:\n{}", b.stack.stats());
     if let Some(p) = &args.pcap {
-        let _ = write!(t, "\ncapture: {} frames in {}", capture.as_ref().map_or(0, |c| c.frames()), p.display());
+        let _ = write!(
+            t,
+            "\ncapture: {} frames in {}",
+            capture.as_ref().map_or(0, |c| c.frames()),
+            p.display()
+        );
     }
     Ok(report)
 }
@@ -320,20 +357,39 @@ mod tests {
         assert_eq!((r.udp_sent, r.udp_intact), (50, 50));
         // 1 ms each way, polled every 100 us.
         let rtt = r.rtt_min.unwrap();
-        assert!(rtt >= Duration::from_millis(2) && rtt < Duration::from_millis(3), "{rtt:?}");
+        assert!(
+            rtt >= Duration::from_millis(2) && rtt < Duration::from_millis(3),
+            "{rtt:?}"
+        );
         assert!(r.text.contains("datagrams reassembled"));
     }
 
     #[test]
     fn impaired_link_still_delivers_only_intact_data() {
         let r = run(&args(&[
-            "--udp", "200", "--size", "2000", "--loss", "0.02", "--reorder", "0.2", "--duplicate", "0.1",
-            "--corrupt", "0.05", "--seed", "7",
+            "--udp",
+            "200",
+            "--size",
+            "2000",
+            "--loss",
+            "0.02",
+            "--reorder",
+            "0.2",
+            "--duplicate",
+            "0.1",
+            "--corrupt",
+            "0.05",
+            "--seed",
+            "7",
         ]))
         .unwrap();
         // Fragmented datagrams die with any lost fragment; most still make it.
         assert!(r.udp_intact > 100, "{}", r.text);
-        assert!(r.udp_intact < 200, "with 2% loss per frame some must be lost: {}", r.text);
+        assert!(
+            r.udp_intact < 200,
+            "with 2% loss per frame some must be lost: {}",
+            r.text
+        );
     }
 
     #[test]

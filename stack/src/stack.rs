@@ -19,6 +19,7 @@ use crate::iface::route::{Route, RouteError, RouteTable};
 use crate::iface::{Interface, InterfaceConfig, Port, MAX_ADDRS};
 use crate::rand::Rand;
 use crate::stats::{DropReason, Stats};
+use crate::tcp::{TcpConfig, TcpTable};
 use crate::time::Instant;
 use crate::udp::{UdpConfig, UdpError, UdpHandle, UdpSocketOptions, UdpTable};
 use crate::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
@@ -49,6 +50,8 @@ pub struct StackConfig {
     pub udp: UdpConfig,
     /// Most ICMP echo sockets.
     pub max_icmp_sockets: usize,
+    /// TCP limits and protocol settings.
+    pub tcp: TcpConfig,
 }
 
 impl Default for StackConfig {
@@ -65,6 +68,7 @@ impl Default for StackConfig {
             tx_backlog: 1024,
             udp: UdpConfig::default(),
             max_icmp_sockets: 64,
+            tcp: TcpConfig::default(),
         }
     }
 }
@@ -123,6 +127,11 @@ pub struct Stack {
     pub(crate) reasm: Reassembler,
     pub(crate) udp: UdpTable,
     pub(crate) icmp: IcmpTable,
+    pub(crate) tcp: TcpTable,
+    /// The time of the latest poll (what socket calls between polls see as now).
+    pub(crate) now: Instant,
+    /// The MTU of each interface's device, as of the latest poll.
+    pub(crate) port_mtu: Vec<usize>,
     pub(crate) icmp_limit: TokenBucket,
     pub(crate) stats: Stats,
     pub(crate) ip_ident: u16,
@@ -135,6 +144,7 @@ impl Stack {
     pub fn new(config: StackConfig, mut rand: Rand) -> Stack {
         let udp = UdpTable::new(config.udp, rand.next_u64());
         let icmp = IcmpTable::new(config.max_icmp_sockets, rand.next_u64());
+        let tcp = TcpTable::new(config.tcp, &mut rand, Instant::ZERO);
         Stack {
             routes: RouteTable::new(config.max_routes),
             reasm: Reassembler::new(config.reassembly),
@@ -142,6 +152,9 @@ impl Stack {
             ip_ident: rand.next_u32() as u16,
             udp,
             icmp,
+            tcp,
+            now: Instant::ZERO,
+            port_mtu: Vec::new(),
             ifaces: Vec::new(),
             stats: Stats::default(),
             scratch: Vec::new(),
@@ -270,6 +283,11 @@ impl Stack {
     pub fn poll<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) -> PollResult {
         let mut result = PollResult::default();
         let n = ports.len().min(self.ifaces.len());
+        self.now = now;
+        self.port_mtu.resize(n, 0);
+        for (m, p) in self.port_mtu.iter_mut().zip(ports.iter()) {
+            *m = p.caps.mtu;
+        }
         for i in 0..n {
             if !self.ifaces[i].announced {
                 self.ifaces[i].announced = true;
@@ -288,6 +306,8 @@ impl Stack {
             ports[i].rx = rx;
         }
         self.run_timers(now, ports);
+        self.run_tcp_timers(now);
+        self.flush_tcp(now, ports);
         self.flush_udp(now, ports);
         self.flush_icmp(now, ports);
         for port in ports.iter_mut().take(n) {
@@ -300,6 +320,10 @@ impl Stack {
     /// if nothing is pending.
     pub fn poll_at(&self) -> Option<Instant> {
         let mut at = self.reasm.poll_at();
+        at = match (at, self.tcp.wheel.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for i in &self.ifaces {
             at = match (at, i.neighbors.poll_at()) {
                 (Some(a), Some(b)) => Some(a.min(b)),

@@ -120,6 +120,38 @@ drop_reasons! {
     UdpNoSocket => "udp no socket (port unreachable)",
     /// The socket's receive queue is full.
     UdpRxQueueFull => "udp socket receive queue full",
+    /// A TCP segment to a broadcast or multicast address.
+    TcpBroadcast => "tcp to broadcast/multicast",
+    /// TCP segment shorter than its header.
+    TcpTruncated => "tcp truncated",
+    /// TCP header malformed (data offset < 5, port 0, SYN+FIN, ...).
+    TcpMalformed => "tcp malformed header",
+    /// TCP checksum does not verify.
+    TcpBadChecksum => "tcp bad checksum",
+    /// A malformed TCP option.
+    TcpBadOption => "tcp bad option",
+    /// No connection or listener for the segment (a RST answers it unless it was one).
+    TcpNoSocket => "tcp no socket (reset sent)",
+    /// Outside the receive window (RFC 9293 §3.10.7.4).
+    TcpOutOfWindow => "tcp segment outside the window",
+    /// An old duplicate caught by PAWS (RFC 7323 §5).
+    TcpPaws => "tcp rejected by paws",
+    /// No ACK bit in a synchronized state.
+    TcpNoAck => "tcp segment without ack",
+    /// An ACK for data not sent, or too old (RFC 5961 §5).
+    TcpBadAck => "tcp unacceptable ack",
+    /// A RST or SYN answered with a challenge ACK (RFC 5961).
+    TcpChallenged => "tcp challenge ack sent",
+    /// Too many holes in a connection's out-of-order data.
+    TcpReassemblyFull => "tcp out-of-order queue full",
+    /// A final handshake ACK whose SYN cookie did not verify.
+    TcpBadCookie => "tcp bad syn cookie",
+    /// A listener's accept queue was full.
+    TcpAcceptQueueFull => "tcp accept queue full",
+    /// A listener's SYN backlog was full and cookies are off.
+    TcpSynBacklogFull => "tcp syn backlog full",
+    /// The connection table was full.
+    TcpTooManyConnections => "tcp connection table full",
     /// The device had no transmit buffer.
     TxNoBuffer => "tx no buffer",
     /// The device did not take frames and the transmit backlog is full.
@@ -149,6 +181,15 @@ pub struct Stats {
     pub icmp_errors_rx: u64,
     pub udp_rx: u64,
     pub udp_tx: u64,
+    pub tcp_rx: u64,
+    pub tcp_tx: u64,
+    pub tcp_active_opens: u64,
+    pub tcp_passive_opens: u64,
+    pub tcp_retransmits: u64,
+    pub tcp_retransmit_bytes: u64,
+    pub tcp_timeouts: u64,
+    pub tcp_rst_tx: u64,
+    pub tcp_syncookies_sent: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -175,6 +216,15 @@ impl Default for Stats {
             icmp_errors_rx: 0,
             udp_rx: 0,
             udp_tx: 0,
+            tcp_rx: 0,
+            tcp_tx: 0,
+            tcp_active_opens: 0,
+            tcp_passive_opens: 0,
+            tcp_retransmits: 0,
+            tcp_retransmit_bytes: 0,
+            tcp_timeouts: 0,
+            tcp_rst_tx: 0,
+            tcp_syncookies_sent: 0,
             drops: [0; DropReason::COUNT],
         }
     }
@@ -225,13 +275,22 @@ impl Stats {
         self.icmp_errors_rx += other.icmp_errors_rx;
         self.udp_rx += other.udp_rx;
         self.udp_tx += other.udp_tx;
+        self.tcp_rx += other.tcp_rx;
+        self.tcp_tx += other.tcp_tx;
+        self.tcp_active_opens += other.tcp_active_opens;
+        self.tcp_passive_opens += other.tcp_passive_opens;
+        self.tcp_retransmits += other.tcp_retransmits;
+        self.tcp_retransmit_bytes += other.tcp_retransmit_bytes;
+        self.tcp_timeouts += other.tcp_timeouts;
+        self.tcp_rst_tx += other.tcp_rst_tx;
+        self.tcp_syncookies_sent += other.tcp_syncookies_sent;
         for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
             *a += *b;
         }
     }
 
     /// The traffic counters with their names, in print order.
-    pub fn traffic(&self) -> [(&'static str, u64); 20] {
+    pub fn traffic(&self) -> [(&'static str, u64); 29] {
         [
             ("frames received", self.rx_frames),
             ("bytes received", self.rx_bytes),
@@ -253,6 +312,15 @@ impl Stats {
             ("icmp errors received", self.icmp_errors_rx),
             ("udp datagrams received", self.udp_rx),
             ("udp datagrams sent", self.udp_tx),
+            ("tcp segments received", self.tcp_rx),
+            ("tcp segments sent", self.tcp_tx),
+            ("tcp active opens", self.tcp_active_opens),
+            ("tcp passive opens", self.tcp_passive_opens),
+            ("tcp segments retransmitted", self.tcp_retransmits),
+            ("tcp bytes retransmitted", self.tcp_retransmit_bytes),
+            ("tcp retransmission timeouts", self.tcp_timeouts),
+            ("tcp resets sent", self.tcp_rst_tx),
+            ("tcp syn cookies sent", self.tcp_syncookies_sent),
         ]
     }
 

@@ -32,12 +32,12 @@ pub(crate) enum IcmpErrorKind {
 /// The received datagram an ICMP error is about.
 #[derive(Clone, Copy)]
 pub(crate) struct Offending<'a> {
-    repr: &'a Ipv4Repr,
+    pub(crate) repr: &'a Ipv4Repr,
     /// The datagram's own header bytes (options included) when it arrived whole.
-    header: Option<&'a [u8]>,
-    payload: &'a [u8],
+    pub(crate) header: Option<&'a [u8]>,
+    pub(crate) payload: &'a [u8],
     /// It was addressed to a broadcast or multicast address (no errors for those).
-    to_broadcast: bool,
+    pub(crate) to_broadcast: bool,
 }
 
 fn ipv4_drop(e: Error) -> DropReason {
@@ -176,6 +176,7 @@ impl Stack {
         match dgram.repr.protocol {
             IpProtocol::Icmp => self.input_icmp(now, ports, dgram),
             IpProtocol::Udp => self.input_udp(now, ports, i, dgram, meta),
+            IpProtocol::Tcp => self.input_tcp(now, ports, dgram, meta),
             _ => {
                 self.stats.drop(DropReason::Ipv4UnknownProtocol);
                 // RFC 1122 §3.2.2.1: a host SHOULD answer protocol unreachable.

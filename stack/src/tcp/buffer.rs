@@ -1,1 +1,495 @@
-//! (being written)
+//! The byte ring behind a TCP connection's send and receive buffers.
+//!
+//! One fixed allocation at construction, none afterwards: a connection's memory is
+//! bounded by the sizes it was opened with, whatever its peer sends.
+//!
+//! The **send** side is a plain queue: the application enqueues, [`RingBuffer::peek`]
+//! hands out the (up to two) pieces of any unacknowledged range to copy into a segment,
+//! and [`RingBuffer::dequeue_allocated`] drops bytes once they are acknowledged.
+//!
+//! The **receive** side also holds data that arrived out of order. It is written into
+//! the free space past the readable bytes with [`RingBuffer::write_unallocated`] (offset
+//! `SEG.SEQ - RCV.NXT`) and made readable with [`RingBuffer::enqueue_unallocated`] once
+//! the hole before it is filled; which ranges have arrived is the
+//! [`Assembler`](super::reass::Assembler)'s business, not the ring's.
+//!
+//! Positions never move behind the caller's back: the ring does not realign itself when
+//! it becomes empty, because bytes written past the end (out-of-order data) would no
+//! longer be where their offset says. Every operation clamps its offsets and lengths to
+//! what the ring holds instead of panicking.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use core::fmt;
+
+/// A fixed-capacity byte ring (see the module documentation).
+pub struct RingBuffer {
+    storage: Box<[u8]>,
+    /// Index in `storage` of the first readable byte; `< capacity` when capacity > 0.
+    head: usize,
+    /// Readable bytes, `<= capacity`.
+    length: usize,
+}
+
+impl RingBuffer {
+    /// A ring of `capacity` bytes, allocated once, here.
+    pub fn new(capacity: usize) -> RingBuffer {
+        RingBuffer {
+            storage: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            length: 0,
+        }
+    }
+
+    /// Total size in bytes.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// Readable (enqueued) bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.length
+    }
+
+    /// Nothing is readable.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.length == 0
+    }
+
+    /// No free space is left.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.length == self.capacity()
+    }
+
+    /// Free bytes, `capacity - len`: for a receive buffer, the window to advertise.
+    #[inline]
+    pub fn window(&self) -> usize {
+        self.capacity() - self.length
+    }
+
+    /// Forget all data, readable or written past the end.
+    pub fn clear(&mut self) {
+        self.head = 0;
+        self.length = 0;
+    }
+
+    /// Storage index of the byte `logical` bytes past `head`, for `logical < 2·capacity`.
+    #[inline]
+    fn wrap(&self, logical: usize) -> usize {
+        let i = self.head + logical;
+        if i >= self.capacity() {
+            i - self.capacity()
+        } else {
+            i
+        }
+    }
+
+    /// Copy as much of `data` as fits to the end; returns how many bytes were taken.
+    pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
+        let n = self.write_unallocated(0, data);
+        self.enqueue_unallocated(n)
+    }
+
+    /// Let `f` write into the largest contiguous free slice at the end and enqueue the
+    /// number of bytes it returns (clamped to the slice). Lets a producer fill the ring
+    /// without a bounce buffer; the slice may be shorter than [`window`](Self::window)
+    /// when the free space wraps, so call again for the rest.
+    pub fn enqueue_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        let start = self.wrap(self.length);
+        let contiguous = self.window().min(self.capacity() - start);
+        let slice = &mut self.storage[start..start + contiguous];
+        let n = f(slice).min(contiguous);
+        self.length += n;
+        n
+    }
+
+    /// Copy up to `out.len()` bytes from the front into `out` and remove them; returns
+    /// the count.
+    pub fn dequeue_slice(&mut self, out: &mut [u8]) -> usize {
+        let n = self.read_at(0, out);
+        self.dequeue_allocated(n)
+    }
+
+    /// Remove up to `n` bytes from the front without reading them (acknowledged send
+    /// data, or bytes the application consumed through [`peek`](Self::peek)); returns
+    /// how many were removed.
+    pub fn dequeue_allocated(&mut self, n: usize) -> usize {
+        let n = n.min(self.length);
+        if n > 0 {
+            self.head = self.wrap(n);
+            self.length -= n;
+        }
+        n
+    }
+
+    /// The bytes `[offset, offset + len)` counted from the front, as up to two contiguous
+    /// pieces (the second is empty unless the range wraps). Clamped to the readable
+    /// bytes, so the pieces may be shorter than `len` in total. Zero-copy access for
+    /// building (re)transmitted segments.
+    pub fn peek(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
+        let offset = offset.min(self.length);
+        let len = len.min(self.length - offset);
+        if len == 0 {
+            return (&[], &[]);
+        }
+        let start = self.wrap(offset);
+        let first = len.min(self.capacity() - start);
+        (
+            &self.storage[start..start + first],
+            &self.storage[..len - first],
+        )
+    }
+
+    /// Copy the readable bytes from `offset` on into `out` without removing them;
+    /// returns the count (short when fewer bytes are readable).
+    pub fn read_at(&self, offset: usize, out: &mut [u8]) -> usize {
+        let (a, b) = self.peek(offset, out.len());
+        out[..a.len()].copy_from_slice(a);
+        out[a.len()..a.len() + b.len()].copy_from_slice(b);
+        a.len() + b.len()
+    }
+
+    /// Write `data` into the free space, `offset` bytes past the end of the readable
+    /// bytes, without making it readable: out-of-order receive data at
+    /// `offset = SEG.SEQ - RCV.NXT`. Returns how many bytes were written (the prefix of
+    /// `data` that fits in the free space; 0 when `offset` is at or past its end).
+    pub fn write_unallocated(&mut self, offset: usize, data: &[u8]) -> usize {
+        let free = self.window();
+        if offset >= free {
+            return 0;
+        }
+        let n = data.len().min(free - offset);
+        if n == 0 {
+            return 0;
+        }
+        // length + offset < capacity, so the logical index is below 2·capacity.
+        let start = self.wrap(self.length + offset);
+        let first = n.min(self.capacity() - start);
+        self.storage[start..start + first].copy_from_slice(&data[..first]);
+        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        n
+    }
+
+    /// Make the next `n` bytes past the end readable: the bytes written there by
+    /// [`write_unallocated`](Self::write_unallocated) once the data before them has
+    /// arrived. Clamped to the free space; returns how many bytes became readable.
+    pub fn enqueue_unallocated(&mut self, n: usize) -> usize {
+        let n = n.min(self.window());
+        self.length += n;
+        n
+    }
+}
+
+impl fmt::Debug for RingBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingBuffer")
+            .field("capacity", &self.capacity())
+            .field("head", &self.head)
+            .field("len", &self.length)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rand::Rand;
+    use alloc::collections::VecDeque;
+    use alloc::vec::Vec;
+
+    /// A ring of `cap` bytes whose read position sits at `head`, empty.
+    fn ring_at(cap: usize, head: usize) -> RingBuffer {
+        let mut r = RingBuffer::new(cap);
+        let junk = vec![0xa5; head];
+        assert_eq!(r.enqueue_slice(&junk), head);
+        assert_eq!(r.dequeue_allocated(head), head);
+        assert!(r.is_empty());
+        r
+    }
+
+    fn joined(pieces: (&[u8], &[u8])) -> Vec<u8> {
+        let mut v = pieces.0.to_vec();
+        v.extend_from_slice(pieces.1);
+        v
+    }
+
+    #[test]
+    fn sizes_and_window() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!((r.capacity(), r.len(), r.window()), (8, 0, 8));
+        assert!(r.is_empty() && !r.is_full());
+        assert_eq!(r.enqueue_slice(b"abcdefghij"), 8); // takes what fits
+        assert!(r.is_full() && !r.is_empty());
+        assert_eq!(r.window(), 0);
+        assert_eq!(r.enqueue_slice(b"x"), 0);
+        let mut out = [0u8; 3];
+        assert_eq!(r.dequeue_slice(&mut out), 3);
+        assert_eq!(&out, b"abc");
+        assert_eq!((r.len(), r.window()), (5, 3));
+        r.clear();
+        assert!(r.is_empty());
+        assert_eq!(r.window(), 8);
+    }
+
+    #[test]
+    fn enqueue_and_dequeue_wrap_at_every_head() {
+        // Every start position × every length: data that straddles the end comes back
+        // intact through dequeue_slice, peek and read_at.
+        let cap = 7;
+        for head in 0..cap {
+            for n in 1..=cap {
+                let data: Vec<u8> = (1..=n as u8).collect();
+                let mut r = ring_at(cap, head);
+                assert_eq!(r.enqueue_slice(&data), n);
+                let (a, b) = r.peek(0, n);
+                assert_eq!(a.len(), n.min(cap - head), "head {head} n {n}");
+                assert_eq!(joined((a, b)), data);
+                for off in 0..n {
+                    let mut out = vec![0; n];
+                    assert_eq!(r.read_at(off, &mut out), n - off);
+                    assert_eq!(&out[..n - off], &data[off..]);
+                }
+                let mut out = vec![0; cap + 3];
+                assert_eq!(r.dequeue_slice(&mut out), n);
+                assert_eq!(&out[..n], &data[..]);
+                assert!(r.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn peek_pieces_at_the_wrap() {
+        let mut r = ring_at(8, 5);
+        r.enqueue_slice(b"012345");
+        // storage: [3 4 5 . . 0 1 2]
+        assert_eq!(r.peek(0, 6), (&b"012"[..], &b"345"[..]));
+        assert_eq!(r.peek(1, 2), (&b"12"[..], &b""[..]));
+        assert_eq!(r.peek(2, 3), (&b"2"[..], &b"34"[..]));
+        assert_eq!(r.peek(3, 3), (&b"345"[..], &b""[..]));
+        assert_eq!(r.peek(4, 100), (&b"45"[..], &b""[..]));
+        assert_eq!(r.peek(6, 1), (&b""[..], &b""[..]));
+    }
+
+    #[test]
+    fn enqueue_with_offers_contiguous_free_space() {
+        // Free space that wraps is offered one piece at a time.
+        let mut r = ring_at(8, 5);
+        r.enqueue_slice(b"a");
+        // head 5, one byte: free is [6, 8) then [0, 5).
+        let n = r.enqueue_with(|buf| {
+            assert_eq!(buf.len(), 2);
+            buf.copy_from_slice(b"bc");
+            2
+        });
+        assert_eq!(n, 2);
+        let n = r.enqueue_with(|buf| {
+            assert_eq!(buf.len(), 5);
+            buf[..3].copy_from_slice(b"def");
+            3
+        });
+        assert_eq!(n, 3);
+        assert_eq!(joined(r.peek(0, 8)), b"abcdef");
+        // Free space below the head is one piece: [3, 5).
+        let n = r.enqueue_with(|buf| {
+            assert_eq!(buf.len(), 2);
+            99 // more than offered: clamped
+        });
+        assert_eq!(n, 2);
+        assert!(r.is_full());
+        assert_eq!(r.enqueue_with(|buf| buf.len() + 1), 0);
+    }
+
+    #[test]
+    fn unallocated_writes_become_readable_in_order() {
+        // Out-of-order data at every head position, written across the wrap.
+        let cap = 10;
+        for head in 0..cap {
+            let mut r = ring_at(cap, head);
+            r.enqueue_slice(b"ab");
+            // Segment "fgh" arrives before "cde".
+            assert_eq!(r.write_unallocated(3, b"fgh"), 3);
+            assert_eq!(r.len(), 2, "not readable yet");
+            assert_eq!(r.write_unallocated(0, b"cde"), 3);
+            assert_eq!(r.enqueue_unallocated(6), 6);
+            assert_eq!(joined(r.peek(0, 10)), b"abcdefgh", "head {head}");
+            // Bounded by the free space: 2 bytes left.
+            assert_eq!(r.write_unallocated(1, b"xyz"), 1);
+            assert_eq!(r.write_unallocated(2, b"xyz"), 0);
+            assert_eq!(r.write_unallocated(0, b"ij"), 2);
+            assert_eq!(r.enqueue_unallocated(5), 2);
+            assert_eq!(joined(r.peek(0, 10)), b"abcdefghij");
+        }
+    }
+
+    #[test]
+    fn unallocated_data_survives_draining_the_readable_bytes() {
+        // The ring must not realign when it empties: out-of-order bytes written past the
+        // end would be lost.
+        let mut r = ring_at(8, 3);
+        r.enqueue_slice(b"ab");
+        assert_eq!(r.write_unallocated(1, b"dd"), 2);
+        let mut out = [0; 2];
+        assert_eq!(r.dequeue_slice(&mut out), 2);
+        assert!(r.is_empty());
+        assert_eq!(r.write_unallocated(0, b"c"), 1);
+        assert_eq!(r.enqueue_unallocated(3), 3);
+        assert_eq!(joined(r.peek(0, 3)), b"cdd");
+    }
+
+    #[test]
+    fn zero_and_one_byte_rings() {
+        let mut z = RingBuffer::new(0);
+        assert!(z.is_empty() && z.is_full());
+        assert_eq!(z.enqueue_slice(b"abc"), 0);
+        assert_eq!(z.enqueue_with(|b| b.len() + 5), 0);
+        assert_eq!(z.write_unallocated(0, b"a"), 0);
+        assert_eq!(z.enqueue_unallocated(3), 0);
+        assert_eq!(z.dequeue_allocated(3), 0);
+        assert_eq!(z.dequeue_slice(&mut [0; 4]), 0);
+        assert_eq!(z.peek(0, 1), (&b""[..], &b""[..]));
+
+        let mut one = RingBuffer::new(1);
+        for i in 0..5u8 {
+            assert_eq!(one.enqueue_slice(&[i, i]), 1);
+            assert_eq!(one.peek(0, 1).0, &[i]);
+            let mut out = [9];
+            assert_eq!(one.dequeue_slice(&mut out), 1);
+            assert_eq!(out, [i]);
+        }
+    }
+
+    #[test]
+    fn wild_offsets_and_lengths_clamp() {
+        let mut r = ring_at(16, 11);
+        r.enqueue_slice(b"0123456789");
+        for &off in &[0, 1, 9, 10, 11, 15, 16, 17, usize::MAX / 2, usize::MAX] {
+            for &len in &[0, 1, 6, 10, 16, 17, usize::MAX] {
+                let (a, b) = r.peek(off, len);
+                assert!(a.len() + b.len() <= 10usize.saturating_sub(off).min(len));
+            }
+            let mut out = [0; 32];
+            assert!(r.read_at(off, &mut out) <= 10);
+        }
+        let mut w = ring_at(16, 11);
+        w.enqueue_slice(b"0123456789");
+        for &off in &[6, 7, 16, usize::MAX - 1, usize::MAX] {
+            assert_eq!(w.write_unallocated(off, b"xyz"), 0, "offset {off}");
+        }
+        assert_eq!(w.write_unallocated(4, b"xyz"), 2);
+        assert_eq!(w.enqueue_unallocated(usize::MAX), 6);
+        assert_eq!(w.dequeue_allocated(usize::MAX), 16);
+        assert!(w.is_empty());
+    }
+
+    /// Random operations against a `VecDeque` model. The model also tracks the bytes
+    /// written past the end: one `Option<u8>` per free byte, `None` where nothing was
+    /// written since that space was freed (its content is then unspecified).
+    #[test]
+    fn model_against_vecdeque() {
+        for seed in 0..40u64 {
+            let mut rng = Rand::from_u64(seed);
+            let cap = 1 + rng.below(40) as usize;
+            let mut ring = RingBuffer::new(cap);
+            let mut data: VecDeque<Option<u8>> = VecDeque::new();
+            let mut pending: VecDeque<Option<u8>> = (0..cap).map(|_| None).collect();
+            let mut next = 0u8;
+            let mut fresh = |n: usize| -> Vec<u8> {
+                (0..n)
+                    .map(|_| {
+                        next = next.wrapping_add(1);
+                        next
+                    })
+                    .collect()
+            };
+            for _ in 0..2_000 {
+                let n = rng.below(cap as u32 + 3) as usize;
+                match rng.below(7) {
+                    0 => {
+                        let bytes = fresh(n);
+                        let took = ring.enqueue_slice(&bytes);
+                        assert_eq!(took, n.min(cap - data.len()));
+                        for &b in &bytes[..took] {
+                            data.push_back(Some(b));
+                            pending.pop_front();
+                        }
+                    }
+                    1 => {
+                        let bytes = fresh(n);
+                        let mut offered = 0;
+                        let took = ring.enqueue_with(|buf| {
+                            offered = buf.len();
+                            let k = n.min(buf.len());
+                            buf[..k].copy_from_slice(&bytes[..k]);
+                            n
+                        });
+                        assert!(offered >= 1 || data.len() == cap);
+                        assert_eq!(took, n.min(offered));
+                        for &b in &bytes[..took] {
+                            data.push_back(Some(b));
+                            pending.pop_front();
+                        }
+                    }
+                    2 => {
+                        let mut out = vec![0; n];
+                        let got = ring.dequeue_slice(&mut out);
+                        assert_eq!(got, n.min(data.len()));
+                        for &b in &out[..got] {
+                            let m = data.pop_front().unwrap();
+                            assert!(m.is_none() || m == Some(b));
+                            pending.push_back(None);
+                        }
+                    }
+                    3 => {
+                        let got = ring.dequeue_allocated(n);
+                        assert_eq!(got, n.min(data.len()));
+                        for _ in 0..got {
+                            data.pop_front();
+                            pending.push_back(None);
+                        }
+                    }
+                    4 => {
+                        let off = rng.below(cap as u32 + 2) as usize;
+                        let got = joined(ring.peek(off, n));
+                        let want: Vec<_> = data.iter().skip(off).take(n).collect();
+                        assert_eq!(got.len(), want.len());
+                        for (g, w) in got.iter().zip(want) {
+                            assert!(w.is_none() || *w == Some(*g));
+                        }
+                        let mut out = vec![0; n];
+                        assert_eq!(ring.read_at(off, &mut out), got.len());
+                        assert_eq!(&out[..got.len()], &got[..]);
+                    }
+                    5 => {
+                        let off = rng.below(cap as u32 + 2) as usize;
+                        let bytes = fresh(n);
+                        let wrote = ring.write_unallocated(off, &bytes);
+                        let free = cap - data.len();
+                        assert_eq!(wrote, n.min(free.saturating_sub(off)));
+                        for (i, &b) in bytes[..wrote].iter().enumerate() {
+                            pending[off + i] = Some(b);
+                        }
+                    }
+                    _ => {
+                        let got = ring.enqueue_unallocated(n);
+                        assert_eq!(got, n.min(cap - data.len()));
+                        for _ in 0..got {
+                            data.push_back(pending.pop_front().unwrap());
+                        }
+                    }
+                }
+                assert_eq!(ring.len(), data.len());
+                assert_eq!(ring.window(), pending.len());
+                assert_eq!(ring.is_full(), data.len() == cap);
+                let all = joined(ring.peek(0, cap));
+                assert_eq!(all.len(), data.len());
+                for (g, w) in all.iter().zip(&data) {
+                    assert!(w.is_none() || *w == Some(*g), "seed {seed}");
+                }
+            }
+        }
+    }
+}

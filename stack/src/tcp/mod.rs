@@ -1,17 +1,292 @@
 //! TCP (RFC 9293), split the BSD way: by direction and by time.
 //!
-//! Building blocks first, each in its own file with its own tests: the send and receive
-//! byte rings (`buffer`), out-of-order reassembly with SACK block reporting (`reass`),
-//! the sender's SACK scoreboard (`sack`, RFC 6675), RTT estimation and RTO
-//! (`rtt`, RFC 6298), congestion control behind a trait (`cc/`: NewReno, CUBIC), initial
-//! sequence numbers (`isn`, RFC 6528), SYN cookies (`syncookie`) and the timing wheel
-//! (`timer`).
+//! - `tcb`: the control block, fields named as in the RFC; `input` (segment arrival),
+//!   `output` (the send decision ladder) and `timers` (what expirations do) act on it.
+//! - `listen`: listeners with a bounded SYN backlog and accept queue, SYN cookies when
+//!   the backlog is full (`syncookie`).
+//! - `dispatch`: from the IP layer to the right connection or listener (a 4-tuple hash
+//!   map, never a scan), stateless RSTs, and sending what connections queued.
+//! - `socket`: the application's calls on the stack (`tcp_connect`, `tcp_send`, ...).
+//! - Building blocks, each with its own tests: the send and receive byte rings
+//!   (`buffer`), out-of-order reassembly with SACK reporting (`reass`), the sender's
+//!   SACK scoreboard (`sack`, RFC 6675), RTT and RTO (`rtt`, RFC 6298), congestion
+//!   control (`cc/`: NewReno, CUBIC), ISNs (`isn`, RFC 6528) and the timing wheel
+//!   (`timer`) that wakes connections without scanning them.
 
 pub mod buffer;
 pub mod cc;
+mod dispatch;
+pub mod input;
 pub mod isn;
+pub mod listen;
+pub mod output;
 pub mod reass;
 pub mod rtt;
 pub mod sack;
+mod socket;
 pub mod syncookie;
+pub mod tcb;
 pub mod timer;
+mod timers;
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::net::SocketAddrV4;
+
+use crate::rand::Rand;
+use crate::socket::{Slab, SlabKey};
+use crate::time::{Duration, Instant};
+use crate::wire::Ipv4Addr;
+use crate::HashMap;
+
+pub use cc::CcAlgorithm;
+pub use listen::Listener;
+pub use socket::{TcpError, TcpInfo};
+pub use tcb::{ConnError, Keepalive, State, TcbConfig, TcpSocketOptions};
+
+use isn::IsnGenerator;
+use syncookie::SynCookies;
+use tcb::Tcb;
+use timer::TimerWheel;
+
+/// Readiness bits of a socket, collected in batches by [`crate::Stack::tcp_events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Events(pub u8);
+
+impl Events {
+    /// Data (or the peer's FIN) can be read.
+    pub const READABLE: u8 = 1;
+    /// Send buffer space opened.
+    pub const WRITABLE: u8 = 2;
+    /// The handshake completed.
+    pub const CONNECTED: u8 = 4;
+    /// The connection closed (orderly or not).
+    pub const CLOSED: u8 = 8;
+    /// The connection failed (refused, reset, timed out).
+    pub const ERROR: u8 = 16;
+    /// A listener has connections to accept.
+    pub const ACCEPTABLE: u8 = 32;
+
+    /// Any of `bits` is set.
+    pub fn contains(self, bits: u8) -> bool {
+        self.0 & bits != 0
+    }
+}
+
+/// A handle to a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TcpHandle(pub(crate) SlabKey);
+
+/// A handle to a TCP listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TcpListenerHandle(pub(crate) SlabKey);
+
+/// What a readiness event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpSocketRef {
+    Connection(TcpHandle),
+    Listener(TcpListenerHandle),
+}
+
+/// One readiness event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpEvent {
+    pub socket: TcpSocketRef,
+    pub events: Events,
+}
+
+/// TCP settings of a stack.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TcpConfig {
+    /// Most connections (all states, TIME-WAIT included).
+    pub max_connections: usize,
+    /// Most listeners.
+    pub max_listeners: usize,
+    /// Most half-open connections per listener; beyond, SYN cookies (or drops).
+    pub syn_backlog: usize,
+    /// Largest accept queue a listener may ask for (Linux somaxconn: 4096).
+    pub max_accept_backlog: usize,
+    /// Answer SYNs with cookies when the SYN backlog is full (Linux tcp_syncookies=1).
+    pub syncookies: bool,
+    /// Per-connection protocol settings.
+    pub tcb: TcbConfig,
+    /// Options of new sockets.
+    pub socket: TcpSocketOptions,
+    /// Resolution of the timing wheel.
+    pub timer_tick: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            max_connections: 1 << 20,
+            max_listeners: 1024,
+            syn_backlog: 256,
+            max_accept_backlog: 4096,
+            syncookies: true,
+            tcb: TcbConfig::default(),
+            socket: TcpSocketOptions::default(),
+            timer_tick: Duration::from_millis(1),
+        }
+    }
+}
+
+/// The 4-tuple a connection is found by: (local, remote).
+pub(crate) type FourTuple = (SocketAddrV4, SocketAddrV4);
+
+/// Bookkeeping the table keeps beside each TCB.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub tcb: Tcb,
+    /// The application holds a handle (accepted or connected, not yet closed).
+    pub owned: bool,
+    /// The listener it came from, until accepted.
+    pub listener: Option<SlabKey>,
+    /// It sits in that listener's accept queue.
+    pub queued: bool,
+    /// The deadline the wheel will wake it for (stale wheel entries are ignored).
+    pub wheel_at: Option<Instant>,
+    /// It is on the output list.
+    pub dirty: bool,
+    /// It is on the event list.
+    pub evented: bool,
+}
+
+/// The TCP state of one stack.
+#[derive(Debug)]
+pub(crate) struct TcpTable {
+    pub config: TcpConfig,
+    pub conns: Slab<Conn>,
+    pub demux: HashMap<FourTuple, SlabKey>,
+    pub listeners: Slab<Listener>,
+    pub listen_map: HashMap<(Ipv4Addr, u16), SlabKey>,
+    pub wheel: TimerWheel<SlabKey>,
+    pub dirty: VecDeque<SlabKey>,
+    pub evented: VecDeque<TcpSocketRef>,
+    pub isn: IsnGenerator,
+    pub cookies: SynCookies,
+    /// Scratch for expired timers (kept to avoid allocating per poll).
+    pub expired: Vec<(SlabKey, Instant)>,
+    /// Connections reset because their listener's accept queue was full.
+    pub overflows: u64,
+}
+
+impl TcpTable {
+    pub fn new(config: TcpConfig, rand: &mut Rand, now: Instant) -> Self {
+        TcpTable {
+            conns: Slab::new(config.max_connections),
+            demux: crate::new_map(rand.next_u64()),
+            listeners: Slab::new(config.max_listeners),
+            listen_map: crate::new_map(rand.next_u64()),
+            wheel: TimerWheel::new(config.timer_tick, 4096, now),
+            dirty: VecDeque::new(),
+            evented: VecDeque::new(),
+            isn: IsnGenerator::new(rand),
+            cookies: SynCookies::new(rand),
+            expired: Vec::new(),
+            overflows: 0,
+            config,
+        }
+    }
+
+    /// Put a connection on the output list.
+    pub fn mark_dirty(&mut self, key: SlabKey) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push_back(key);
+            }
+        }
+    }
+
+    /// Report a connection's pending events (if the application holds it).
+    pub fn mark_evented(&mut self, key: SlabKey) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if c.owned && c.tcb.events != 0 && !c.evented {
+                c.evented = true;
+                self.evented
+                    .push_back(TcpSocketRef::Connection(TcpHandle(key)));
+            }
+        }
+    }
+
+    /// The listener for a segment to `local`: bound to that address, or to any.
+    pub fn find_listener(&self, local: SocketAddrV4) -> Option<SlabKey> {
+        self.listen_map
+            .get(&(*local.ip(), local.port()))
+            .or_else(|| self.listen_map.get(&(Ipv4Addr::UNSPECIFIED, local.port())))
+            .copied()
+    }
+
+    /// Free a connection's slot and its 4-tuple.
+    pub fn remove(&mut self, key: SlabKey) {
+        if let Some(c) = self.conns.remove(key) {
+            let tuple = (c.tcb.local, c.tcb.remote);
+            if self.demux.get(&tuple) == Some(&key) {
+                self.demux.remove(&tuple);
+            }
+            if let Some(l) = c.listener.and_then(|l| self.listeners.get_mut(l)) {
+                l.forget(key, c.queued);
+            }
+        }
+    }
+
+    /// After anything touched a connection: free it if it is done and nobody holds
+    /// it, hand it to its listener's accept queue once established, and (re)arm its
+    /// timer.
+    pub fn settle(&mut self, key: SlabKey) {
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
+        if c.tcb.state == State::Closed && !c.owned {
+            self.remove(key);
+            return;
+        }
+        let handoff = match (c.listener, c.queued) {
+            (Some(lk), false) if c.tcb.state.is_synchronized() => Some(lk),
+            _ => None,
+        };
+        if let Some(lk) = handoff {
+            let queued = self.listeners.get_mut(lk).map(|l| l.push_established(key));
+            if let Some(c) = self.conns.get_mut(key) {
+                match queued {
+                    Some(true) => c.queued = true,
+                    Some(false) => {
+                        // Accept queue full: reset rather than leave the peer hanging
+                        // (Linux with tcp_abort_on_overflow).
+                        c.listener = None;
+                        c.tcb.send_rst = true;
+                        self.overflows += 1;
+                    }
+                    None => c.listener = None,
+                }
+            }
+            match queued {
+                Some(true) => self.evented_listener(lk),
+                Some(false) => self.mark_dirty(key),
+                None => {}
+            }
+        }
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(d) = c.tcb.next_deadline() {
+            if c.wheel_at.is_none_or(|w| d < w) {
+                c.wheel_at = Some(d);
+                self.wheel.schedule(key, d);
+            }
+        }
+        self.mark_evented(key);
+    }
+
+    /// Report that a listener has connections waiting.
+    pub fn evented_listener(&mut self, lk: SlabKey) {
+        if let Some(l) = self.listeners.get_mut(lk) {
+            if !l.evented {
+                l.evented = true;
+                self.evented
+                    .push_back(TcpSocketRef::Listener(TcpListenerHandle(lk)));
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The subcommands of the `rumpnet` binary, one module each.
+
+pub mod sim;

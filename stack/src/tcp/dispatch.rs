@@ -1,0 +1,484 @@
+//! From the IP layer to TCP and back: demultiplexing by 4-tuple (a hash map, never a
+//! scan), the listener path with SYN cookies, stateless RSTs (RFC 9293 §3.10.7.1), and
+//! the output pass that turns what connections queued into frames.
+
+use core::net::SocketAddrV4;
+
+use crate::device::{Device, RxMeta};
+use crate::iface::ipv4::Offending;
+use crate::iface::Port;
+use crate::socket::SlabKey;
+use crate::stats::DropReason;
+use crate::tcp::input::{InputOutcome, TcpDrop};
+use crate::tcp::syncookie::CookieOptions;
+use crate::tcp::tcb::{OpenParams, State, Tcb};
+use crate::tcp::Conn;
+use crate::time::Instant;
+use crate::wire::seq::SeqNumber;
+use crate::wire::tcp::{self, Flags, TcpChecksum, TcpRepr, TcpTimestamp};
+use crate::wire::{Error, IpProtocol, Ipv4Addr};
+use crate::Stack;
+
+fn drop_reason(d: TcpDrop) -> DropReason {
+    match d {
+        TcpDrop::OutOfWindow => DropReason::TcpOutOfWindow,
+        TcpDrop::Paws => DropReason::TcpPaws,
+        TcpDrop::NoAck => DropReason::TcpNoAck,
+        TcpDrop::BadAck => DropReason::TcpBadAck,
+        TcpDrop::Challenged => DropReason::TcpChallenged,
+        TcpDrop::ReassemblyFull => DropReason::TcpReassemblyFull,
+    }
+}
+
+impl Stack {
+    /// A TCP segment for one of our addresses.
+    pub(crate) fn input_tcp<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        dgram: Offending<'_>,
+        meta: RxMeta,
+    ) {
+        let ip = dgram.repr;
+        if dgram.to_broadcast {
+            // RFC 9293 §3.9.1: TCP is unicast only.
+            return self.stats.drop(DropReason::TcpBroadcast);
+        }
+        let packet = match tcp::Packet::new_checked(dgram.payload) {
+            Ok(p) => p,
+            Err(Error::BadHeaderLength) => return self.stats.drop(DropReason::TcpMalformed),
+            Err(_) => return self.stats.drop(DropReason::TcpTruncated),
+        };
+        let verify = !(meta.l4_csum_ok || meta.l4_csum_partial);
+        let seg = match TcpRepr::parse(&packet, ip.src_addr, ip.dst_addr, verify) {
+            Ok(r) => r,
+            Err(Error::BadChecksum) => return self.stats.drop(DropReason::TcpBadChecksum),
+            Err(Error::BadOption) => return self.stats.drop(DropReason::TcpBadOption),
+            Err(Error::Truncated) => return self.stats.drop(DropReason::TcpTruncated),
+            Err(_) => return self.stats.drop(DropReason::TcpMalformed),
+        };
+        self.stats.tcp_rx += 1;
+        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
+        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
+
+        if let Some(&key) = self.tcp.demux.get(&(local, remote)) {
+            let reuse = self.tcp.conns.get(key).is_some_and(|c| {
+                c.tcb.state == State::TimeWait
+                    && seg.flags.contains(Flags::SYN)
+                    && seg.ack_number.is_none()
+                    && time_wait_reusable(&c.tcb, &seg)
+            });
+            if reuse {
+                // RFC 6191 / RFC 9293 §3.6.1: a new SYN may end TIME-WAIT early when
+                // it is provably newer than the old connection.
+                self.tcp.remove(key);
+            } else {
+                return self.input_conn(now, ports, key, ip.src_addr, ip.dst_addr, &seg);
+            }
+        }
+        if let Some(lk) = self.tcp.find_listener(local) {
+            return self.input_listener(now, ports, lk, local, remote, &seg);
+        }
+        self.stats.drop(DropReason::TcpNoSocket);
+        if !seg.flags.contains(Flags::RST) {
+            self.send_reset_for(now, ports, local, remote, &seg);
+        }
+    }
+
+    fn input_conn<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        key: SlabKey,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpRepr<'_>,
+    ) {
+        let Some(c) = self.tcp.conns.get_mut(key) else {
+            return;
+        };
+        match c.tcb.input(now, seg) {
+            InputOutcome::Ok => {}
+            InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),
+            InputOutcome::SendReset => {
+                self.stats.drop(DropReason::TcpBadAck);
+                let local = SocketAddrV4::new(dst, seg.dst_port);
+                let remote = SocketAddrV4::new(src, seg.src_port);
+                self.send_reset_for(now, ports, local, remote, seg);
+            }
+        }
+        self.tcp.mark_dirty(key);
+    }
+
+    /// A segment for a listener: a SYN opens a connection (or gets a cookie), the ACK
+    /// of a cookie handshake makes one, anything else is reset.
+    fn input_listener<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        lk: SlabKey,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr<'_>,
+    ) {
+        let f = seg.flags;
+        if f.contains(Flags::RST) {
+            return self.stats.drop(DropReason::TcpNoSocket);
+        }
+        if let Some(ack) = seg.ack_number {
+            if f.contains(Flags::SYN) || !self.tcp.config.syncookies {
+                self.stats.drop(DropReason::TcpNoSocket);
+                return self.send_reset_for(now, ports, local, remote, seg);
+            }
+            // Possibly the final ACK of a handshake we answered with a cookie.
+            let client_isn = seg.seq_number - 1usize;
+            let cookie = ack - 1usize;
+            let tsecr = seg.timestamp.map(|t| t.tsecr);
+            let checked = self
+                .tcp
+                .cookies
+                .check(now, local, remote, client_isn, cookie, tsecr);
+            let Some(opts) = checked else {
+                self.stats.drop(DropReason::TcpBadCookie);
+                return self.send_reset_for(now, ports, local, remote, seg);
+            };
+            let room = self.tcp.listeners.get(lk).is_some_and(|l| l.has_room());
+            if !room {
+                return self.stats.drop(DropReason::TcpAcceptQueueFull);
+            }
+            let Some(key) = self.new_passive(now, lk, local, remote, cookie, seg, Some(opts))
+            else {
+                return;
+            };
+            return self.input_conn(now, ports, key, *remote.ip(), *local.ip(), seg);
+        }
+        if !f.contains(Flags::SYN) {
+            // RFC 9293 §3.10.7.2: anything else to a listener is dropped.
+            return self.stats.drop(DropReason::TcpNoSocket);
+        }
+        let (embryonic, room) = match self.tcp.listeners.get(lk) {
+            Some(l) => (l.embryonic, l.has_room()),
+            None => return,
+        };
+        if embryonic >= self.tcp.config.syn_backlog || !room {
+            if !self.tcp.config.syncookies {
+                return self.stats.drop(DropReason::TcpSynBacklogFull);
+            }
+            return self.send_syn_cookie(now, ports, local, remote, seg);
+        }
+        let iss = self.tcp.isn.isn(now, local, remote);
+        if let Some(key) = self.new_passive(now, lk, local, remote, iss, seg, None) {
+            self.tcp.mark_dirty(key);
+        }
+    }
+
+    /// Make a connection for a listener: from a SYN (SYN-RECEIVED, the SYN-ACK is owed)
+    /// or from a validated cookie (ESTABLISHED once the ACK is processed).
+    #[allow(clippy::too_many_arguments)]
+    fn new_passive(
+        &mut self,
+        now: Instant,
+        lk: SlabKey,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNumber,
+        seg: &TcpRepr<'_>,
+        cookie: Option<CookieOptions>,
+    ) -> Option<SlabKey> {
+        let opts = self.tcp.listeners.get(lk)?.opts;
+        let our_mss = self.mss_for(*remote.ip());
+        let ts_offset = self.tcp.isn.ts_offset(local, remote);
+        let open = OpenParams {
+            local,
+            remote,
+            iss,
+            ts_offset,
+            our_mss,
+        };
+        let mut tcb = Tcb::new(now, open, self.tcp.config.tcb, opts);
+        tcb.passive = true;
+        match cookie {
+            None => {
+                tcb.irs = seg.seq_number;
+                tcb.rcv_nxt = seg.seq_number + 1u32;
+                tcb.rcv_adv = tcb.rcv_nxt;
+                tcb.negotiate(now, seg);
+                tcb.snd_wnd = u32::from(seg.window_len);
+                tcb.snd_wl1 = seg.seq_number;
+                tcb.set_state(State::SynReceived);
+            }
+            Some(c) => {
+                // The SYN is long gone: rebuild what it told us from the cookie.
+                tcb.irs = seg.seq_number - 1usize;
+                tcb.rcv_nxt = seg.seq_number;
+                tcb.rcv_adv = tcb.rcv_nxt;
+                tcb.snd_una = iss;
+                tcb.snd_nxt = iss + 1u32;
+                tcb.snd_max = tcb.snd_nxt;
+                tcb.sack_ok = c.sack_ok && self.tcp.config.tcb.sack;
+                match c.wscale {
+                    Some(ws) if self.tcp.config.tcb.window_scaling => {
+                        tcb.snd_wscale = ws;
+                        tcb.ws_agreed = true;
+                    }
+                    _ => tcb.rcv_wscale = 0,
+                }
+                if let Some(ts) = seg.timestamp.filter(|_| self.tcp.config.tcb.timestamps) {
+                    tcb.ts_ok = true;
+                    tcb.ts_recent = ts.tsval;
+                    tcb.ts_recent_at = now;
+                }
+                tcb.set_peer_mss(Some(c.mss));
+                tcb.set_state(State::SynReceived);
+            }
+        }
+        let conn = Conn {
+            tcb,
+            owned: false,
+            listener: Some(lk),
+            queued: false,
+            wheel_at: None,
+            dirty: false,
+            evented: false,
+        };
+        let Ok(key) = self.tcp.conns.insert(conn) else {
+            self.stats.drop(DropReason::TcpTooManyConnections);
+            return None;
+        };
+        self.tcp.demux.insert((local, remote), key);
+        if let Some(l) = self.tcp.listeners.get_mut(lk) {
+            l.embryonic += 1;
+        }
+        self.stats.tcp_passive_opens += 1;
+        Some(key)
+    }
+
+    /// The MSS to advertise toward `dst`: the outgoing interface's MTU less 40.
+    pub(crate) fn mss_for(&self, dst: Ipv4Addr) -> u16 {
+        // Before the first poll the device's MTU is not known yet: assume Ethernet's.
+        let mtu = self
+            .routes
+            .lookup(dst)
+            .and_then(|r| {
+                let dev = self.port_mtu.get(r.iface).copied().unwrap_or(1500);
+                let cfg = self.ifaces.get(r.iface)?.mtu;
+                Some(cfg.map_or(dev, |m| m.min(dev)))
+            })
+            .unwrap_or(576);
+        u16::try_from(mtu.saturating_sub(40))
+            .unwrap_or(u16::MAX)
+            .max(88)
+    }
+
+    /// Answer a SYN without keeping state: the ISN is a cookie (RFC 4987 §3.6).
+    fn send_syn_cookie<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr<'_>,
+    ) {
+        let peer_mss = seg
+            .max_seg_size
+            .unwrap_or(536)
+            .min(self.mss_for(*remote.ip()));
+        let (cookie, mss) = self
+            .tcp
+            .cookies
+            .generate(now, local, remote, seg.seq_number, peer_mss);
+        let cfg = self.tcp.config.tcb;
+        let wscale = (cfg.window_scaling && seg.window_scale.is_some())
+            .then(|| crate::tcp::tcb::wscale_for(self.tcp.config.socket.rcv_buf));
+        let sack_ok = cfg.sack && seg.sack_permitted;
+        let timestamp = match (cfg.timestamps, seg.timestamp) {
+            (true, Some(ts)) => {
+                let now_ts =
+                    (now.total_millis() as u32).wrapping_add(self.tcp.isn.ts_offset(local, remote));
+                let opts = CookieOptions {
+                    mss,
+                    wscale: seg.window_scale.map(|w| w.min(14)),
+                    sack_ok,
+                };
+                Some(TcpTimestamp {
+                    tsval: self.tcp.cookies.timestamp(now_ts, &opts),
+                    tsecr: ts.tsval,
+                })
+            }
+            _ => None,
+        };
+        let reply = TcpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            flags: Flags::SYN | Flags::ACK,
+            seq_number: cookie,
+            ack_number: Some(seg.seq_number + 1u32),
+            window_len: self.tcp.config.socket.rcv_buf.min(65535) as u16,
+            urgent_pointer: 0,
+            max_seg_size: Some(mss),
+            // Without timestamps the cookie cannot carry the scale: offer none.
+            window_scale: if timestamp.is_some() { wscale } else { None },
+            sack_permitted: sack_ok && timestamp.is_some(),
+            sack_ranges: [None; 4],
+            timestamp,
+            payload: &[],
+        };
+        self.stats.tcp_syncookies_sent += 1;
+        self.send_stateless(now, ports, *local.ip(), *remote.ip(), &reply);
+    }
+
+    /// RFC 9293 §3.10.7.1: the reset for a segment that belongs to no connection.
+    pub(crate) fn send_reset_for<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr<'_>,
+    ) {
+        let (seq, ack, flags) = match seg.ack_number {
+            Some(ack) => (ack, None, Flags::RST),
+            None => (
+                SeqNumber(0),
+                Some(seg.seq_number + seg.segment_len()),
+                Flags::RST | Flags::ACK,
+            ),
+        };
+        let rst = TcpRepr {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            flags,
+            seq_number: seq,
+            ack_number: ack,
+            window_len: 0,
+            urgent_pointer: 0,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_ranges: [None; 4],
+            timestamp: None,
+            payload: &[],
+        };
+        self.stats.tcp_rst_tx += 1;
+        self.send_stateless(now, ports, *local.ip(), *remote.ip(), &rst);
+    }
+
+    fn send_stateless<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpRepr<'_>,
+    ) {
+        let ip = self.local_repr(src, dst, IpProtocol::Tcp, seg.header_len());
+        match self.output_ipv4(now, ports, ip, |b| {
+            seg.emit_header(
+                &mut tcp::Packet::new_unchecked(b),
+                0,
+                src,
+                dst,
+                TcpChecksum::Compute,
+            )
+        }) {
+            Ok(()) => self.stats.tcp_tx += 1,
+            Err(reason) => self.stats.drop(reason),
+        }
+    }
+
+    /// Wake the connections whose timers are due.
+    pub(crate) fn run_tcp_timers(&mut self, now: Instant) {
+        let mut expired = core::mem::take(&mut self.tcp.expired);
+        self.tcp.wheel.poll(now, &mut expired);
+        for (key, at) in expired.drain(..) {
+            let Some(c) = self.tcp.conns.get_mut(key) else {
+                continue;
+            };
+            if c.wheel_at != Some(at) {
+                continue; // stale: the deadline moved since
+            }
+            c.wheel_at = None;
+            let before = c.tcb.retransmits;
+            c.tcb.on_timers(now);
+            if c.tcb.retransmits > before {
+                self.stats.tcp_timeouts += 1;
+            }
+            self.tcp.mark_dirty(key);
+        }
+        self.tcp.expired = expired;
+    }
+
+    /// Send what every touched connection may send now, then settle it (timers,
+    /// events, freeing).
+    pub(crate) fn flush_tcp<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) {
+        while let Some(key) = self.tcp.dirty.pop_front() {
+            if let Some(c) = self.tcp.conns.get_mut(key) {
+                c.dirty = false;
+            }
+            // A bound on segments per connection per poll keeps one bulk sender from
+            // starving the others; it is marked dirty again if it had more.
+            let mut budget = 64;
+            while let Some(c) = self.tcp.conns.get_mut(key) {
+                if budget == 0 {
+                    if !c.dirty {
+                        c.dirty = true;
+                        self.tcp.dirty.push_back(key);
+                    }
+                    break;
+                }
+                let Some(seg) = c.tcb.next_segment(now) else {
+                    break;
+                };
+                budget -= 1;
+                let (local, remote) = (c.tcb.local, c.tcb.remote);
+                // Lend the send buffer to the frame writer while the IP layer is busy.
+                let snd =
+                    core::mem::replace(&mut c.tcb.snd_buf, crate::tcp::buffer::RingBuffer::new(0));
+                let repr = seg.repr(local.port(), remote.port());
+                let hlen = repr.header_len();
+                let (src, dst) = (*local.ip(), *remote.ip());
+                let ip = self.local_repr(src, dst, IpProtocol::Tcp, hlen + seg.payload_len);
+                let res = self.output_ipv4(now, ports, ip, |b| {
+                    let (a, bb) = snd.peek(seg.payload_offset, seg.payload_len);
+                    b[hlen..hlen + a.len()].copy_from_slice(a);
+                    b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
+                    repr.emit_header(
+                        &mut tcp::Packet::new_unchecked(b),
+                        seg.payload_len,
+                        src,
+                        dst,
+                        TcpChecksum::Compute,
+                    );
+                });
+                if let Some(c) = self.tcp.conns.get_mut(key) {
+                    c.tcb.snd_buf = snd;
+                }
+                match res {
+                    Ok(()) => {
+                        self.stats.tcp_tx += 1;
+                        if seg.retransmit {
+                            self.stats.tcp_retransmits += 1;
+                            self.stats.tcp_retransmit_bytes += seg.payload_len as u64;
+                        }
+                        if seg.flags.contains(Flags::RST) {
+                            self.stats.tcp_rst_tx += 1;
+                        }
+                    }
+                    Err(reason) => self.stats.drop(reason),
+                }
+            }
+            self.tcp.settle(key);
+        }
+    }
+}
+
+/// RFC 6191: a SYN may reuse a TIME-WAIT 4-tuple when its timestamp is newer than the
+/// last one seen, or, without timestamps, when its sequence number is beyond the old
+/// connection's (RFC 9293 §3.6.1, as BSD does).
+fn time_wait_reusable(tcb: &Tcb, seg: &TcpRepr<'_>) -> bool {
+    match (tcb.ts_ok, seg.timestamp) {
+        (true, Some(ts)) => (ts.tsval.wrapping_sub(tcb.ts_recent) as i32) > 0,
+        (true, None) => false,
+        (false, _) => seg.seq_number.gt(tcb.rcv_nxt),
+    }
+}

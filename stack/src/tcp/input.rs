@@ -1,0 +1,564 @@
+//! Segment arrival (RFC 9293 §3.10.7): the checks in the RFC's order, then the effects
+//! of the acknowledgment, the data and the FIN.
+
+use crate::tcp::cc::CongestionControl;
+use crate::tcp::tcb::{ConnError, State, Tcb};
+use crate::tcp::Events;
+use crate::time::{Duration, Instant};
+use crate::wire::seq::SeqNumber;
+use crate::wire::tcp::{Flags, TcpRepr};
+
+/// What the stack must do after a TCB took a segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputOutcome {
+    /// The segment was used (or dropped silently); output may have work.
+    Ok,
+    /// Answer with a RST built from the segment (RFC 9293 §3.10.7.3 / "Reset
+    /// Generation"): the TCB is unaffected.
+    SendReset,
+    /// The segment was dropped for a reason worth counting.
+    Dropped(TcpDrop),
+}
+
+/// Why a segment was not accepted by a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpDrop {
+    /// Outside the receive window (RFC 9293 §3.10.7.4 first check).
+    OutOfWindow,
+    /// An old duplicate rejected by PAWS (RFC 7323 §5).
+    Paws,
+    /// No ACK bit in a synchronized state.
+    NoAck,
+    /// Acknowledges data never sent / too old (RFC 5961 §5.2).
+    BadAck,
+    /// A RST or SYN answered with a challenge ACK (RFC 5961 §3, §4).
+    Challenged,
+    /// Too many holes in the out-of-order queue.
+    ReassemblyFull,
+}
+
+/// 24 days: a TS.Recent older than this is invalid (RFC 7323 §5.5).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
+impl Tcb {
+    /// A segment for this connection arrived.
+    pub fn input(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
+        match self.state {
+            State::Closed => InputOutcome::SendReset,
+            State::SynSent => self.input_syn_sent(now, seg),
+            _ => self.input_synchronized(now, seg),
+        }
+    }
+
+    /// RFC 9293 §3.10.7.3, SYN-SENT.
+    fn input_syn_sent(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
+        let f = seg.flags;
+        if let Some(ack) = seg.ack_number {
+            // First: an ACK of something we did not send gets a reset.
+            if ack.le(self.iss) || ack.gt(self.snd_max) {
+                if f.contains(Flags::RST) {
+                    return InputOutcome::Dropped(TcpDrop::BadAck);
+                }
+                return InputOutcome::SendReset;
+            }
+        }
+        if f.contains(Flags::RST) {
+            // Second: RFC 5961 §3 for SYN-SENT: only a RST that acknowledges our SYN.
+            if seg.ack_number.is_some() {
+                self.error = Some(ConnError::Refused);
+                self.close_now();
+            }
+            return InputOutcome::Ok;
+        }
+        if !f.contains(Flags::SYN) {
+            return InputOutcome::Ok;
+        }
+        self.last_recv = now;
+        self.irs = seg.seq_number;
+        self.rcv_nxt = seg.seq_number + 1u32;
+        self.rcv_adv = self.rcv_nxt;
+        self.negotiate(now, seg);
+        self.snd_wnd = u32::from(seg.window_len); // never scaled in a SYN (RFC 7323 §2.2)
+        self.snd_wl1 = seg.seq_number;
+        if let Some(ack) = seg.ack_number {
+            self.snd_wl2 = ack;
+            self.snd_una = ack;
+            self.max_snd_wnd = self.snd_wnd;
+            if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
+                self.rtt_sample_ts(now, ts.tsecr);
+            } else if let Some((_, t0)) = self.rtt_probe.take() {
+                if self.retransmits == 0 {
+                    self.rtt.sample(now - t0);
+                }
+            }
+            if self.retransmits > 0 {
+                // RFC 6298 §5.7: a retransmitted SYN leaves the RTO at 3 s until the
+                // first sample.
+                self.rtt.syn_timeout_fallback();
+            }
+            self.retransmits = 0;
+            self.rto_at = None;
+            self.set_state(State::Established);
+            self.events |= Events::CONNECTED | Events::WRITABLE;
+            self.ack_now = true;
+            self.arm_keepalive(now);
+        } else {
+            // Simultaneous open (RFC 9293 §3.5, figure 8): answer SYN-ACK.
+            self.set_state(State::SynReceived);
+            self.snd_nxt = self.iss;
+        }
+        InputOutcome::Ok
+    }
+
+    /// Options of the peer's SYN: MSS, window scale, SACK-permitted, timestamps. Each is
+    /// used only if both sides offered it (we offered what our config allows).
+    pub fn negotiate(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        match seg.window_scale {
+            Some(ws) if self.config.window_scaling => {
+                self.snd_wscale = ws.min(14);
+                self.ws_agreed = true;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.ws_agreed = false;
+            }
+        }
+        self.sack_ok = self.config.sack && seg.sack_permitted;
+        if let (true, Some(ts)) = (self.config.timestamps, seg.timestamp) {
+            self.ts_ok = true;
+            self.ts_recent = ts.tsval;
+            self.ts_recent_at = now;
+        } else {
+            self.ts_ok = false;
+        }
+        self.set_peer_mss(seg.max_seg_size);
+    }
+
+    fn rtt_sample_ts(&mut self, now: Instant, tsecr: u32) {
+        let d = self.ts_val(now).wrapping_sub(tsecr);
+        // A TSecr from the future or older than a minute is bogus (or 0: not an echo).
+        if tsecr != 0 && d < 60_000 {
+            self.rtt.sample(Duration::from_millis(u64::from(d.max(1))));
+        }
+    }
+
+    /// RFC 9293 §3.10.7.4: every state after SYN-SENT.
+    fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
+        let f = seg.flags;
+        let seq = seg.seq_number;
+
+        // RFC 7323 §5.3 R1: PAWS, before the window check.
+        if self.ts_ok && !f.contains(Flags::RST) {
+            if let Some(ts) = seg.timestamp {
+                let older = (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0;
+                if older && now - self.ts_recent_at < PAWS_IDLE {
+                    self.ack_now = true;
+                    return InputOutcome::Dropped(TcpDrop::Paws);
+                }
+            }
+        }
+
+        // First: is the segment acceptable?
+        let seg_len = seg.segment_len();
+        let wnd = self
+            .rcv_wnd()
+            .max((self.rcv_adv - self.rcv_nxt).max(0) as u32);
+        let acceptable = if self.state == State::SynReceived && f.contains(Flags::SYN) {
+            // A retransmitted SYN: answer with our SYN-ACK again.
+            seq == self.irs
+        } else {
+            match (seg_len, wnd) {
+                (0, 0) => seq == self.rcv_nxt,
+                (0, _) => seq.between(self.rcv_nxt, self.rcv_nxt + wnd),
+                (_, 0) => false,
+                (n, _) => {
+                    seq.between(self.rcv_nxt, self.rcv_nxt + wnd)
+                        || (seq + (n - 1)).between(self.rcv_nxt, self.rcv_nxt + wnd)
+                }
+            }
+        };
+        if self.state == State::SynReceived && f.contains(Flags::SYN) && acceptable {
+            self.snd_nxt = self.iss; // retransmit the SYN-ACK
+            return InputOutcome::Ok;
+        }
+        if !acceptable {
+            // A zero-window probe lands here too: it gets an ACK with our window.
+            if !f.contains(Flags::RST) {
+                self.ack_now = true;
+            }
+            return InputOutcome::Dropped(TcpDrop::OutOfWindow);
+        }
+
+        // Second: RST (RFC 5961 §3.2: exact match resets, in window challenges).
+        if f.contains(Flags::RST) {
+            if seq != self.rcv_nxt {
+                self.challenge_ack = true;
+                return InputOutcome::Dropped(TcpDrop::Challenged);
+            }
+            if self.state == State::SynReceived && self.passive_open() {
+                // Back to LISTEN: for us that means the embryonic connection goes away.
+                self.close_now();
+                return InputOutcome::Ok;
+            }
+            self.error = match self.state {
+                State::Closing | State::LastAck | State::TimeWait => None,
+                _ => Some(ConnError::Reset),
+            };
+            self.close_now();
+            return InputOutcome::Ok;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4.2).
+        if f.contains(Flags::SYN) {
+            self.challenge_ack = true;
+            return InputOutcome::Dropped(TcpDrop::Challenged);
+        }
+
+        // Fifth: the ACK field.
+        let Some(ack) = seg.ack_number else {
+            return InputOutcome::Dropped(TcpDrop::NoAck);
+        };
+        self.last_recv = now;
+        self.keepalive_probes = 0;
+        self.arm_keepalive(now);
+
+        // RFC 7323 §4.3: remember the timestamp of the segment that fills rcv_nxt.
+        if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
+            let newer = (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0;
+            if newer && seq.le(self.last_ack_sent) {
+                self.ts_recent = ts.tsval;
+                self.ts_recent_at = now;
+            }
+        }
+
+        if self.state == State::SynReceived {
+            if ack.gt(self.snd_una) && ack.le(self.snd_max) {
+                if self.retransmits > 0 {
+                    self.rtt.syn_timeout_fallback();
+                }
+                self.set_state(State::Established);
+                self.events |= Events::CONNECTED | Events::WRITABLE;
+                self.snd_wnd = u32::from(seg.window_len) << self.snd_wscale;
+                self.max_snd_wnd = self.snd_wnd;
+                self.snd_wl1 = seq;
+                self.snd_wl2 = ack;
+                if self.fin_queued {
+                    self.set_state(State::FinWait1);
+                }
+            } else {
+                return InputOutcome::SendReset;
+            }
+        }
+
+        // RFC 5961 §5.2: the acceptable ACK range.
+        if ack.gt(self.snd_max) {
+            self.ack_now = true;
+            return InputOutcome::Dropped(TcpDrop::BadAck);
+        }
+        let oldest = self.snd_una - self.max_snd_wnd.max(1) as usize;
+        if ack.lt(oldest) {
+            self.challenge_ack = true;
+            return InputOutcome::Dropped(TcpDrop::BadAck);
+        }
+
+        let seg_wnd = u32::from(seg.window_len) << self.snd_wscale;
+        let sack_blocks = seg.sack_ranges;
+        let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+        let mut nblocks = 0;
+        if self.sack_ok {
+            for (l, r) in sack_blocks.iter().flatten() {
+                blocks[nblocks] = (*l, *r);
+                nblocks += 1;
+            }
+        }
+        let sack_update = if self.sack_ok {
+            self.scoreboard
+                .on_ack(ack.max(self.snd_una), self.snd_max, &blocks[..nblocks])
+        } else {
+            Default::default()
+        };
+
+        if ack.gt(self.snd_una) {
+            self.on_new_ack(now, ack, seg);
+        } else if ack == self.snd_una
+            && seg.payload.is_empty()
+            && !f.contains(Flags::FIN)
+            && seg_wnd == self.snd_wnd
+            && self.snd_max != self.snd_una
+        {
+            // RFC 5681 §2 "duplicate acknowledgment" (with SACK, RFC 6675 counts ACKs
+            // that carry new SACK information).
+            if !self.sack_ok || sack_update.newly_sacked_bytes > 0 || nblocks == 0 {
+                self.on_dupack(now);
+            }
+        }
+
+        // Window update (RFC 9293 §3.10.7.4, fifth, ESTABLISHED).
+        if self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
+            let opened = seg_wnd > self.snd_wnd;
+            self.snd_wnd = seg_wnd;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+            if opened && self.persisting && seg_wnd > 0 {
+                // The window opened: stop probing, send at once.
+                self.persisting = false;
+                self.rto_at = None;
+                self.rtt.reset_backoff();
+                self.snd_nxt = self.snd_nxt.max(self.snd_una);
+            }
+        }
+
+        // Our FIN acknowledged?
+        if self.fin_acked() {
+            match self.state {
+                State::FinWait1 => {
+                    self.set_state(State::FinWait2);
+                    if self.orphaned {
+                        self.fin_wait2_at = Some(now + self.config.fin_timeout);
+                    }
+                }
+                State::Closing => self.enter_time_wait(now),
+                State::LastAck => {
+                    self.close_now();
+                    return InputOutcome::Ok;
+                }
+                _ => {}
+            }
+        }
+        if self.state == State::TimeWait {
+            // RFC 9293: the only thing that can arrive is a retransmitted FIN: ACK it and
+            // restart the 2 MSL timeout.
+            if f.contains(Flags::FIN) {
+                self.ack_now = true;
+                self.enter_time_wait(now);
+            }
+            return InputOutcome::Ok;
+        }
+
+        // Seventh: segment text.
+        let mut outcome = InputOutcome::Ok;
+        if !seg.payload.is_empty() {
+            if self.state.can_receive() && !self.rcv_closed {
+                if self.orphaned {
+                    // Data for a connection the application closed: RFC 9293 §3.10.4
+                    // lets us reset it (Linux does).
+                    self.send_rst = true;
+                    return InputOutcome::Ok;
+                }
+                outcome = self.receive_data(seq, seg.payload);
+            } else {
+                // After a FIN the peer may not send data (RFC 9293 §3.10.7.4 seventh).
+                self.ack_now = true;
+            }
+        }
+
+        // Eighth: FIN.
+        if f.contains(Flags::FIN) && !self.rcv_closed {
+            let fin_at = seq + seg.payload.len();
+            if fin_at == self.rcv_nxt {
+                self.receive_fin(now);
+            } else if fin_at.gt(self.rcv_nxt) {
+                self.fin_pending = Some(fin_at);
+                self.ack_now = true;
+            }
+        }
+        outcome
+    }
+
+    /// Was this connection made from a listener (its first segment was the peer's SYN)?
+    fn passive_open(&self) -> bool {
+        self.passive
+    }
+
+    /// New data was acknowledged (RFC 9293 §3.10.7.4 fifth; RFC 6298 §5; RFC 5681 §3).
+    fn on_new_ack(&mut self, now: Instant, ack: SeqNumber, seg: &TcpRepr<'_>) {
+        let flight_before = self.flight();
+        let mut acked = (ack - self.snd_una) as u32;
+        if self.syn_unacked() {
+            acked = acked.saturating_sub(1);
+        }
+        if let Some(fin) = self.fin_seq() {
+            if ack.gt(fin) {
+                acked = acked.saturating_sub(1);
+            }
+        }
+        self.snd_buf.dequeue_allocated(acked as usize);
+        self.snd_una = ack;
+        if self.snd_nxt.lt(self.snd_una) {
+            self.snd_nxt = self.snd_una;
+        }
+        // RTT: timestamps when present, else the one timed segment (Karn: never a
+        // retransmitted one, the probe is cleared on retransmission).
+        if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
+            self.rtt_sample_ts(now, ts.tsecr);
+        } else if let Some((probe, t0)) = self.rtt_probe {
+            if ack.gt(probe) {
+                self.rtt.sample(now - t0);
+                self.rtt_probe = None;
+            }
+        }
+        self.retransmits = 0;
+        if self.in_recovery {
+            if ack.ge(self.recover) {
+                // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
+                self.in_recovery = false;
+                self.dupacks = 0;
+                self.cc.on_recovery_end(now);
+            } else {
+                // Partial ACK: the next hole is lost too (RFC 6582 §3.2 step 5).
+                self.rexmit_una = true;
+                self.dupacks = 0;
+            }
+        } else {
+            self.dupacks = 0;
+            let rtt = self.rtt.srtt();
+            self.cc.on_ack(now, acked, flight_before, rtt);
+        }
+        // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
+        if self.snd_una == self.snd_max {
+            if !self.persisting {
+                self.rto_at = None;
+            }
+        } else {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+        if acked > 0 && self.snd_buf.window() > 0 {
+            self.events |= Events::WRITABLE;
+        }
+    }
+
+    /// A duplicate ACK: fast retransmit at the third (RFC 5681 §3.2), or when SACK says
+    /// the first segment is lost (RFC 6675 §5).
+    fn on_dupack(&mut self, now: Instant) {
+        self.dupacks += 1;
+        if self.in_recovery {
+            return;
+        }
+        let lost = if self.sack_ok {
+            self.dupacks >= 3 || self.scoreboard.is_lost(self.snd_una, self.smss, 3)
+        } else {
+            self.dupacks >= 3
+        };
+        // RFC 6582 §3.2 step 2: no new recovery for losses from before the last one.
+        if lost && (self.snd_una.gt(self.recover) || self.recover == self.iss) {
+            self.in_recovery = true;
+            self.recover = self.snd_max;
+            self.high_rxt = self.snd_una;
+            self.cc.on_congestion(now, self.flight());
+            self.rexmit_una = true;
+            self.rtt_probe = None;
+        }
+    }
+
+    /// Payload at `seq` (already known to touch the window).
+    fn receive_data(&mut self, seq: SeqNumber, payload: &[u8]) -> InputOutcome {
+        // Trim what was already received.
+        let mut data = payload;
+        let mut offset = seq - self.rcv_nxt;
+        if offset < 0 {
+            let skip = (-offset) as usize;
+            if skip >= data.len() {
+                self.ack_now = true; // an old duplicate: ACK so the peer moves on
+                return InputOutcome::Ok;
+            }
+            data = &data[skip..];
+            offset = 0;
+        }
+        let offset = offset as usize;
+        let room = self.rcv_buf.window().saturating_sub(offset);
+        let data = &data[..data.len().min(room)];
+        if data.is_empty() {
+            self.ack_now = true;
+            return InputOutcome::Dropped(TcpDrop::OutOfWindow);
+        }
+        let had_holes = !self.reass.is_empty();
+        if self.reass.add(offset, data.len()).is_err() {
+            self.ack_now = true;
+            return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
+        }
+        self.rcv_buf.write_unallocated(offset, data);
+        let ready = self.reass.remove_front();
+        if ready > 0 {
+            self.rcv_buf.enqueue_unallocated(ready);
+            self.rcv_nxt += ready;
+            self.events |= Events::READABLE;
+        }
+        if offset > 0 || had_holes {
+            // RFC 5681 §4.2: out-of-order data, and data filling a hole, are ACKed at once.
+            self.ack_now = true;
+        } else {
+            self.segs_unacked += 1;
+            if self.segs_unacked >= 2 || data.len() < self.smss as usize / 2 {
+                // Every second segment; small segments (requests) at once, as Linux's
+                // quick-ACK does for interactive traffic.
+                self.ack_now = true;
+            } else if self.delack_at.is_none() {
+                self.delack_at = Some(self.last_recv + self.config.delack);
+            }
+        }
+        if let Some(fin_at) = self.fin_pending {
+            if fin_at == self.rcv_nxt {
+                self.fin_pending = None;
+                self.receive_fin(self.last_recv);
+            }
+        }
+        InputOutcome::Ok
+    }
+
+    /// The peer's FIN, in order (RFC 9293 §3.10.7.4 eighth).
+    fn receive_fin(&mut self, now: Instant) {
+        self.rcv_nxt += 1u32;
+        self.rcv_closed = true;
+        self.ack_now = true;
+        self.events |= Events::READABLE;
+        match self.state {
+            State::SynReceived | State::Established => self.set_state(State::CloseWait),
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now);
+                } else {
+                    self.set_state(State::Closing);
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    /// TIME-WAIT for 2*MSL; every other timer stops.
+    pub fn enter_time_wait(&mut self, now: Instant) {
+        self.set_state(State::TimeWait);
+        self.rto_at = None;
+        self.persisting = false;
+        self.keepalive_at = None;
+        self.fin_wait2_at = None;
+        self.timewait_at = Some(now + self.config.msl * 2);
+        self.events |= Events::CLOSED;
+    }
+
+    /// The connection is over: no timers, nothing more to send.
+    pub fn close_now(&mut self) {
+        self.set_state(State::Closed);
+        self.rto_at = None;
+        self.persisting = false;
+        self.delack_at = None;
+        self.keepalive_at = None;
+        self.timewait_at = None;
+        self.fin_wait2_at = None;
+        self.events |= Events::CLOSED;
+        if self.error.is_some() {
+            self.events |= Events::ERROR;
+        }
+    }
+
+    /// (Re)arm the keepalive timer after activity.
+    pub fn arm_keepalive(&mut self, now: Instant) {
+        if let Some(k) = self.opts.keepalive {
+            if self.state.is_synchronized() && self.state != State::TimeWait {
+                self.keepalive_at = Some(now + k.idle);
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! What a connection may send now (RFC 9293 §3.8, RFC 1122 §4.2.3.4, RFC 5681, RFC 6675):
+//! one decision ladder, asked again and again until it says "nothing".
+//!
+//! Each call yields at most one segment, described by an [`OutSegment`] whose payload is a
+//! range of the send buffer; the stack copies it straight into the transmit frame.
+
+use crate::tcp::cc::CongestionControl;
+use crate::tcp::tcb::{State, Tcb};
+use crate::time::Instant;
+use crate::wire::seq::SeqNumber;
+use crate::wire::tcp::{Flags, TcpRepr, TcpTimestamp};
+
+/// One segment to send: the header fields, and where its payload sits in the send buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutSegment {
+    pub flags: Flags,
+    pub seq: SeqNumber,
+    pub ack: Option<SeqNumber>,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub wscale: Option<u8>,
+    pub sack_permitted: bool,
+    pub sack: [Option<(SeqNumber, SeqNumber)>; 4],
+    pub timestamp: Option<TcpTimestamp>,
+    /// Payload: bytes `payload_offset..payload_offset + payload_len` of the send buffer.
+    pub payload_offset: usize,
+    pub payload_len: usize,
+    /// It retransmits data sent before (for the counters).
+    pub retransmit: bool,
+}
+
+impl OutSegment {
+    /// The header as a [`TcpRepr`] (payload empty: it is copied in place separately).
+    pub fn repr(&self, src_port: u16, dst_port: u16) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port,
+            dst_port,
+            flags: self.flags,
+            seq_number: self.seq,
+            ack_number: self.ack,
+            window_len: self.window,
+            urgent_pointer: 0,
+            max_seg_size: self.mss,
+            window_scale: self.wscale,
+            sack_permitted: self.sack_permitted,
+            sack_ranges: self.sack,
+            timestamp: self.timestamp,
+            payload: &[],
+        }
+    }
+}
+
+impl Tcb {
+    /// The next segment to send at `now`, if any; the TCB's state advances as if it
+    /// was sent.
+    pub fn next_segment(&mut self, now: Instant) -> Option<OutSegment> {
+        if self.send_rst {
+            self.send_rst = false;
+            let seg = self.segment(now, Flags::RST, self.snd_nxt.max(self.snd_una), 0, 0);
+            self.close_now();
+            return Some(seg);
+        }
+        match self.state {
+            State::Closed => None,
+            State::SynSent | State::SynReceived => self.next_syn(now),
+            State::TimeWait => self.next_ack(now),
+            _ => self
+                .next_retransmission(now)
+                .or_else(|| self.next_data(now))
+                .or_else(|| self.next_probe(now))
+                .or_else(|| self.next_ack(now)),
+        }
+    }
+
+    /// Our SYN (or SYN-ACK), with every option we offer (RFC 9293 §3.5).
+    fn next_syn(&mut self, now: Instant) -> Option<OutSegment> {
+        if self.snd_nxt != self.iss {
+            return self
+                .next_ack(now)
+                .filter(|_| self.state == State::SynReceived);
+        }
+        let mut flags = Flags::SYN;
+        let synack = self.state == State::SynReceived;
+        if synack {
+            flags |= Flags::ACK;
+        }
+        let mut seg = self.segment(now, flags, self.iss, 0, 0);
+        seg.mss = Some(self.our_mss);
+        let offer = !synack;
+        // On a SYN-ACK, options are echoed only if the peer offered them (negotiate()
+        // recorded that); on our SYN, offer what the config allows.
+        if (offer && self.config.window_scaling) || (synack && self.snd_wscale_offered()) {
+            seg.wscale = Some(self.rcv_wscale);
+        }
+        seg.sack_permitted = if offer {
+            self.config.sack
+        } else {
+            self.sack_ok
+        };
+        let ts = if offer {
+            self.config.timestamps
+        } else {
+            self.ts_ok
+        };
+        seg.timestamp = ts.then(|| TcpTimestamp {
+            tsval: self.ts_val(now),
+            tsecr: if synack { self.ts_recent } else { 0 },
+        });
+        seg.sack = [None; 4];
+        self.snd_nxt = self.iss + 1u32;
+        if self.snd_max.lt(self.snd_nxt) {
+            self.snd_max = self.snd_nxt;
+        }
+        if self.retransmits == 0 && self.rtt_probe.is_none() {
+            self.rtt_probe = Some((self.iss, now));
+        }
+        if self.rto_at.is_none() {
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+        self.sent(now);
+        Some(seg)
+    }
+
+    fn snd_wscale_offered(&self) -> bool {
+        self.ws_agreed
+    }
+
+    /// Bytes the network holds by our estimate: RFC 6675 pipe in SACK recovery,
+    /// flight less what duplicate ACKs reported gone in NewReno recovery.
+    fn pipe(&self) -> u32 {
+        let outstanding = (self.snd_nxt - self.snd_una).max(0) as u32;
+        if !self.in_recovery {
+            return outstanding;
+        }
+        if self.sack_ok {
+            self.scoreboard
+                .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss, 3)
+        } else {
+            self.flight().saturating_sub(self.dupacks * self.smss)
+        }
+    }
+
+    /// Loss recovery: the segment at snd_una (fast retransmit, NewReno partial ACK),
+    /// then the holes SACK reports lost (RFC 6675 NextSeg rule 1).
+    fn next_retransmission(&mut self, now: Instant) -> Option<OutSegment> {
+        if self.rexmit_una {
+            self.rexmit_una = false;
+            let start = self.snd_una;
+            let len = self.data_len_at(start).min(self.smss as usize);
+            if len > 0 || self.fin_at(start) {
+                let mut seg = self.data_segment(now, start, len, true);
+                if self.fin_at(start + len) {
+                    seg.flags |= Flags::FIN;
+                }
+                if self.high_rxt.lt(start + len) {
+                    self.high_rxt = start + len;
+                }
+                return Some(seg);
+            }
+        }
+        if !(self.in_recovery && self.sack_ok) {
+            return None;
+        }
+        let (start, len) =
+            self.scoreboard
+                .next_seg(self.snd_una, self.snd_max, self.high_rxt, self.smss, 3)?;
+        let len = (len as usize)
+            .min(self.data_len_at(start))
+            .min(self.smss as usize);
+        if len == 0 || self.pipe() + len as u32 > self.cc.cwnd() {
+            return None;
+        }
+        self.high_rxt = start + len;
+        let mut seg = self.data_segment(now, start, len, true);
+        if self.fin_at(start + len) {
+            seg.flags |= Flags::FIN;
+        }
+        Some(seg)
+    }
+
+    /// Send-buffer bytes from sequence number `seq` to the end of the buffer.
+    fn data_len_at(&self, seq: SeqNumber) -> usize {
+        let off = (seq - self.data_start()).max(0) as usize;
+        self.snd_buf.len().saturating_sub(off)
+    }
+
+    fn fin_at(&self, seq: SeqNumber) -> bool {
+        self.fin_seq() == Some(seq)
+    }
+
+    /// New data, or data again after a timeout (go-back-N from snd_nxt), within the
+    /// peer's window and the congestion window; Nagle and sender-side SWS avoidance.
+    fn next_data(&mut self, now: Instant) -> Option<OutSegment> {
+        let seq = self.snd_nxt;
+        let unsent = self.data_len_at(seq);
+        let fin_left = self.fin_queued && self.fin_seq().is_some_and(|f| seq.le(f));
+        if unsent == 0 && !fin_left {
+            return None;
+        }
+        let wnd_edge = self.snd_una + self.snd_wnd;
+        let in_window = (wnd_edge - seq).max(0) as usize;
+        let cwnd_room = self.cc.cwnd().saturating_sub(self.pipe()) as usize;
+        let smss = self.smss as usize;
+        let len = unsent.min(smss).min(in_window).min(cwnd_room);
+        let resend = seq.lt(self.snd_max);
+        let fin = fin_left && len == unsent && (len > 0 || unsent == 0);
+        if len == 0 && !(fin && unsent == 0) {
+            return None;
+        }
+        if len < smss && !resend {
+            // RFC 1122 §4.2.3.4 (sender SWS avoidance) with RFC 896 Nagle: a short
+            // segment goes only if it is everything we have and nothing is outstanding
+            // (or Nagle is off), or it is at least half the largest window offered.
+            let all = len == unsent;
+            let idle = self.snd_nxt == self.snd_una;
+            let half_window = self.max_snd_wnd > 0 && len >= self.max_snd_wnd as usize / 2;
+            if !(all && (idle || self.opts.nodelay || fin) || half_window) {
+                return None;
+            }
+        }
+        if !resend && self.snd_nxt == self.snd_una {
+            // RFC 5681 §4.1: restart from a small window after an idle period.
+            // (The algorithm decides what the pause means: CUBIC shifts its curve
+            // even for short ones, RFC 9438 §5.8.)
+            let idle = now - self.last_send;
+            let rto = self.rtt.rto();
+            self.cc.on_idle_restart(now, idle, rto);
+        }
+        let mut seg = self.data_segment(now, seq, len, resend);
+        if fin {
+            seg.flags |= Flags::FIN;
+            self.snd_nxt += 1u32;
+        }
+        if self.snd_max.lt(self.snd_nxt) {
+            self.snd_max = self.snd_nxt;
+        }
+        Some(seg)
+    }
+
+    /// A segment of `len` bytes of data at `seq`; advances snd_nxt when `seq` is it.
+    fn data_segment(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        len: usize,
+        retransmit: bool,
+    ) -> OutSegment {
+        let offset = (seq - self.data_start()).max(0) as usize;
+        let mut flags = Flags::ACK;
+        if len > 0 && offset + len == self.snd_buf.len() {
+            flags |= Flags::PSH;
+        }
+        let mut seg = self.segment(now, flags, seq, offset, len);
+        seg.retransmit = retransmit;
+        if seq == self.snd_nxt {
+            self.snd_nxt += len;
+        }
+        if self.snd_max.lt(seq + len) {
+            self.snd_max = seq + len;
+        }
+        if retransmit {
+            // Karn: no RTT sample from anything sent twice.
+            self.rtt_probe = None;
+        } else if self.rtt_probe.is_none() && len > 0 && !self.ts_ok {
+            self.rtt_probe = Some((seq, now));
+        }
+        if self.rto_at.is_none() || self.persisting {
+            self.persisting = false;
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+        self.sent(now);
+        seg
+    }
+
+    /// A zero-window probe (one byte past the window, as BSD does) or a keepalive probe
+    /// (RFC 1122 §4.2.3.6: a segment with SEG.SEQ = SND.NXT - 1 and no data).
+    fn next_probe(&mut self, now: Instant) -> Option<OutSegment> {
+        if self.force_probe {
+            self.force_probe = false;
+            let seq = self.snd_nxt;
+            if self.data_len_at(seq) > 0 {
+                let seg = self.data_segment(now, seq, 1, false);
+                // The probe byte counts as sent; the persist timer keeps running.
+                self.persisting = true;
+                return Some(seg);
+            }
+        }
+        if self.keepalive_probe {
+            self.keepalive_probe = false;
+            let seq = self.snd_una - 1usize;
+            let seg = self.segment(now, Flags::ACK, seq, 0, 0);
+            self.sent(now);
+            return Some(seg);
+        }
+        // Data waits for a zero window: run the persist timer (RFC 9293 §3.8.6.1).
+        if self.snd_wnd == 0
+            && self.data_len_at(self.snd_nxt) > 0
+            && self.snd_nxt == self.snd_una
+            && self.rto_at.is_none()
+        {
+            self.persisting = true;
+            self.rto_at = Some(now + self.rtt.rto());
+        }
+        None
+    }
+
+    /// A pure ACK, when one is owed now (RFC 5681 §4.2, RFC 5961 challenge, window update).
+    fn next_ack(&mut self, now: Instant) -> Option<OutSegment> {
+        if !(self.ack_now || self.challenge_ack || self.window_update) {
+            return None;
+        }
+        let seq = if self.state == State::SynReceived {
+            self.iss + 1u32
+        } else {
+            self.snd_nxt
+        };
+        let seg = self.segment(now, Flags::ACK, seq, 0, 0);
+        self.sent(now);
+        Some(seg)
+    }
+
+    /// A segment with the ACK, window, timestamp and SACK fields filled in.
+    fn segment(
+        &mut self,
+        now: Instant,
+        flags: Flags,
+        seq: SeqNumber,
+        offset: usize,
+        len: usize,
+    ) -> OutSegment {
+        let syn = flags.contains(Flags::SYN);
+        let rst = flags.contains(Flags::RST);
+        let ack = if flags.contains(Flags::ACK) || (rst && self.state.is_synchronized()) {
+            Some(self.rcv_nxt)
+        } else {
+            None
+        };
+        let mut out = OutSegment {
+            flags: if ack.is_some() {
+                flags | Flags::ACK
+            } else {
+                flags
+            },
+            seq,
+            ack,
+            window: if rst { 0 } else { self.window_field(syn) },
+            mss: None,
+            wscale: None,
+            sack_permitted: false,
+            sack: [None; 4],
+            timestamp: None,
+            payload_offset: offset,
+            payload_len: len,
+            retransmit: false,
+        };
+        if self.ts_ok && !syn && !rst {
+            out.timestamp = Some(TcpTimestamp {
+                tsval: self.ts_val(now),
+                tsecr: self.ts_recent,
+            });
+        }
+        if self.sack_ok && !syn && !rst && !self.reass.is_empty() {
+            // RFC 2018 §4: the first block reports the most recent arrival.
+            let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+            let max = if out.timestamp.is_some() { 3 } else { 4 };
+            let n = self.reass.sack_blocks(self.rcv_nxt, &mut blocks, max);
+            for (slot, b) in out.sack.iter_mut().zip(blocks.iter().take(n)) {
+                *slot = Some(*b);
+            }
+        }
+        if ack.is_some() {
+            self.last_ack_sent = self.rcv_nxt;
+            self.ack_now = false;
+            self.challenge_ack = false;
+            self.window_update = false;
+            self.segs_unacked = 0;
+            self.delack_at = None;
+        }
+        out
+    }
+
+    fn sent(&mut self, now: Instant) {
+        self.last_send = now;
+    }
+}

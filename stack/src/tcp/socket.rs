@@ -1,0 +1,514 @@
+//! The application's TCP calls on a [`Stack`]: listen/accept, connect, send/recv,
+//! shutdown/close/abort, options, and readiness events collected in batches.
+
+use alloc::vec::Vec;
+use core::fmt;
+use core::net::SocketAddrV4;
+
+use crate::tcp::cc::{CcAlgorithm, CongestionControl};
+use crate::tcp::listen::Listener;
+use crate::tcp::tcb::{ConnError, Keepalive, OpenParams, State, Tcb, TcpSocketOptions};
+use crate::tcp::{Conn, Events, TcpEvent, TcpHandle, TcpListenerHandle, TcpSocketRef};
+use crate::time::Duration;
+use crate::wire::Ipv4Addr;
+use crate::Stack;
+
+/// Errors of TCP socket calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpError {
+    /// The handle does not name a live socket.
+    InvalidHandle,
+    /// The address and port are taken.
+    AddrInUse,
+    /// The local address is not one of the stack's.
+    AddrNotAvailable,
+    /// No free ephemeral port for this destination.
+    NoPortsAvailable,
+    /// The connection table (or listener table) is full.
+    TooManyConnections,
+    /// Nothing to read / no buffer space / nothing to accept, now.
+    WouldBlock,
+    /// No route to the destination.
+    NoRoute,
+    /// Destination unusable (0.0.0.0, broadcast, multicast, port 0).
+    Unaddressable,
+    /// The call does not fit the connection's state (send after shutdown, ...).
+    InvalidState,
+    /// The peer refused the connection.
+    ConnectionRefused,
+    /// The peer reset the connection.
+    ConnectionReset,
+    /// The peer stopped answering.
+    TimedOut,
+}
+
+impl fmt::Display for TcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TcpError::InvalidHandle => "invalid tcp socket handle",
+            TcpError::AddrInUse => "address in use",
+            TcpError::AddrNotAvailable => "address not available",
+            TcpError::NoPortsAvailable => "no ephemeral ports available",
+            TcpError::TooManyConnections => "too many tcp sockets",
+            TcpError::WouldBlock => "operation would block",
+            TcpError::NoRoute => "no route to host",
+            TcpError::Unaddressable => "unaddressable destination",
+            TcpError::InvalidState => "operation not valid in this connection state",
+            TcpError::ConnectionRefused => "connection refused",
+            TcpError::ConnectionReset => "connection reset by peer",
+            TcpError::TimedOut => "connection timed out",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for TcpError {}
+
+impl From<ConnError> for TcpError {
+    fn from(e: ConnError) -> Self {
+        match e {
+            ConnError::Refused => TcpError::ConnectionRefused,
+            ConnError::Reset => TcpError::ConnectionReset,
+            ConnError::TimedOut => TcpError::TimedOut,
+        }
+    }
+}
+
+/// A snapshot of a connection's internals (like Linux's `TCP_INFO`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TcpInfo {
+    pub state: State,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub cc: CcAlgorithm,
+    pub cwnd: u32,
+    pub ssthresh: u32,
+    pub srtt: Option<Duration>,
+    pub rto: Duration,
+    pub smss: u32,
+    pub snd_wnd: u32,
+    pub rcv_wnd: u32,
+    pub snd_wscale: u8,
+    pub rcv_wscale: u8,
+    pub timestamps: bool,
+    pub sack: bool,
+    pub unacked: u32,
+    pub send_queued: usize,
+    pub recv_queued: usize,
+}
+
+/// The IANA dynamic range (RFC 6335), as for UDP.
+const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
+
+impl Stack {
+    fn conn(&self, h: TcpHandle) -> Result<&Conn, TcpError> {
+        self.tcp
+            .conns
+            .get(h.0)
+            .filter(|c| c.owned)
+            .ok_or(TcpError::InvalidHandle)
+    }
+
+    fn conn_mut(&mut self, h: TcpHandle) -> Result<&mut Conn, TcpError> {
+        self.tcp
+            .conns
+            .get_mut(h.0)
+            .filter(|c| c.owned)
+            .ok_or(TcpError::InvalidHandle)
+    }
+
+    /// Listen on `local` (address 0.0.0.0: all of ours) with an accept queue of
+    /// `backlog` connections, and the stack's default socket options.
+    pub fn tcp_listen(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: usize,
+    ) -> Result<TcpListenerHandle, TcpError> {
+        let opts = self.tcp.config.socket;
+        self.tcp_listen_with(local, backlog, opts)
+    }
+
+    /// [`tcp_listen`](Self::tcp_listen) with these options for accepted connections.
+    pub fn tcp_listen_with(
+        &mut self,
+        local: SocketAddrV4,
+        backlog: usize,
+        opts: TcpSocketOptions,
+    ) -> Result<TcpListenerHandle, TcpError> {
+        let addr = *local.ip();
+        if !addr.is_unspecified() && !self.is_local_addr(addr) {
+            return Err(TcpError::AddrNotAvailable);
+        }
+        if local.port() == 0 {
+            return Err(TcpError::Unaddressable);
+        }
+        let taken = self.tcp.listen_map.contains_key(&(addr, local.port()))
+            || self
+                .tcp
+                .listen_map
+                .contains_key(&(Ipv4Addr::UNSPECIFIED, local.port()))
+            || (addr.is_unspecified()
+                && self.tcp.listen_map.keys().any(|&(_, p)| p == local.port()));
+        if taken {
+            return Err(TcpError::AddrInUse);
+        }
+        let backlog = backlog.clamp(1, self.tcp.config.max_accept_backlog);
+        let key = self
+            .tcp
+            .listeners
+            .insert(Listener::new(local, backlog, opts))
+            .map_err(|_| TcpError::TooManyConnections)?;
+        self.tcp.listen_map.insert((addr, local.port()), key);
+        Ok(TcpListenerHandle(key))
+    }
+
+    /// Take an established connection from the listener's queue.
+    pub fn tcp_accept(
+        &mut self,
+        l: TcpListenerHandle,
+    ) -> Result<(TcpHandle, SocketAddrV4), TcpError> {
+        let listener = self
+            .tcp
+            .listeners
+            .get_mut(l.0)
+            .ok_or(TcpError::InvalidHandle)?;
+        listener.evented = false;
+        while let Some(key) = listener.accept.pop_front() {
+            if let Some(c) = self.tcp.conns.get_mut(key) {
+                c.listener = None;
+                c.queued = false;
+                c.owned = true;
+                let remote = c.tcb.remote;
+                self.tcp.mark_evented(key);
+                return Ok((TcpHandle(key), remote));
+            }
+        }
+        Err(TcpError::WouldBlock)
+    }
+
+    /// Stop listening; connections not yet accepted are reset.
+    pub fn tcp_close_listener(&mut self, l: TcpListenerHandle) -> Result<(), TcpError> {
+        let listener = self
+            .tcp
+            .listeners
+            .remove(l.0)
+            .ok_or(TcpError::InvalidHandle)?;
+        self.tcp
+            .listen_map
+            .remove(&(*listener.local.ip(), listener.local.port()));
+        // Embryonic and queued connections lose their parent: reset them.
+        let keys: Vec<_> = self
+            .tcp
+            .conns
+            .iter()
+            .filter(|(_, c)| c.listener == Some(l.0))
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            if let Some(c) = self.tcp.conns.get_mut(k) {
+                c.listener = None;
+                c.tcb.send_rst = true;
+            }
+            self.tcp.mark_dirty(k);
+        }
+        Ok(())
+    }
+
+    /// Open a connection to `remote` from an ephemeral port of the outgoing interface's
+    /// address, with the default options.
+    pub fn tcp_connect(&mut self, remote: SocketAddrV4) -> Result<TcpHandle, TcpError> {
+        let opts = self.tcp.config.socket;
+        self.tcp_connect_with(remote, None, opts, |_| true)
+    }
+
+    /// Open a connection with these options, from `local` if given (port 0: ephemeral),
+    /// choosing an ephemeral port only among those `port_ok` accepts (a runtime uses it
+    /// to pick a port whose RSS hash lands on the calling shard).
+    pub fn tcp_connect_with(
+        &mut self,
+        remote: SocketAddrV4,
+        local: Option<SocketAddrV4>,
+        opts: TcpSocketOptions,
+        mut port_ok: impl FnMut(u16) -> bool,
+    ) -> Result<TcpHandle, TcpError> {
+        let rip = *remote.ip();
+        if rip.is_unspecified() || rip.is_broadcast() || rip.is_multicast() || remote.port() == 0 {
+            return Err(TcpError::Unaddressable);
+        }
+        let bound = local.map_or(Ipv4Addr::UNSPECIFIED, |l| *l.ip());
+        if !bound.is_unspecified() && !self.is_local_addr(bound) {
+            return Err(TcpError::AddrNotAvailable);
+        }
+        let src = self.source_addr_for(bound, rip).ok_or(TcpError::NoRoute)?;
+        let port = match local.map_or(0, |l| l.port()) {
+            0 => {
+                let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+                let start = self.rand.below(span);
+                (0..span)
+                    .map(|i| EPHEMERAL.start() + ((start + i) % span) as u16)
+                    .find(|&p| {
+                        port_ok(p)
+                            && !self
+                                .tcp
+                                .demux
+                                .contains_key(&(SocketAddrV4::new(src, p), remote))
+                    })
+                    .ok_or(TcpError::NoPortsAvailable)?
+            }
+            p => p,
+        };
+        let local = SocketAddrV4::new(src, port);
+        if self.tcp.demux.contains_key(&(local, remote)) {
+            return Err(TcpError::AddrInUse);
+        }
+        let now = self.now;
+        let iss = self.tcp.isn.isn(now, local, remote);
+        let ts_offset = self.tcp.isn.ts_offset(local, remote);
+        let our_mss = self.mss_for(rip);
+        let open = OpenParams {
+            local,
+            remote,
+            iss,
+            ts_offset,
+            our_mss,
+        };
+        let mut tcb = Tcb::new(now, open, self.tcp.config.tcb, opts);
+        tcb.set_state(State::SynSent);
+        let conn = Conn {
+            tcb,
+            owned: true,
+            listener: None,
+            queued: false,
+            wheel_at: None,
+            dirty: false,
+            evented: false,
+        };
+        let key = self
+            .tcp
+            .conns
+            .insert(conn)
+            .map_err(|_| TcpError::TooManyConnections)?;
+        self.tcp.demux.insert((local, remote), key);
+        self.tcp.mark_dirty(key);
+        self.stats.tcp_active_opens += 1;
+        Ok(TcpHandle(key))
+    }
+
+    /// Queue as much of `data` as the send buffer takes; returns how much.
+    pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        if let Some(e) = c.tcb.error {
+            return Err(e.into());
+        }
+        match c.tcb.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            _ => return Err(TcpError::InvalidState),
+        }
+        if c.tcb.fin_queued {
+            return Err(TcpError::InvalidState);
+        }
+        let n = c.tcb.snd_buf.enqueue_slice(data);
+        if n == 0 && !data.is_empty() {
+            return Err(TcpError::WouldBlock);
+        }
+        self.tcp.mark_dirty(h.0);
+        Ok(n)
+    }
+
+    /// Read received data into `buf`. `Ok(0)` means the peer closed its side (EOF).
+    pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
+        let c = self.conn_mut(h)?;
+        let before_wnd = c.tcb.rcv_wnd();
+        let n = c.tcb.rcv_buf.dequeue_slice(buf);
+        if n == 0 {
+            if let Some(e) = c.tcb.error {
+                return Err(e.into());
+            }
+            if c.tcb.rcv_closed || c.tcb.state == State::Closed {
+                return Ok(0);
+            }
+            return if buf.is_empty() {
+                Ok(0)
+            } else {
+                Err(TcpError::WouldBlock)
+            };
+        }
+        // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: announce the reopened window only
+        // once it grew by min(half the buffer, one MSS).
+        let tcb = &mut c.tcb;
+        let edge = (tcb.rcv_adv - tcb.rcv_nxt).max(0) as u32;
+        let grown = tcb.rcv_wnd().saturating_sub(edge);
+        let threshold = (tcb.rcv_buf.capacity() as u32 / 2).min(tcb.smss);
+        if tcb.state.can_receive() && grown >= threshold && tcb.rcv_wnd() > before_wnd {
+            tcb.window_update = true;
+            self.tcp.mark_dirty(h.0);
+        }
+        Ok(n)
+    }
+
+    /// No more data will be sent: a FIN follows what is queued (half-close).
+    pub fn tcp_shutdown(&mut self, h: TcpHandle) -> Result<(), TcpError> {
+        let c = self.conn_mut(h)?;
+        shutdown(&mut c.tcb);
+        self.tcp.mark_dirty(h.0);
+        Ok(())
+    }
+
+    /// Close: shut down sending and release the handle; the stack finishes the close
+    /// (FIN, TIME-WAIT) on its own. Unread received data makes it a reset instead, as
+    /// RFC 2525 §2.17 and Linux do.
+    pub fn tcp_close(&mut self, h: TcpHandle) -> Result<(), TcpError> {
+        let c = self.conn_mut(h)?;
+        c.owned = false;
+        c.tcb.orphaned = true;
+        if !c.tcb.rcv_buf.is_empty() && c.tcb.state.is_synchronized() {
+            c.tcb.send_rst = true;
+        } else {
+            shutdown(&mut c.tcb);
+        }
+        self.tcp.mark_dirty(h.0);
+        Ok(())
+    }
+
+    /// Abort: reset the connection and release the handle.
+    pub fn tcp_abort(&mut self, h: TcpHandle) -> Result<(), TcpError> {
+        let c = self.conn_mut(h)?;
+        c.owned = false;
+        c.tcb.orphaned = true;
+        if c.tcb.state.is_synchronized() && c.tcb.state != State::TimeWait {
+            c.tcb.send_rst = true;
+        } else {
+            c.tcb.close_now();
+        }
+        self.tcp.mark_dirty(h.0);
+        Ok(())
+    }
+
+    /// The connection's state.
+    pub fn tcp_state(&self, h: TcpHandle) -> Result<State, TcpError> {
+        Ok(self.conn(h)?.tcb.state)
+    }
+
+    /// The connection failed: why (refused, reset, timed out).
+    pub fn tcp_error(&self, h: TcpHandle) -> Result<Option<TcpError>, TcpError> {
+        Ok(self.conn(h)?.tcb.error.map(Into::into))
+    }
+
+    /// Bytes that can be queued with `tcp_send` now.
+    pub fn tcp_send_capacity(&self, h: TcpHandle) -> Result<usize, TcpError> {
+        Ok(self.conn(h)?.tcb.snd_buf.window())
+    }
+
+    /// Bytes queued and not yet acknowledged by the peer.
+    pub fn tcp_send_queued(&self, h: TcpHandle) -> Result<usize, TcpError> {
+        Ok(self.conn(h)?.tcb.snd_buf.len())
+    }
+
+    /// Bytes received and not yet read.
+    pub fn tcp_recv_queued(&self, h: TcpHandle) -> Result<usize, TcpError> {
+        Ok(self.conn(h)?.tcb.rcv_buf.len())
+    }
+
+    /// Turn Nagle's algorithm off (true) or on.
+    pub fn tcp_set_nodelay(&mut self, h: TcpHandle, nodelay: bool) -> Result<(), TcpError> {
+        self.conn_mut(h)?.tcb.opts.nodelay = nodelay;
+        self.tcp.mark_dirty(h.0);
+        Ok(())
+    }
+
+    /// Turn keepalive on with these settings, or off.
+    pub fn tcp_set_keepalive(
+        &mut self,
+        h: TcpHandle,
+        keepalive: Option<Keepalive>,
+    ) -> Result<(), TcpError> {
+        let now = self.now;
+        let c = self.conn_mut(h)?;
+        c.tcb.opts.keepalive = keepalive;
+        c.tcb.keepalive_at = None;
+        c.tcb.arm_keepalive(now);
+        self.tcp.mark_dirty(h.0);
+        Ok(())
+    }
+
+    /// Internals of the connection.
+    pub fn tcp_info(&self, h: TcpHandle) -> Result<TcpInfo, TcpError> {
+        let t = &self.conn(h)?.tcb;
+        Ok(TcpInfo {
+            state: t.state,
+            local: t.local,
+            remote: t.remote,
+            cc: t.cc.algorithm(),
+            cwnd: t.cc.cwnd(),
+            ssthresh: t.cc.ssthresh(),
+            srtt: t.rtt.srtt(),
+            rto: t.rtt.rto(),
+            smss: t.smss,
+            snd_wnd: t.snd_wnd,
+            rcv_wnd: t.rcv_wnd(),
+            snd_wscale: t.snd_wscale,
+            rcv_wscale: t.rcv_wscale,
+            timestamps: t.ts_ok,
+            sack: t.sack_ok,
+            unacked: t.flight(),
+            send_queued: t.snd_buf.len(),
+            recv_queued: t.rcv_buf.len(),
+        })
+    }
+
+    /// Connections open (all states), for tests and monitoring.
+    pub fn tcp_connection_count(&self) -> usize {
+        self.tcp.conns.len()
+    }
+
+    /// Move the readiness events that happened since the last call into `out`.
+    pub fn tcp_events(&mut self, out: &mut Vec<TcpEvent>) {
+        while let Some(r) = self.tcp.evented.pop_front() {
+            match r {
+                TcpSocketRef::Connection(h) => {
+                    if let Some(c) = self.tcp.conns.get_mut(h.0) {
+                        c.evented = false;
+                        let bits = core::mem::take(&mut c.tcb.events);
+                        if c.owned && bits != 0 {
+                            out.push(TcpEvent {
+                                socket: r,
+                                events: Events(bits),
+                            });
+                        }
+                    }
+                }
+                TcpSocketRef::Listener(l) => {
+                    if let Some(lst) = self.tcp.listeners.get_mut(l.0) {
+                        lst.evented = false;
+                        if lst.pending() > 0 {
+                            out.push(TcpEvent {
+                                socket: r,
+                                events: Events(Events::ACCEPTABLE),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The send side closes: FIN after the queued data (RFC 9293 §3.10.4 CLOSE).
+fn shutdown(tcb: &mut Tcb) {
+    if tcb.fin_queued {
+        return;
+    }
+    match tcb.state {
+        State::SynSent => tcb.close_now(),
+        State::SynReceived => tcb.queue_fin(), // FIN-WAIT-1 once established
+        State::Established => {
+            tcb.queue_fin();
+            tcb.set_state(State::FinWait1);
+        }
+        State::CloseWait => {
+            tcb.queue_fin();
+            tcb.set_state(State::LastAck);
+        }
+        _ => {}
+    }
+}

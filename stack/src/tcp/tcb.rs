@@ -1,0 +1,501 @@
+//! The TCP control block: one connection's state, named as in RFC 9293 §3.3.1.
+//!
+//! Only TCP code changes a TCB (one owner). `input.rs` applies arriving segments,
+//! `output.rs` decides what may be sent, `timers.rs` handles expirations; all three
+//! are `impl Tcb` blocks over the fields defined here.
+
+use core::net::SocketAddrV4;
+
+use crate::tcp::buffer::RingBuffer;
+use crate::tcp::cc::{Cc, CcAlgorithm, CongestionControl};
+use crate::tcp::reass::Assembler;
+use crate::tcp::rtt::{RtoConfig, RttEstimator};
+use crate::tcp::sack::Scoreboard;
+use crate::time::{Duration, Instant};
+use crate::wire::seq::SeqNumber;
+
+/// Connection states (RFC 9293 §3.3.2). Listening is a listener's job, not a TCB's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Closed,
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+}
+
+impl State {
+    /// A SYN has been exchanged both ways (RFC 9293's "synchronized" states).
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::SynSent | State::SynReceived)
+    }
+
+    /// We may still send data (no FIN of ours queued by the state).
+    pub fn can_send(self) -> bool {
+        matches!(self, State::Established | State::CloseWait)
+    }
+
+    /// Data from the peer is still expected.
+    pub fn can_receive(self) -> bool {
+        matches!(self, State::Established | State::FinWait1 | State::FinWait2)
+    }
+}
+
+impl core::fmt::Display for State {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            State::Closed => "CLOSED",
+            State::SynSent => "SYN-SENT",
+            State::SynReceived => "SYN-RECEIVED",
+            State::Established => "ESTABLISHED",
+            State::FinWait1 => "FIN-WAIT-1",
+            State::FinWait2 => "FIN-WAIT-2",
+            State::CloseWait => "CLOSE-WAIT",
+            State::Closing => "CLOSING",
+            State::LastAck => "LAST-ACK",
+            State::TimeWait => "TIME-WAIT",
+        })
+    }
+}
+
+/// Why a connection ended other than by an orderly close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnError {
+    /// The peer refused the connection (RST in answer to our SYN).
+    Refused,
+    /// The peer reset an established connection.
+    Reset,
+    /// Retransmissions (or keepalive probes) went unanswered.
+    TimedOut,
+}
+
+/// Keepalive settings (RFC 1122 §4.2.3.6; off unless asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped.
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        // Linux's tcp_keepalive_time / intvl / probes.
+        Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
+}
+
+/// Per-connection options.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TcpSocketOptions {
+    /// Disable Nagle's algorithm (TCP_NODELAY).
+    pub nodelay: bool,
+    /// Receive buffer bytes (also bounds out-of-order data held).
+    pub rcv_buf: usize,
+    /// Send buffer bytes.
+    pub snd_buf: usize,
+    /// Congestion control.
+    pub cc: CcAlgorithm,
+    /// Keepalive probing, if wanted.
+    pub keepalive: Option<Keepalive>,
+}
+
+impl Default for TcpSocketOptions {
+    fn default() -> Self {
+        TcpSocketOptions {
+            nodelay: false,
+            rcv_buf: 64 * 1024,
+            snd_buf: 64 * 1024,
+            cc: CcAlgorithm::default(),
+            keepalive: None,
+        }
+    }
+}
+
+/// What a TCB needs from its stack's configuration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TcbConfig {
+    pub rto: RtoConfig,
+    /// SYN retransmissions before giving up (Linux tcp_syn_retries: 6).
+    pub syn_retries: u32,
+    /// Data retransmissions before giving up (Linux tcp_retries2: 15).
+    pub retries: u32,
+    /// TIME-WAIT lasts 2*MSL; Linux uses 60 s in all (RFC 9293 suggests MSL = 2 min).
+    pub msl: Duration,
+    /// Delayed-ACK timeout (RFC 9293 §3.8.6.3 / RFC 1122: at most 500 ms; we use 40 ms
+    /// as Linux's minimum, well under the 200 ms the stack promises).
+    pub delack: Duration,
+    /// FIN-WAIT-2 timeout after the application closed (Linux tcp_fin_timeout: 60 s).
+    pub fin_timeout: Duration,
+    /// Offer timestamps (RFC 7323).
+    pub timestamps: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+    /// Offer window scaling (RFC 7323).
+    pub window_scaling: bool,
+}
+
+impl Default for TcbConfig {
+    fn default() -> Self {
+        TcbConfig {
+            rto: RtoConfig::default(),
+            syn_retries: 6,
+            retries: 15,
+            msl: Duration::from_secs(30),
+            delack: Duration::from_millis(40),
+            fin_timeout: Duration::from_secs(60),
+            timestamps: true,
+            sack: true,
+            window_scaling: true,
+        }
+    }
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Tcb {
+    pub state: State,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub config: TcbConfig,
+    pub opts: TcpSocketOptions,
+
+    // Send sequence space (RFC 9293 §3.3.1).
+    pub iss: SeqNumber,
+    pub snd_una: SeqNumber,
+    /// Next sequence number to send on the normal walk (reset to snd_una on RTO).
+    pub snd_nxt: SeqNumber,
+    /// Highest sequence number sent so far (+1).
+    pub snd_max: SeqNumber,
+    /// The peer's window, scaled, in bytes.
+    pub snd_wnd: u32,
+    pub snd_wl1: SeqNumber,
+    pub snd_wl2: SeqNumber,
+    /// Largest window the peer ever offered (RFC 1122 SWS avoidance, RFC 5961 §5).
+    pub max_snd_wnd: u32,
+    /// Shift for the peer's advertised windows.
+    pub snd_wscale: u8,
+
+    // Receive sequence space.
+    pub irs: SeqNumber,
+    pub rcv_nxt: SeqNumber,
+    /// Shift for the windows we advertise.
+    pub rcv_wscale: u8,
+    /// The right edge of the window we last advertised (never shrunk, RFC 9293 §3.8.6).
+    pub rcv_adv: SeqNumber,
+
+    /// Payload bytes per segment we send (the peer's MSS, path-clamped, less options).
+    pub smss: u32,
+    /// The MSS we advertise.
+    pub our_mss: u16,
+
+    // RFC 7323 timestamps.
+    pub ts_ok: bool,
+    pub ts_recent: u32,
+    pub ts_recent_at: Instant,
+    pub ts_offset: u32,
+    pub last_ack_sent: SeqNumber,
+    pub sack_ok: bool,
+    /// Both sides offered window scaling.
+    pub ws_agreed: bool,
+
+    pub snd_buf: RingBuffer,
+    pub rcv_buf: RingBuffer,
+    pub reass: Assembler,
+    pub scoreboard: Scoreboard,
+
+    pub rtt: RttEstimator,
+    /// Karn-safe timing of one segment when timestamps are off: (seq, sent at).
+    pub rtt_probe: Option<(SeqNumber, Instant)>,
+    pub cc: Cc,
+    /// Retransmit the segment at snd_una next (fast retransmit, partial ACK).
+    pub rexmit_una: bool,
+    /// In fast recovery (RFC 6582 / RFC 6675) until `recover` is acknowledged.
+    pub in_recovery: bool,
+    pub recover: SeqNumber,
+    pub dupacks: u32,
+    /// Highest sequence retransmitted in this recovery (RFC 6675 HighRxt).
+    pub high_rxt: SeqNumber,
+
+    /// The application will send no more: a FIN follows the data.
+    pub fin_queued: bool,
+    /// The sequence number the FIN takes (fixed when it is queued: no data follows).
+    pub fin_seq_no: SeqNumber,
+    /// A FIN arrived out of order at this sequence number.
+    pub fin_pending: Option<SeqNumber>,
+    /// The peer's FIN was received in order: no more data from it.
+    pub rcv_closed: bool,
+
+    // Timers (deadlines; the stack's wheel wakes the TCB, see timers.rs).
+    pub rto_at: Option<Instant>,
+    /// The retransmission timer runs as the persist timer (zero window probing).
+    pub persisting: bool,
+    pub delack_at: Option<Instant>,
+    pub keepalive_at: Option<Instant>,
+    pub keepalive_probes: u32,
+    pub timewait_at: Option<Instant>,
+    pub fin_wait2_at: Option<Instant>,
+    /// Consecutive retransmission timeouts of the same data.
+    pub retransmits: u32,
+
+    /// An ACK must go out in the next output pass.
+    pub ack_now: bool,
+    /// Full-sized segments received since our last ACK (RFC 5681 §4.2: ACK every 2nd).
+    pub segs_unacked: u32,
+    /// A window update is owed (the application read a lot).
+    pub window_update: bool,
+    /// A challenge ACK is owed (RFC 5961).
+    pub challenge_ack: bool,
+    /// Send a RST and close (abort).
+    pub send_rst: bool,
+    /// When we last sent anything (idle restart, RFC 5681 §4.1).
+    pub last_send: Instant,
+    /// When we last heard from the peer (keepalive).
+    pub last_recv: Instant,
+
+    pub error: Option<ConnError>,
+    /// Made by a listener from the peer's SYN (a RST in SYN-RECEIVED then just drops it).
+    pub passive: bool,
+    /// Send one byte past a zero window (persist probe), or a keepalive probe.
+    pub force_probe: bool,
+    pub keepalive_probe: bool,
+    /// The application released its handle: free the TCB once CLOSED.
+    pub orphaned: bool,
+    /// Events to report (readiness), as bits of `crate::tcp::Events`.
+    pub events: u8,
+}
+
+/// Who a new connection is between and what it starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenParams {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// Our initial sequence number (RFC 6528, or a SYN cookie).
+    pub iss: SeqNumber,
+    /// Added to our timestamp clock (hides uptime, RFC 7323 §5.4).
+    pub ts_offset: u32,
+    /// The MSS we advertise.
+    pub our_mss: u16,
+}
+
+/// Room the options of a data segment take: timestamps (12 bytes with padding).
+pub const TS_OPTION_LEN: u32 = 12;
+
+/// RFC 9293 §3.7.1: the MSS to assume when the peer sends none.
+pub const DEFAULT_MSS: u16 = 536;
+
+impl Tcb {
+    /// A TCB with buffers and estimators ready; the caller sets the state.
+    pub fn new(now: Instant, open: OpenParams, config: TcbConfig, opts: TcpSocketOptions) -> Tcb {
+        let OpenParams {
+            local,
+            remote,
+            iss,
+            ts_offset,
+            our_mss,
+        } = open;
+        let rcv_wscale = if config.window_scaling {
+            wscale_for(opts.rcv_buf)
+        } else {
+            0
+        };
+        let smss = u32::from(DEFAULT_MSS);
+        Tcb {
+            state: State::Closed,
+            local,
+            remote,
+            config,
+            opts,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            max_snd_wnd: 0,
+            snd_wscale: 0,
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_wscale,
+            rcv_adv: SeqNumber(0),
+            smss,
+            our_mss,
+            ts_ok: false,
+            ts_recent: 0,
+            ts_recent_at: now,
+            ts_offset,
+            last_ack_sent: SeqNumber(0),
+            sack_ok: false,
+            ws_agreed: false,
+            snd_buf: RingBuffer::new(opts.snd_buf),
+            rcv_buf: RingBuffer::new(opts.rcv_buf),
+            reass: Assembler::new(),
+            scoreboard: Scoreboard::new(),
+            rtt: RttEstimator::new(config.rto),
+            rtt_probe: None,
+            cc: Cc::new(opts.cc, smss, now),
+            rexmit_una: false,
+            in_recovery: false,
+            recover: iss,
+            dupacks: 0,
+            high_rxt: iss,
+            fin_queued: false,
+            fin_seq_no: iss,
+            fin_pending: None,
+            rcv_closed: false,
+            rto_at: None,
+            persisting: false,
+            delack_at: None,
+            keepalive_at: None,
+            keepalive_probes: 0,
+            timewait_at: None,
+            fin_wait2_at: None,
+            retransmits: 0,
+            ack_now: false,
+            segs_unacked: 0,
+            window_update: false,
+            challenge_ack: false,
+            send_rst: false,
+            last_send: now,
+            last_recv: now,
+            error: None,
+            passive: false,
+            force_probe: false,
+            keepalive_probe: false,
+            orphaned: false,
+            events: 0,
+        }
+    }
+
+    /// The SYN we sent is not acknowledged yet (it occupies `iss`).
+    pub fn syn_unacked(&self) -> bool {
+        self.snd_una == self.iss
+    }
+
+    /// The sequence number of the first byte in the send buffer.
+    pub fn data_start(&self) -> SeqNumber {
+        if self.syn_unacked() {
+            self.iss + 1u32
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// The sequence number our FIN takes, once queued.
+    pub fn fin_seq(&self) -> Option<SeqNumber> {
+        self.fin_queued.then_some(self.fin_seq_no)
+    }
+
+    /// Queue our FIN after the data already in the send buffer.
+    pub fn queue_fin(&mut self) {
+        if !self.fin_queued {
+            self.fin_queued = true;
+            self.fin_seq_no = self.data_start() + self.snd_buf.len();
+        }
+    }
+
+    /// Our FIN was sent and acknowledged.
+    pub fn fin_acked(&self) -> bool {
+        match self.fin_seq() {
+            Some(f) => self.snd_una.gt(f),
+            None => false,
+        }
+    }
+
+    /// Bytes sent and not acknowledged (sequence space, SYN/FIN included).
+    pub fn flight(&self) -> u32 {
+        (self.snd_max - self.snd_una).max(0) as u32
+    }
+
+    /// The receive window we can offer now: free buffer space, scaled down.
+    pub fn rcv_wnd(&self) -> u32 {
+        let free = self.rcv_buf.window() as u64;
+        let max = 65535u64 << self.rcv_wscale;
+        free.min(max) as u32
+    }
+
+    /// The window field to put in a segment (RFC 7323: SYNs are never scaled), never
+    /// shrinking the right edge already advertised (RFC 9293 §3.8.6.2.2).
+    pub fn window_field(&mut self, syn: bool) -> u16 {
+        let mut wnd = self.rcv_wnd();
+        let edge_now = self.rcv_nxt + wnd;
+        if self.rcv_adv.gt(edge_now) && self.state.is_synchronized() {
+            wnd = (self.rcv_adv - self.rcv_nxt).max(0) as u32;
+        }
+        if syn {
+            return wnd.min(65535) as u16;
+        }
+        let scaled = (wnd >> self.rcv_wscale).min(65535);
+        let advertised = self.rcv_nxt + (scaled << self.rcv_wscale);
+        if advertised.gt(self.rcv_adv) || !self.state.is_synchronized() {
+            self.rcv_adv = advertised;
+        }
+        scaled as u16
+    }
+
+    /// The timestamp value we send now (1 ms clock + per-connection offset).
+    pub fn ts_val(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// The earliest deadline among the TCB's timers.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.rto_at,
+            self.delack_at,
+            self.keepalive_at,
+            self.timewait_at,
+            self.fin_wait2_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Enter a state.
+    pub fn set_state(&mut self, state: State) {
+        self.state = state;
+    }
+
+    /// Use `mss` as the peer's MSS (clamped by ours and the options we send).
+    pub fn set_peer_mss(&mut self, peer_mss: Option<u16>) {
+        let mss = u32::from(peer_mss.unwrap_or(DEFAULT_MSS).min(self.our_mss).max(64));
+        let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        self.smss = mss.saturating_sub(opts).max(32);
+        self.cc.set_mss(self.smss);
+    }
+}
+
+/// The smallest shift that lets `buf` bytes be advertised in 16 bits (RFC 7323 §2.3).
+pub fn wscale_for(buf: usize) -> u8 {
+    let mut shift = 0u8;
+    while shift < 14 && (buf >> shift) > 65535 {
+        shift += 1;
+    }
+    shift
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_scale_choice() {
+        assert_eq!(wscale_for(65535), 0);
+        assert_eq!(wscale_for(65536), 1);
+        assert_eq!(wscale_for(1 << 20), 5);
+        assert_eq!(wscale_for(usize::MAX), 14);
+    }
+}

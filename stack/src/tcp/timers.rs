@@ -1,0 +1,103 @@
+//! What each TCP timer does when it fires (the BSD `tcp_timer`): timers only change
+//! the control block; output then acts on what they set.
+
+use crate::tcp::cc::CongestionControl;
+use crate::tcp::tcb::{ConnError, State, Tcb};
+use crate::time::Instant;
+
+impl Tcb {
+    /// Run every timer of this TCB that is due at `now`.
+    pub fn on_timers(&mut self, now: Instant) {
+        if self.timewait_at.is_some_and(|t| now >= t) {
+            self.timewait_at = None;
+            self.close_now();
+            return;
+        }
+        if self.fin_wait2_at.is_some_and(|t| now >= t) {
+            // Linux tcp_fin_timeout: an orphaned FIN-WAIT-2 does not wait forever.
+            self.fin_wait2_at = None;
+            self.close_now();
+            return;
+        }
+        if self.rto_at.is_some_and(|t| now >= t) {
+            self.rto_at = None;
+            if self.persisting {
+                self.on_persist(now);
+            } else {
+                self.on_retransmit_timeout(now);
+            }
+            if self.state == State::Closed {
+                return;
+            }
+        }
+        if self.delack_at.is_some_and(|t| now >= t) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if self.keepalive_at.is_some_and(|t| now >= t) {
+            self.keepalive_at = None;
+            self.on_keepalive(now);
+        }
+    }
+
+    /// RFC 6298 §5.4-5.7 and RFC 5681 §3.1: retransmit from the oldest unacknowledged
+    /// byte, back off, collapse the congestion window; give up after too many tries.
+    fn on_retransmit_timeout(&mut self, now: Instant) {
+        self.retransmits += 1;
+        let limit = if self.state.is_synchronized() {
+            self.config.retries
+        } else {
+            self.config.syn_retries
+        };
+        if self.retransmits > limit {
+            self.error = Some(ConnError::TimedOut);
+            self.close_now();
+            return;
+        }
+        let flight = self.flight();
+        self.cc.on_rto(now, flight);
+        self.rtt.backoff();
+        self.rtt_probe = None;
+        // RFC 6582 §4: after a timeout, no fast retransmit for data sent before it.
+        self.recover = self.snd_max;
+        self.in_recovery = false;
+        self.dupacks = 0;
+        self.rexmit_una = false;
+        // RFC 6675 §5.1: the receiver may have reneged; start the scoreboard over.
+        self.scoreboard.clear();
+        self.snd_nxt = self.snd_una;
+        self.high_rxt = self.snd_una;
+        self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    /// The persist timer: probe the zero window (RFC 9293 §3.8.6.1), backing off like
+    /// the retransmission timer. A peer that keeps answering is not timed out.
+    fn on_persist(&mut self, now: Instant) {
+        self.rtt.backoff();
+        self.force_probe = true;
+        self.persisting = true;
+        self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    /// Keepalive (RFC 1122 §4.2.3.6): probe an idle peer, give up after `count` probes.
+    fn on_keepalive(&mut self, now: Instant) {
+        let Some(k) = self.opts.keepalive else {
+            return;
+        };
+        if !matches!(self.state, State::Established | State::CloseWait) {
+            return;
+        }
+        if now - self.last_recv < k.idle && self.keepalive_probes == 0 {
+            self.keepalive_at = Some(self.last_recv + k.idle);
+            return;
+        }
+        if self.keepalive_probes >= k.count {
+            self.error = Some(ConnError::TimedOut);
+            self.close_now();
+            return;
+        }
+        self.keepalive_probes += 1;
+        self.keepalive_probe = true;
+        self.keepalive_at = Some(now + k.interval);
+    }
+}
