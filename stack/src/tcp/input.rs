@@ -407,8 +407,12 @@ impl Tcb {
                 self.dupacks = 0;
                 self.cc.on_recovery_end(now);
             } else {
-                // Partial ACK: the next hole is lost too (RFC 6582 §3.2 step 5).
-                self.rexmit_una = true;
+                // Partial ACK: without SACK the next hole is presumed lost too (RFC 6582
+                // §3.2 step 5); with SACK the scoreboard says which holes to resend
+                // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
+                if !self.sack_ok {
+                    self.rexmit_una = true;
+                }
                 self.dupacks = 0;
             }
         } else {

@@ -430,9 +430,14 @@ impl Tcb {
     /// shrinking the right edge already advertised (RFC 9293 §3.8.6.2.2).
     pub fn window_field(&mut self, syn: bool) -> u16 {
         let mut wnd = self.rcv_wnd();
-        let edge_now = self.rcv_nxt + wnd;
-        if self.rcv_adv.gt(edge_now) && self.state.is_synchronized() {
-            wnd = (self.rcv_adv - self.rcv_nxt).max(0) as u32;
+        if self.state.is_synchronized() {
+            let promised = (self.rcv_adv - self.rcv_nxt).max(0) as u32;
+            // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): move the right edge only by
+            // at least min(half the buffer, one MSS); never pull it back (§3.8.6).
+            let step = (self.rcv_buf.capacity() as u32 / 2).min(self.smss).max(1);
+            if wnd < promised || wnd - promised < step {
+                wnd = promised;
+            }
         }
         if syn {
             return wnd.min(65535) as u16;
