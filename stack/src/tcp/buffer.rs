@@ -1,7 +1,9 @@
 //! The byte ring behind a TCP connection's send and receive buffers.
 //!
-//! One fixed allocation at construction, none afterwards: a connection's memory is
-//! bounded by the sizes it was opened with, whatever its peer sends.
+//! One fixed allocation, made the first time bytes are written (so an idle connection
+//! costs no buffer memory: a million idle connections fit), none afterwards: a
+//! connection's memory is bounded by the sizes it was opened with, whatever its peer
+//! sends.
 //!
 //! The **send** side is a plain queue: the application enqueues, [`RingBuffer::peek`]
 //! hands out the (up to two) pieces of any unacknowledged range to copy into a segment,
@@ -24,7 +26,9 @@ use core::fmt;
 
 /// A fixed-capacity byte ring (see the module documentation).
 pub struct RingBuffer {
+    /// Empty until the first write, then `capacity` bytes.
     storage: Box<[u8]>,
+    capacity: usize,
     /// Index in `storage` of the first readable byte; `< capacity` when capacity > 0.
     head: usize,
     /// Readable bytes, `<= capacity`.
@@ -32,19 +36,33 @@ pub struct RingBuffer {
 }
 
 impl RingBuffer {
-    /// A ring of `capacity` bytes, allocated once, here.
+    /// A ring of `capacity` bytes, allocated once, on the first write.
     pub fn new(capacity: usize) -> RingBuffer {
         RingBuffer {
-            storage: vec![0; capacity].into_boxed_slice(),
+            storage: Box::default(),
+            capacity,
             head: 0,
             length: 0,
         }
     }
 
+    /// Allocate the storage before the first write.
+    #[inline]
+    fn materialize(&mut self) {
+        if self.storage.len() != self.capacity {
+            self.storage = vec![0; self.capacity].into_boxed_slice();
+        }
+    }
+
+    /// Bytes of memory the ring holds now (0 until the first write).
+    pub fn allocated(&self) -> usize {
+        self.storage.len()
+    }
+
     /// Total size in bytes.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.storage.len()
+        self.capacity
     }
 
     /// Readable (enqueued) bytes.
@@ -99,6 +117,7 @@ impl RingBuffer {
     /// without a bounce buffer; the slice may be shorter than [`window`](Self::window)
     /// when the free space wraps, so call again for the rest.
     pub fn enqueue_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        self.materialize();
         let start = self.wrap(self.length);
         let contiguous = self.window().min(self.capacity() - start);
         let slice = &mut self.storage[start..start + contiguous];
@@ -166,6 +185,7 @@ impl RingBuffer {
         if n == 0 {
             return 0;
         }
+        self.materialize();
         // length + offset < capacity, so the logical index is below 2·capacity.
         let start = self.wrap(self.length + offset);
         let first = n.min(self.capacity() - start);
@@ -179,6 +199,9 @@ impl RingBuffer {
     /// arrived. Clamped to the free space; returns how many bytes became readable.
     pub fn enqueue_unallocated(&mut self, n: usize) -> usize {
         let n = n.min(self.window());
+        if n > 0 {
+            self.materialize();
+        }
         self.length += n;
         n
     }
@@ -215,6 +238,17 @@ mod tests {
         let mut v = pieces.0.to_vec();
         v.extend_from_slice(pieces.1);
         v
+    }
+
+    #[test]
+    fn storage_is_allocated_on_first_write() {
+        let mut r = RingBuffer::new(1000);
+        assert_eq!((r.capacity(), r.allocated(), r.window()), (1000, 0, 1000));
+        assert_eq!(r.peek(0, 10), (&[][..], &[][..]));
+        assert_eq!(r.dequeue_allocated(5), 0);
+        assert_eq!(r.enqueue_slice(b"abc"), 3);
+        assert_eq!(r.allocated(), 1000);
+        assert_eq!(r.peek(0, 3).0, b"abc");
     }
 
     #[test]
