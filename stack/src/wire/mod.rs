@@ -249,6 +249,7 @@ impl From<IpProtocol> for u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
 
     #[test]
     fn mac_parse_display() {
