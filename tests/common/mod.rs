@@ -7,7 +7,7 @@ use rumpnet::stack::link::{self, LinkConfig, LinkEnd};
 use rumpnet::stack::rand::Rand;
 use rumpnet::stack::time::{Duration, Instant};
 use rumpnet::stack::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
-use rumpnet::stack::{Stack, StackConfig};
+use rumpnet::stack::{PollResult, Stack, StackConfig};
 
 /// One host: a stack and the ports of its interfaces (port `i` = interface `i`).
 pub struct Node {
@@ -35,11 +35,27 @@ impl Node {
         i
     }
 
-    pub fn poll(&mut self, now: Instant) {
+    pub fn poll(&mut self, now: Instant) -> PollResult {
         for p in &mut self.ports {
             p.device_mut().set_now(now);
         }
-        self.stack.poll(now, &mut self.ports);
+        self.stack.poll(now, &mut self.ports)
+    }
+
+    /// When this node next has work if nobody calls its sockets: a stack timer, a frame
+    /// due on one of its links, or a frame its links hold back for reordering.
+    pub fn next_event_at(&mut self) -> Option<Instant> {
+        let mut at = self.stack.poll_at();
+        for p in &mut self.ports {
+            let dev = p.device_mut();
+            for t in [dev.next_rx_at(), dev.next_release_at()] {
+                at = match (at, t) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        at
     }
 }
 
@@ -83,14 +99,54 @@ impl Net {
     pub fn node(&mut self, i: usize) -> &mut Node {
         &mut self.nodes[i]
     }
+
+    /// Poll every node at the current time, again while any of them received a full
+    /// burst (its receive ring may hold more: a host runs to completion rather than
+    /// leave frames waiting a millisecond per burst); true if any frame moved.
+    pub fn poll_once(&mut self) -> bool {
+        let now = self.now;
+        let mut busy = false;
+        for _ in 0..10_000 {
+            let mut full = false;
+            for n in &mut self.nodes {
+                let burst = n
+                    .ports
+                    .iter()
+                    .map(|p| p.capabilities().max_burst)
+                    .min()
+                    .unwrap_or(1);
+                let r = n.poll(now);
+                busy |= r.rx_frames > 0 || r.tx_frames > 0;
+                full |= r.rx_frames >= burst;
+            }
+            if !full {
+                break;
+            }
+        }
+        busy
+    }
+
+    /// The earliest time any node has work without socket calls (see
+    /// [`Node::next_event_at`]).
+    pub fn next_event_at(&mut self) -> Option<Instant> {
+        self.nodes
+            .iter_mut()
+            .filter_map(|n| n.next_event_at())
+            .min()
+    }
 }
 
 /// Two hosts on one link: 10.0.0.1 (mac ..:01) and 10.0.0.2 (mac ..:02).
 pub fn two_hosts(config: LinkConfig) -> Net {
+    two_hosts_with(config, StackConfig::default(), (1, 2))
+}
+
+/// [`two_hosts`] with this stack configuration on both and these stack seeds.
+pub fn two_hosts_with(config: LinkConfig, stack: StackConfig, seeds: (u64, u64)) -> Net {
     let (a, b) = link::pair(config);
-    let mut na = Node::new(StackConfig::default(), 1);
+    let mut na = Node::new(stack.clone(), seeds.0);
     na.attach(a, mac(1), "10.0.0.1/24");
-    let mut nb = Node::new(StackConfig::default(), 2);
+    let mut nb = Node::new(stack, seeds.1);
     nb.attach(b, mac(2), "10.0.0.2/24");
     Net::new(vec![na, nb])
 }

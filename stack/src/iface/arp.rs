@@ -47,9 +47,9 @@ impl Stack {
                 .neighbors
                 .update(spa, sha, now, for_us, |p| ready.push(p));
             for p in ready {
-                if let Err(reason) =
-                    self.emit_ipv4_to(ports, i, sha, p.repr, |buf| buf.copy_from_slice(&p.payload))
-                {
+                let none = crate::iface::ipv4::L4Offload::default();
+                let copy = |buf: &mut [u8], _| buf.copy_from_slice(&p.payload);
+                if let Err(reason) = self.emit_ipv4_to(ports, i, sha, p.repr, none, copy) {
                     self.stats.drop(reason);
                 }
             }

@@ -4,7 +4,7 @@
 
 use core::net::SocketAddrV4;
 
-use crate::device::{Device, Frame, RxMeta, TxOffload};
+use crate::device::{Device, Frame, L4Proto, RxMeta, TxOffload};
 use crate::iface::fragment::FragmentOutcome;
 use crate::iface::neighbor::{Resolve, ResolveDrop};
 use crate::iface::{PendingPacket, Port};
@@ -21,6 +21,18 @@ use crate::Stack;
 /// RFC 1812 §4.3.2.3: an ICMP error carries as much of the offending datagram as fits
 /// in 576 bytes.
 const ICMP_ERROR_MAX_QUOTE: usize = 576 - ipv4::HEADER_LEN - icmpv4::HEADER_LEN;
+
+/// What a transport would like the device to finish for it (used only when the
+/// device's capabilities say it can).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct L4Offload {
+    /// The transport whose checksum the device may compute.
+    pub(crate) proto: Option<L4Proto>,
+    /// Its header length.
+    pub(crate) l4_len: u16,
+    /// TCP segment size for TSO (0: no segmentation).
+    pub(crate) tso_mss: u16,
+}
 
 /// Which ICMP error to send about a received datagram.
 #[derive(Debug, Clone, Copy)]
@@ -241,8 +253,23 @@ impl Stack {
         &mut self,
         now: Instant,
         ports: &mut [Port<D>],
-        mut repr: Ipv4Repr,
+        repr: Ipv4Repr,
         fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), DropReason> {
+        self.output_ipv4_offload(now, ports, repr, L4Offload::default(), |b, _| fill(b))
+    }
+
+    /// [`output_ipv4`](Self::output_ipv4) for a transport that can leave its checksum
+    /// (and, for TCP, segmentation) to the device: `fill` is told whether the device
+    /// will finish the checksum (then the field must hold the pseudo-header sum). A
+    /// packet that waits for ARP or is fragmented is finished in software.
+    pub(crate) fn output_ipv4_offload<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        mut repr: Ipv4Repr,
+        want: L4Offload,
+        fill: impl FnOnce(&mut [u8], bool),
     ) -> Result<(), DropReason> {
         let dst = repr.dst_addr;
         let (i, next_hop) = if dst.is_broadcast() {
@@ -267,17 +294,17 @@ impl Stack {
         }
         let iface = &mut self.ifaces[i];
         if dst.is_broadcast() || iface.is_subnet_broadcast(dst) {
-            return self.emit_ipv4_to(ports, i, EthernetAddress::BROADCAST, repr, fill);
+            return self.emit_ipv4_to(ports, i, EthernetAddress::BROADCAST, repr, want, fill);
         }
         if let Some((mac, probe)) = iface.neighbors.lookup_send(next_hop, now) {
             if probe {
                 self.send_arp_request(ports, i, next_hop);
             }
-            return self.emit_ipv4_to(ports, i, mac, repr, fill);
+            return self.emit_ipv4_to(ports, i, mac, repr, want, fill);
         }
         // The slow path: build the payload now and let it wait for ARP.
         let mut payload = alloc::vec![0u8; repr.payload_len];
-        fill(&mut payload);
+        fill(&mut payload, false);
         let pending = PendingPacket { repr, payload };
         match self.ifaces[i].neighbors.resolve(next_hop, now, pending) {
             Resolve::QueuedProbe => {
@@ -293,7 +320,10 @@ impl Stack {
                 if probe {
                     self.send_arp_request(ports, i, next_hop);
                 }
-                self.emit_ipv4_to(ports, i, mac, p.repr, |b| b.copy_from_slice(&p.payload))
+                let none = L4Offload::default();
+                self.emit_ipv4_to(ports, i, mac, p.repr, none, |b, _| {
+                    b.copy_from_slice(&p.payload)
+                })
             }
             Resolve::Dropped(_, ResolveDrop::Unresolved) => Err(DropReason::ArpUnresolved),
             Resolve::Dropped(_, ResolveDrop::CacheFull) => Err(DropReason::NeighborCacheFull),
@@ -309,11 +339,20 @@ impl Stack {
         i: usize,
         dst_mac: EthernetAddress,
         repr: Ipv4Repr,
-        fill: impl FnOnce(&mut [u8]),
+        want: L4Offload,
+        fill: impl FnOnce(&mut [u8], bool),
     ) -> Result<(), DropReason> {
-        let mtu = self.ifaces[i].mtu(&ports[i].caps);
-        if ipv4::HEADER_LEN + repr.payload_len <= mtu {
-            return self.emit_frame(ports, i, dst_mac, repr, fill);
+        let caps = &ports[i].caps;
+        let mtu = self.ifaces[i].mtu(caps);
+        let ip_len = ipv4::HEADER_LEN + repr.payload_len;
+        // A TCP segment larger than the MTU may go as one frame when the device cuts it
+        // (TSO) at the MSS the transport asked for.
+        let tso = want.tso_mss > 0
+            && want.proto == Some(L4Proto::Tcp)
+            && caps.tx_checksum.tcp
+            && ip_len <= caps.tso_max;
+        if ip_len <= mtu || tso {
+            return self.emit_frame(ports, i, dst_mac, repr, want, fill);
         }
         if repr.dont_frag {
             return Err(DropReason::Ipv4FragNeeded);
@@ -326,7 +365,7 @@ impl Stack {
         let mut scratch = core::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.resize(repr.payload_len, 0);
-        fill(&mut scratch);
+        fill(&mut scratch, false);
         let mut result = Ok(());
         let mut off = 0;
         while off < scratch.len() {
@@ -337,7 +376,9 @@ impl Stack {
             frag.frag_offset = repr.frag_offset.saturating_add(off as u16);
             frag.more_frags = repr.more_frags || !last;
             let piece = &scratch[off..off + len];
-            if let Err(e) = self.emit_frame(ports, i, dst_mac, frag, |b| b.copy_from_slice(piece)) {
+            let none = L4Offload::default();
+            let copy = |b: &mut [u8], _| b.copy_from_slice(piece);
+            if let Err(e) = self.emit_frame(ports, i, dst_mac, frag, none, copy) {
                 result = Err(e);
                 break;
             }
@@ -355,7 +396,8 @@ impl Stack {
         i: usize,
         dst_mac: EthernetAddress,
         repr: Ipv4Repr,
-        fill: impl FnOnce(&mut [u8]),
+        want: L4Offload,
+        fill: impl FnOnce(&mut [u8], bool),
     ) -> Result<(), DropReason> {
         let iface = &self.ifaces[i];
         let eth = EthernetRepr {
@@ -367,7 +409,17 @@ impl Stack {
         let l2 = eth.buffer_len();
         let port = &mut ports[i];
         let offload = port.caps.tx_checksum.ipv4;
+        let l4_csum = want.proto.filter(|p| match p {
+            L4Proto::Tcp => port.caps.tx_checksum.tcp,
+            L4Proto::Udp => port.caps.tx_checksum.udp,
+        });
         let ip_len = ipv4::HEADER_LEN + repr.payload_len;
+        let mtu = self.ifaces[i].mtu(&port.caps);
+        let tso_mss = if l4_csum == Some(L4Proto::Tcp) && ip_len > mtu {
+            want.tso_mss
+        } else {
+            0
+        };
         let mut frame = port
             .dev
             .alloc_tx(l2 + ip_len)
@@ -376,15 +428,17 @@ impl Stack {
             let (head, rest) = frame.data_mut().split_at_mut(l2);
             eth.emit(&mut ethernet::Frame::new_unchecked(head));
             let (hdr, body) = rest.split_at_mut(ipv4::HEADER_LEN);
-            fill(&mut body[..repr.payload_len]);
+            fill(&mut body[..repr.payload_len], l4_csum.is_some());
             repr.emit(&mut ipv4::Packet::new_unchecked(hdr), !offload);
         }
-        if offload {
+        if offload || l4_csum.is_some() {
             frame.set_tx_offload(TxOffload {
                 l2_len: l2 as u16,
                 l3_len: ipv4::HEADER_LEN as u16,
-                ipv4_csum: true,
-                ..TxOffload::default()
+                l4_len: want.l4_len,
+                ipv4_csum: offload,
+                l4_csum,
+                tso_mss,
             });
         }
         self.stats.ipv4_tx += 1;
@@ -655,14 +709,24 @@ impl Stack {
                     }
                 };
                 let ip = self.local_repr(src, *dst.ip(), IpProtocol::Udp, len);
-                let res = self.output_ipv4(now, ports, ip, |b| {
+                let want = L4Offload {
+                    proto: Some(L4Proto::Udp),
+                    l4_len: udp::HEADER_LEN as u16,
+                    tso_mss: 0,
+                };
+                let res = self.output_ipv4_offload(now, ports, ip, want, |b, offloaded| {
                     b[udp::HEADER_LEN..].copy_from_slice(data);
+                    let csum = if offloaded {
+                        UdpChecksum::Offload
+                    } else {
+                        UdpChecksum::Compute
+                    };
                     repr.emit(
                         &mut udp::Packet::new_unchecked(b),
                         src,
                         *dst.ip(),
                         data.len(),
-                        UdpChecksum::Compute,
+                        csum,
                     );
                 });
                 match res {

@@ -11,7 +11,7 @@ use crate::device::{Frame, HeapFrame};
 use crate::rand::Rand;
 use crate::time::{Duration, Instant};
 
-use super::TxCounters;
+use super::{LinkStats, TxCounters};
 
 /// How long a frame held back by [`Impairments::reorder`] waits for a successor to overtake
 /// it before [`LinkEnd::set_now`](super::LinkEnd::set_now) sends it anyway, so the last
@@ -234,6 +234,11 @@ impl Wire {
         }
     }
 
+    /// When the held-back frame, if any, is sent without waiting for a successor.
+    pub(super) fn release_at(&self) -> Option<Instant> {
+        self.held.as_ref().map(|h| h.since + REORDER_MAX_HOLD)
+    }
+
     /// Send a held-back frame that no successor overtook within [`REORDER_MAX_HOLD`].
     pub(super) fn release_stale(
         &mut self,
@@ -253,6 +258,81 @@ impl Wire {
                 };
                 emit(held.frame, at, held.dup);
             }
+        }
+    }
+}
+
+/// One direction's [`Impairments`] applied by a device other than the in-memory link
+/// (the TAP backend keeps one per direction), with the same draws in the same order as
+/// the link, so a seed means the same thing on both.
+#[derive(Debug)]
+pub struct Impairer {
+    wire: Wire,
+    counters: TxCounters,
+    delivered: u64,
+}
+
+impl Impairer {
+    /// An impairer drawing from a generator seeded with `imp.seed`.
+    pub fn new(imp: Impairments) -> Impairer {
+        Impairer {
+            wire: Wire::new(imp),
+            counters: TxCounters::default(),
+            delivered: 0,
+        }
+    }
+
+    /// Nothing to do per frame: a caller may skip [`apply`](Self::apply).
+    pub fn is_transparent(&self) -> bool {
+        self.wire.is_transparent()
+    }
+
+    /// Apply the impairments to `frame`, seen at `now`. `emit(frame, deliver_at,
+    /// duplicate)` receives the survivors in delivery order (up to two: a held-back frame
+    /// follows the one that overtakes it); `duplicate` asks for a second copy right after.
+    /// `deliver_at` is [`Instant::ZERO`] unless delay, jitter or a rate is set.
+    pub fn apply(
+        &mut self,
+        frame: HeapFrame,
+        now: Instant,
+        mut emit: impl FnMut(HeapFrame, Instant, bool),
+    ) {
+        self.counters.sent.fetch_add(1, Relaxed);
+        let delivered = &mut self.delivered;
+        self.wire
+            .transmit(frame, now, &self.counters, |f, at, dup| {
+                *delivered += 1 + u64::from(dup);
+                emit(f, at, dup)
+            });
+    }
+
+    /// When a held-back frame must be released by [`release_stale`](Self::release_stale).
+    pub fn release_at(&self) -> Option<Instant> {
+        self.wire.release_at()
+    }
+
+    /// Hand a held-back frame that nothing overtook within [`REORDER_MAX_HOLD`] to `emit`.
+    pub fn release_stale(&mut self, now: Instant, mut emit: impl FnMut(HeapFrame, Instant, bool)) {
+        let delivered = &mut self.delivered;
+        self.wire.release_stale(now, |f, at, dup| {
+            *delivered += 1 + u64::from(dup);
+            emit(f, at, dup)
+        });
+    }
+
+    /// What was done so far: `sent` frames went in, `delivered` came out (copies
+    /// included), and the impairment counters; the ring fields stay zero.
+    pub fn stats(&self) -> LinkStats {
+        let c = &self.counters;
+        LinkStats {
+            sent: c.sent.load(Relaxed),
+            delivered: self.delivered,
+            lost: c.lost.load(Relaxed),
+            duplicated: c.duplicated.load(Relaxed),
+            reordered: c.reordered.load(Relaxed),
+            corrupted: c.corrupted.load(Relaxed),
+            queue_dropped: c.queue_dropped.load(Relaxed),
+            ..LinkStats::default()
         }
     }
 }

@@ -34,9 +34,10 @@ mod pcap;
 #[cfg(test)]
 mod tests;
 
-pub use impair::{Impairments, REORDER_MAX_HOLD};
+pub use impair::{Impairer, Impairments, REORDER_MAX_HOLD};
 pub use pcap::PcapCapture;
 
+use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -88,9 +89,9 @@ impl Default for LinkConfig {
 }
 
 /// Counters of one direction of a link. `sent` counts frames `tx_burst` took; each is
-/// then delivered, lost, queue-dropped or oversize-dropped, and duplicates add one
-/// delivery each, so on a drained link
-/// `delivered == sent + duplicated - lost - queue_dropped - oversize`.
+/// then delivered, filtered, lost, queue-dropped or oversize-dropped, and duplicates add
+/// one delivery each, so on a drained link
+/// `delivered == sent + duplicated - filtered - lost - queue_dropped - oversize`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
     /// Frames taken by `tx_burst`.
@@ -112,6 +113,8 @@ pub struct LinkStats {
     pub ring_full: u64,
     /// Frames longer than `mtu + LINK_HEADER_MAX`, dropped as a NIC would.
     pub oversize: u64,
+    /// Frames dropped by the sender's [drop filter](LinkEnd::set_drop_filter).
+    pub filtered: u64,
 }
 
 /// Counters written by the sending end. Aligned apart from [`RxCounters`] so the two
@@ -127,6 +130,7 @@ struct TxCounters {
     queue_dropped: AtomicU64,
     ring_full: AtomicU64,
     oversize: AtomicU64,
+    filtered: AtomicU64,
 }
 
 /// Counters written by the receiving end.
@@ -200,6 +204,7 @@ impl Channel {
             queue_dropped: self.tx.queue_dropped.load(Relaxed),
             ring_full: self.tx.ring_full.load(Relaxed),
             oversize: self.tx.oversize.load(Relaxed),
+            filtered: self.tx.filtered.load(Relaxed),
         }
     }
 }
@@ -254,10 +259,15 @@ fn copy_frame(pool: &Arc<FramePool>, data: &[u8], headroom: usize) -> HeapFrame 
     }
 }
 
+/// A test's choice of frames to drop: called with each frame an end sends, before any
+/// impairment; `true` drops it.
+pub type DropFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
+
 /// One end of an in-memory link: a [`Device`] with one queue whose transmit ring is the
 /// other end's receive ring. `Send`, so the two ends can run on two threads.
 pub struct LinkEnd {
     emitter: Emitter,
+    filter: Option<DropFilter>,
     wire: Wire,
     rx: Arc<Channel>,
     rx_timed: bool,
@@ -277,6 +287,7 @@ impl fmt::Debug for LinkEnd {
             .field("rx", &self.rx_stats())
             .field("in_flight", &self.in_flight.len())
             .field("injected", &self.injected.len())
+            .field("filter", &self.filter.is_some())
             .finish()
     }
 }
@@ -328,6 +339,7 @@ impl LinkEnd {
                 capture: None,
                 seq: 0,
             },
+            filter: None,
             wire: Wire::new(tx_imp),
             rx,
             rx_timed,
@@ -400,6 +412,15 @@ impl LinkEnd {
         self.emitter.capture = None;
     }
 
+    /// Drop the frames this end sends for which `filter` returns true (`None`: stop
+    /// filtering), counted in [`LinkStats::filtered`]. It runs before the impairments, so
+    /// a dropped frame takes no random draw: the rest of the run is what it would have
+    /// been. This is how a test loses one particular segment (the SYN, the last ACK, a
+    /// FIN) rather than a random one.
+    pub fn set_drop_filter(&mut self, filter: Option<DropFilter>) {
+        self.filter = filter;
+    }
+
     /// Queue raw bytes to be received by this end ahead of anything on the link, with no
     /// impairment and no length check: how tests feed malformed frames to a stack.
     pub fn inject(&mut self, bytes: &[u8]) {
@@ -427,6 +448,13 @@ impl LinkEnd {
         }
         self.fill_in_flight();
         self.in_flight.peek().map(|s| s.0.at)
+    }
+
+    /// When [`set_now`](LinkEnd::set_now) will send, on its own, a frame this end holds
+    /// back for reordering (`None`: none is held). A simulation that skips idle time
+    /// must not skip past it, or the frame arrives later than the link says.
+    pub fn next_release_at(&self) -> Option<Instant> {
+        self.wire.release_at()
     }
 
     /// Move frames from the ring to the time-ordered in-flight queue, up to its bound.
@@ -509,7 +537,7 @@ impl Device for LinkEnd {
         counters.sent.fetch_add(n as u64, Relaxed);
         let max_frame = self.max_frame;
         let now = self.now;
-        if self.wire.is_transparent() && self.emitter.capture.is_none() {
+        if self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none() {
             // Fast path: no per-frame decision, no capture; `n` slots are free.
             let ring = &self.emitter.ring;
             for frame in frames.drain(..n) {
@@ -537,6 +565,12 @@ impl Device for LinkEnd {
             if frame.len() > max_frame {
                 channel.tx.oversize.fetch_add(1, Relaxed);
                 continue;
+            }
+            if let Some(filter) = self.filter.as_mut() {
+                if filter(frame.data()) {
+                    channel.tx.filtered.fetch_add(1, Relaxed);
+                    continue;
+                }
             }
             self.wire.transmit(frame, now, &channel.tx, |f, at, dup| {
                 emitter.emit(f, at, dup, now)

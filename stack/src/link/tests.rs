@@ -193,6 +193,54 @@ fn oversize_frames_are_dropped_and_counted() {
 }
 
 #[test]
+fn drop_filter_drops_chosen_frames_before_impairments() {
+    // With loss on, the filter must not consume random draws: the frames that survive
+    // the filter meet the same loss decisions as a run where they were never sent.
+    let imp = Impairments {
+        seed: 5,
+        loss: 0.3,
+        ..Impairments::default()
+    };
+    let run = |filtered: bool| {
+        let (mut a, mut b) = pair(one_way(imp));
+        if filtered {
+            a.set_drop_filter(Some(Box::new(|f: &[u8]| index(f) % 3 == 0)));
+        }
+        let mut got = Vec::new();
+        let mut batch: Vec<HeapFrame> = (0..300)
+            .filter(|i| filtered || i % 3 != 0)
+            .map(|i| numbered(&mut a, i, 64))
+            .collect();
+        send(&mut a, &mut b, &mut batch, &mut got);
+        (got, a.stats())
+    };
+    let (plain, plain_stats) = run(false);
+    let (got, stats) = run(true);
+    assert_eq!(got, plain);
+    assert!(got.iter().all(|f| index(f) % 3 != 0));
+    assert_eq!(stats.filtered, 100);
+    assert_eq!(stats.sent, 300);
+    assert_eq!(stats.lost, plain_stats.lost);
+    assert_eq!(
+        stats.delivered,
+        stats.sent + stats.duplicated - stats.filtered - stats.lost
+    );
+
+    // Removing the filter restores the fast path and delivers everything.
+    let (mut a, mut b) = pair(LinkConfig::default());
+    a.set_drop_filter(Some(Box::new(|_: &[u8]| true)));
+    let mut batch = vec![numbered(&mut a, 1, 60)];
+    assert_eq!(a.tx_burst(0, &mut batch), 1);
+    a.set_drop_filter(None);
+    let mut batch = vec![numbered(&mut a, 2, 60)];
+    assert_eq!(a.tx_burst(0, &mut batch), 1);
+    let mut rx = Vec::new();
+    assert_eq!(b.rx_burst(0, &mut rx, 8), 1);
+    assert_eq!(index(rx[0].data()), 2);
+    assert_eq!(a.stats().filtered, 1);
+}
+
+#[test]
 fn inject_delivers_raw_bytes_first() {
     let (mut a, mut b) = pair(LinkConfig::default());
     let mut batch = vec![numbered(&mut a, 1, 60)];

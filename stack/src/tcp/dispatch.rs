@@ -4,8 +4,9 @@
 
 use core::net::SocketAddrV4;
 
+use crate::device::L4Proto;
 use crate::device::{Device, RxMeta};
-use crate::iface::ipv4::Offending;
+use crate::iface::ipv4::{L4Offload, Offending};
 use crate::iface::Port;
 use crate::socket::SlabKey;
 use crate::stats::DropReason;
@@ -315,7 +316,9 @@ impl Stack {
             ack_number: Some(seg.seq_number + 1u32),
             window_len: self.tcp.config.socket.rcv_buf.min(65535) as u16,
             urgent_pointer: 0,
-            max_seg_size: Some(mss),
+            // The MSS option tells what *we* can receive (RFC 9293 §3.7.1), as in Linux's
+            // cookie SYN-ACKs; the peer's MSS is what the cookie encodes.
+            max_seg_size: Some(self.mss_for(*remote.ip())),
             // Without timestamps the cookie cannot carry the scale: offer none.
             window_scale: if timestamp.is_some() { wscale } else { None },
             sack_permitted: sack_ok && timestamp.is_some(),
@@ -437,17 +440,30 @@ impl Stack {
                 let repr = seg.repr(local.port(), remote.port());
                 let hlen = repr.header_len();
                 let (src, dst) = (*local.ip(), *remote.ip());
-                let ip = self.local_repr(src, dst, IpProtocol::Tcp, hlen + seg.payload_len);
-                let res = self.output_ipv4(now, ports, ip, |b| {
+                let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, hlen + seg.payload_len);
+                // TCP does path MTU discovery: its segments are never fragmented (as
+                // Linux sets DF; RFC 1191).
+                ip.dont_frag = true;
+                let want = L4Offload {
+                    proto: Some(L4Proto::Tcp),
+                    l4_len: hlen as u16,
+                    tso_mss: 0,
+                };
+                let res = self.output_ipv4_offload(now, ports, ip, want, |b, offloaded| {
                     let (a, bb) = snd.peek(seg.payload_offset, seg.payload_len);
                     b[hlen..hlen + a.len()].copy_from_slice(a);
                     b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
+                    let csum = if offloaded {
+                        TcpChecksum::Offload
+                    } else {
+                        TcpChecksum::Compute
+                    };
                     repr.emit_header(
                         &mut tcp::Packet::new_unchecked(b),
                         seg.payload_len,
                         src,
                         dst,
-                        TcpChecksum::Compute,
+                        csum,
                     );
                 });
                 if let Some(c) = self.tcp.conns.get_mut(key) {

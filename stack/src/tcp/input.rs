@@ -102,6 +102,11 @@ impl Tcb {
             self.events |= Events::CONNECTED | Events::WRITABLE;
             self.ack_now = true;
             self.arm_keepalive(now);
+            if self.fin_queued {
+                // The application shut down during the handshake: its FIN follows the
+                // queued data (RFC 9293 §3.10.4).
+                self.set_state(State::FinWait1);
+            }
         } else {
             // Simultaneous open (RFC 9293 §3.5, figure 8): answer SYN-ACK.
             self.set_state(State::SynReceived);
@@ -171,7 +176,11 @@ impl Tcb {
             match (seg_len, wnd) {
                 (0, 0) => seq == self.rcv_nxt,
                 (0, _) => seq.between(self.rcv_nxt, self.rcv_nxt + wnd),
-                (_, 0) => false,
+                // RFC 9293 §3.10.7.4: "special allowance should be made to accept
+                // valid ACKs, URGs, and RSTs" in a zero window: at RCV.NXT the segment
+                // is taken and only its text dropped (Linux tcp_sequence), so the ACK
+                // in a zero-window probe counts, and a bare FIN is accepted.
+                (_, 0) => seq == self.rcv_nxt,
                 (n, _) => {
                     seq.between(self.rcv_nxt, self.rcv_nxt + wnd)
                         || (seq + (n - 1)).between(self.rcv_nxt, self.rcv_nxt + wnd)
@@ -179,6 +188,16 @@ impl Tcb {
             }
         };
         if self.state == State::SynReceived && f.contains(Flags::SYN) && acceptable {
+            if seg.ack_number == Some(self.iss + 1u32) {
+                // RFC 9293 §3.5 figure 8 (simultaneous open): the peer's SYN-ACK
+                // acknowledges our SYN; take it as the handshake's ACK, its SYN already
+                // counted (Linux tcp_validate_incoming). Answering it with our SYN-ACK
+                // again would make two such stacks loop.
+                let mut rest = *seg;
+                rest.flags.remove(Flags::SYN);
+                rest.seq_number = seq + 1u32;
+                return self.input_synchronized(now, &rest);
+            }
             self.snd_nxt = self.iss; // retransmit the SYN-ACK
             return InputOutcome::Ok;
         }
@@ -186,6 +205,12 @@ impl Tcb {
             // A zero-window probe lands here too: it gets an ACK with our window.
             if !f.contains(Flags::RST) {
                 self.ack_now = true;
+            }
+            if self.state == State::TimeWait && f.contains(Flags::FIN) {
+                // RFC 9293 §3.10.7.4 eighth: a retransmitted FIN (left of RCV.NXT, so
+                // "unacceptable") restarts the 2 MSL timeout, as in Linux
+                // tcp_timewait_state_process.
+                self.enter_time_wait(now);
             }
             return InputOutcome::Dropped(TcpDrop::OutOfWindow);
         }
@@ -226,7 +251,10 @@ impl Tcb {
         // RFC 7323 §4.3: remember the timestamp of the segment that fills rcv_nxt.
         if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
             let newer = (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0;
-            if newer && seq.le(self.last_ack_sent) {
+            // RFC 7323 §5.5: a TS.Recent idle for 24 days is invalid and is replaced
+            // whatever the new value (Linux tcp_paws_check with its 24-day rule).
+            let expired = now - self.ts_recent_at >= PAWS_IDLE;
+            if (newer || expired) && seq.le(self.last_ack_sent) {
                 self.ts_recent = ts.tsval;
                 self.ts_recent_at = now;
             }
@@ -286,9 +314,12 @@ impl Tcb {
             && !f.contains(Flags::FIN)
             && seg_wnd == self.snd_wnd
             && self.snd_max != self.snd_una
+            && !self.persisting
         {
             // RFC 5681 §2 "duplicate acknowledgment" (with SACK, RFC 6675 counts ACKs
-            // that carry new SACK information).
+            // that carry new SACK information). Answers to zero-window probes are not
+            // (BSD counts dupacks only while the retransmission timer runs): three of
+            // them must not fast-retransmit into the closed window.
             if !self.sack_ok || sack_update.newly_sacked_bytes > 0 || nblocks == 0 {
                 self.on_dupack(now);
             }
@@ -306,7 +337,9 @@ impl Tcb {
                 self.persisting = false;
                 self.rto_at = None;
                 self.rtt.reset_backoff();
-                self.snd_nxt = self.snd_nxt.max(self.snd_una);
+                // Resume at SND.UNA: a refused probe byte is sent again with the data
+                // (BSD pulls snd_nxt back to the closed window the same way).
+                self.snd_nxt = self.snd_una;
             }
         }
 
@@ -445,8 +478,16 @@ impl Tcb {
         } else {
             self.dupacks >= 3
         };
-        // RFC 6582 §3.2 step 2: no new recovery for losses from before the last one.
-        if lost && (self.snd_una.gt(self.recover) || self.recover == self.iss) {
+        // No new recovery for losses from before the last one. RFC 6582 §3.2 step 2
+        // (NewReno): only once the ACK covers more than `recover`. RFC 6675 §5.1 (SACK):
+        // once it reaches `recover`; SACK tells a new hole right at `recover` from a
+        // spurious retransmission, and waiting for more would leave it to the RTO.
+        let past_recover = if self.sack_ok {
+            self.snd_una.ge(self.recover)
+        } else {
+            self.snd_una.gt(self.recover)
+        };
+        if lost && (past_recover || self.recover == self.iss) {
             self.in_recovery = true;
             self.recover = self.snd_max;
             self.high_rxt = self.snd_una;

@@ -29,6 +29,9 @@ pub mod tcb;
 pub mod timer;
 mod timers;
 
+#[cfg(test)]
+mod tests;
+
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::SocketAddrV4;

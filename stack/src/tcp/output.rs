@@ -56,7 +56,10 @@ impl Tcb {
     pub fn next_segment(&mut self, now: Instant) -> Option<OutSegment> {
         if self.send_rst {
             self.send_rst = false;
-            let seg = self.segment(now, Flags::RST, self.snd_nxt.max(self.snd_una), 0, 0);
+            // snd_max, not snd_nxt: after a timeout rewound snd_nxt the peer may already
+            // expect snd_max, and RFC 5961 §3.2 accepts only an exact match (BSD
+            // tcp_output does the same for every segment without data).
+            let seg = self.segment(now, Flags::RST, self.snd_max, 0, 0);
             self.close_now();
             return Some(seg);
         }
@@ -146,7 +149,7 @@ impl Tcb {
         if self.rexmit_una {
             self.rexmit_una = false;
             let start = self.snd_una;
-            let len = self.data_len_at(start).min(self.smss as usize);
+            let len = self.data_len_at(start).min(self.seg_room());
             if len > 0 || self.fin_at(start) {
                 let mut seg = self.data_segment(now, start, len, true);
                 if self.fin_at(start + len) {
@@ -166,7 +169,7 @@ impl Tcb {
                 .next_seg(self.snd_una, self.snd_max, self.high_rxt, self.smss, 3)?;
         let len = (len as usize)
             .min(self.data_len_at(start))
-            .min(self.smss as usize);
+            .min(self.seg_room());
         if len == 0 || self.pipe() + len as u32 > self.cc.cwnd() {
             return None;
         }
@@ -176,6 +179,24 @@ impl Tcb {
             seg.flags |= Flags::FIN;
         }
         Some(seg)
+    }
+
+    /// Payload bytes one segment may carry now: smss (which allows for timestamps) less
+    /// the SACK blocks the segment will report. RFC 6691 / RFC 9293 §3.7.1: the MSS
+    /// bounds data and options together, or the IP packet outgrows the MTU and is
+    /// fragmented (Linux tcp_current_mss does the same).
+    fn seg_room(&self) -> usize {
+        let smss = self.smss as usize;
+        if !self.sack_ok || self.reass.is_empty() {
+            return smss;
+        }
+        let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+        let max = if self.ts_ok { 3 } else { 4 };
+        match self.reass.sack_blocks(self.rcv_nxt, &mut blocks, max) {
+            0 => smss,
+            // NOP, NOP, kind, length, then 8 bytes per block.
+            n => smss.saturating_sub(4 + 8 * n).max(1),
+        }
     }
 
     /// Send-buffer bytes from sequence number `seq` to the end of the buffer.
@@ -200,7 +221,7 @@ impl Tcb {
         let wnd_edge = self.snd_una + self.snd_wnd;
         let in_window = (wnd_edge - seq).max(0) as usize;
         let cwnd_room = self.cc.cwnd().saturating_sub(self.pipe()) as usize;
-        let smss = self.smss as usize;
+        let smss = self.seg_room();
         let len = unsent.min(smss).min(in_window).min(cwnd_room);
         let resend = seq.lt(self.snd_max);
         let fin = fin_left && len == unsent && (len > 0 || unsent == 0);
@@ -209,14 +230,17 @@ impl Tcb {
         }
         if len < smss && !resend {
             // RFC 1122 §4.2.3.4 (sender SWS avoidance) with RFC 896 Nagle: a short
-            // segment goes only if it is everything we have and nothing is outstanding
-            // (or Nagle is off), or it is at least half the largest window offered.
+            // segment goes only if it is everything we have and no short segment is
+            // outstanding (Minshall's variant, as Linux: the tail of a large write is
+            // not held back), or Nagle is off, or it is at least half the largest
+            // window offered.
             let all = len == unsent;
-            let idle = self.snd_nxt == self.snd_una;
+            let small_unacked = self.snd_sml.gt(self.snd_una) && self.snd_sml.le(self.snd_nxt);
             let half_window = self.max_snd_wnd > 0 && len >= self.max_snd_wnd as usize / 2;
-            if !(all && (idle || self.opts.nodelay || fin) || half_window) {
+            if !(all && (!small_unacked || self.opts.nodelay || fin) || half_window) {
                 return None;
             }
+            self.snd_sml = seq + len;
         }
         if !resend && self.snd_nxt == self.snd_una {
             // RFC 5681 §4.1: restart from a small window after an idle period.
@@ -277,12 +301,27 @@ impl Tcb {
     fn next_probe(&mut self, now: Instant) -> Option<OutSegment> {
         if self.force_probe {
             self.force_probe = false;
-            let seq = self.snd_nxt;
-            if self.data_len_at(seq) > 0 {
-                let seg = self.data_segment(now, seq, 1, false);
-                // The probe byte counts as sent; the persist timer keeps running.
-                self.persisting = true;
-                return Some(seg);
+            if self.snd_wnd == 0 {
+                // The probe is the byte at snd_una, the same one each time (as BSD
+                // does), so no later byte is ever sent past a hole.
+                let seq = self.snd_una;
+                if self.data_len_at(seq) > 0 {
+                    let seg = self.data_segment(now, seq, 1, seq.lt(self.snd_max));
+                    // The probe byte counts as sent; the persist timer keeps running.
+                    self.persisting = true;
+                    return Some(seg);
+                }
+            } else {
+                // RFC 1122 §4.2.3.4: the timer overrides sender SWS avoidance: a window
+                // too small for a full segment is used as it is (BSD t_force). That is
+                // ordinary data, covered by the retransmission timer.
+                let seq = self.snd_nxt;
+                let unsent = self.data_len_at(seq);
+                if unsent > 0 {
+                    let in_window = (self.snd_una + self.snd_wnd - seq).max(0) as usize;
+                    let len = unsent.min(in_window).min(self.seg_room()).max(1);
+                    return Some(self.data_segment(now, seq, len, false));
+                }
             }
         }
         if self.keepalive_probe {
@@ -292,11 +331,15 @@ impl Tcb {
             self.sent(now);
             return Some(seg);
         }
-        // Data waits for a zero window: run the persist timer (RFC 9293 §3.8.6.1).
-        if self.snd_wnd == 0
-            && self.data_len_at(self.snd_nxt) > 0
+        // Data waits for a zero window (RFC 9293 §3.8.6.1), or for a window too small
+        // to send into under SWS avoidance with nothing in flight to bring an ACK
+        // (RFC 1122 §4.2.3.4 asks for a timeout there): run the persist timer. A
+        // retransmission timeout that finds the window closed turns into the persist
+        // timer too (BSD tcp_output): retransmitting would send nothing, and only a
+        // probe makes the peer tell us when its window opens.
+        if self.data_len_at(self.snd_nxt) > 0
             && self.snd_nxt == self.snd_una
-            && self.rto_at.is_none()
+            && (self.rto_at.is_none() || (self.snd_wnd == 0 && !self.persisting))
         {
             self.persisting = true;
             self.rto_at = Some(now + self.rtt.rto());
@@ -309,10 +352,19 @@ impl Tcb {
         if !(self.ack_now || self.challenge_ack || self.window_update) {
             return None;
         }
+        // A pure ACK carries snd_max, the next unsent octet, not snd_nxt (BSD
+        // tcp_output): after a timeout rewinds snd_nxt, a peer that got the data has
+        // rcv_nxt beyond it and would find the ACK outside its window, drop its ACK
+        // field and answer with an ACK of its own; two such peers ACK each other
+        // forever and neither learns what the other received. While persisting,
+        // snd_una: a peer with a zero window dropped the probe byte, and accepts an
+        // empty segment only at exactly its rcv_nxt (RFC 9293 §3.10.7.4).
         let seq = if self.state == State::SynReceived {
             self.iss + 1u32
+        } else if self.persisting {
+            self.snd_una
         } else {
-            self.snd_nxt
+            self.snd_max
         };
         let seg = self.segment(now, Flags::ACK, seq, 0, 0);
         self.sent(now);

@@ -133,7 +133,15 @@ impl Assembler {
                 .take_while(|r| r.start <= end)
                 .count();
         if lo == hi && self.count == MAX_RANGES {
-            return Err(TooManyHoles);
+            if start != 0 {
+                return Err(TooManyHoles);
+            }
+            // Data at RCV.NXT is always taken: refusing it would deadlock the
+            // connection, since every retransmission of the first hole would be refused
+            // too. Make room by forgetting the highest range (reneging on it, as Linux's
+            // tcp_prune_ofo_queue does from the tail; RFC 2018 §8 allows it); its bytes
+            // will arrive again.
+            self.count -= 1;
         }
         self.clock = self.clock.wrapping_add(1);
         let stamp = self.clock;
@@ -315,6 +323,26 @@ mod tests {
         assert_eq!(ranges(&a).len(), MAX_RANGES - 1);
         a.add(1, 1).unwrap(); // room again
         assert_eq!(ranges(&a).len(), MAX_RANGES);
+    }
+
+    #[test]
+    fn data_at_rcv_nxt_is_taken_when_full() {
+        let mut a = Assembler::new();
+        // 32 one-byte ranges from offset 3: the first hole is 3 bytes wide, so neither
+        // byte 0 nor byte 1 joins a range.
+        for i in 0..MAX_RANGES {
+            a.add(10 * i + 3, 1).unwrap();
+        }
+        assert_eq!(a.add(1, 1), Err(TooManyHoles));
+        a.add(0, 1).unwrap();
+        // The highest range was given up for it; the rest are intact.
+        let r = ranges(&a);
+        let last = 10 * (MAX_RANGES - 2) + 3;
+        assert_eq!(r.len(), MAX_RANGES);
+        assert_eq!((r[0], r[1]), ((0, 1), (3, 4)));
+        assert_eq!(r[MAX_RANGES - 1], (last, last + 1));
+        assert_eq!(a.remove_front(), 1);
+        assert_eq!(ranges(&a).len(), MAX_RANGES - 1);
     }
 
     #[test]

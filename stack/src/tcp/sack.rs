@@ -14,9 +14,8 @@
 //! cost O(ranges), not O(window / MSS).
 //!
 //! `HighRxt` is taken **exclusive** here: one past the last octet retransmitted during
-//! this recovery, and `SND.UNA` when nothing has been retransmitted yet (RFC 6675 §5
-//! initialises it to `HighACK`). An octet `S` has been retransmitted iff
-//! `S < high_rxt`.
+//! this recovery (RFC 6675 §5 keeps the last octet itself), and `SND.UNA` when nothing
+//! has been retransmitted yet. An octet `S` has been retransmitted iff `S < high_rxt`.
 //!
 //! Bounded memory: when a new, disjoint SACK range arrives and all [`MAX_BLOCKS`] slots
 //! are taken, the lowest range is forgotten (or the new one, if it is lowest). Forgetting
@@ -632,7 +631,11 @@ mod tests {
         );
         let mut high_rxt = una;
         let mut sent = Vec::new();
-        while let Some((seq, len)) = sb.next_seg(una, max, high_rxt, MSS, 3) {
+        // Bounded: a next_seg that ignored high_rxt would repeat forever.
+        for _ in 0..10 {
+            let Some((seq, len)) = sb.next_seg(una, max, high_rxt, MSS, 3) else {
+                break;
+            };
             sent.push((seq.0, len));
             high_rxt = seq + len;
         }

@@ -363,6 +363,10 @@ impl Stack {
         c.tcb.orphaned = true;
         if !c.tcb.rcv_buf.is_empty() && c.tcb.state.is_synchronized() {
             c.tcb.send_rst = true;
+        } else if c.tcb.state == State::SynSent && c.tcb.snd_buf.is_empty() {
+            // RFC 9293 §3.10.4 CLOSE in SYN-SENT: nothing queued, nobody will read:
+            // delete the TCB.
+            c.tcb.close_now();
         } else {
             shutdown(&mut c.tcb);
         }
@@ -499,8 +503,11 @@ fn shutdown(tcb: &mut Tcb) {
         return;
     }
     match tcb.state {
-        State::SynSent => tcb.close_now(),
-        State::SynReceived => tcb.queue_fin(), // FIN-WAIT-1 once established
+        // RFC 9293 §3.10.4 (SYN-RECEIVED, and SYN-SENT here since tcp_send queues data
+        // before the handshake completes): the FIN waits until ESTABLISHED and follows
+        // the queued data; dropping the connection would lose bytes tcp_send accepted
+        // and, for a half-close, the reply the application still wants to read.
+        State::SynSent | State::SynReceived => tcb.queue_fin(), // FIN-WAIT-1 once established
         State::Established => {
             tcb.queue_fin();
             tcb.set_state(State::FinWait1);

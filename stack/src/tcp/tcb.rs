@@ -227,6 +227,9 @@ pub struct Tcb {
     pub dupacks: u32,
     /// Highest sequence retransmitted in this recovery (RFC 6675 HighRxt).
     pub high_rxt: SeqNumber,
+    /// End of the last short segment sent: Nagle holds a new short segment only while
+    /// that one is unacknowledged (Minshall's variant, as Linux `tcp_minshall_check`).
+    pub snd_sml: SeqNumber,
 
     /// The application will send no more: a FIN follows the data.
     pub fin_queued: bool,
@@ -351,6 +354,7 @@ impl Tcb {
             recover: iss,
             dupacks: 0,
             high_rxt: iss,
+            snd_sml: iss,
             fin_queued: false,
             fin_seq_no: iss,
             fin_pending: None,

@@ -92,8 +92,11 @@ impl Tcb {
             return;
         }
         if self.keepalive_probes >= k.count {
+            // The peer is gone: reset (in case it is not, but our probes were lost) and
+            // close, as Linux tcp_keepalive_timer does; output sends the RST, then
+            // closes.
             self.error = Some(ConnError::TimedOut);
-            self.close_now();
+            self.send_rst = true;
             return;
         }
         self.keepalive_probes += 1;

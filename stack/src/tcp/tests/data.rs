@@ -1,0 +1,342 @@
+//! Data in ESTABLISHED: segmentation by the MSS (RFC 9293 §3.7.1), Nagle and
+//! TCP_NODELAY (RFC 896, RFC 1122 §4.2.3.4), delayed ACKs (RFC 1122 §4.2.3.2, RFC 5681
+//! §4.2), out-of-order reassembly with a memory bound (RFC 9293 §3.10.7.4), and SACK
+//! generation (RFC 2018).
+
+use super::harness::*;
+use crate::stats::DropReason;
+use crate::tcp::{Events, TcpError, TcpHandle};
+
+/// Passive open, no options but MSS `mss`: the test's next sequence number is 1001, the
+/// stack's 1; windows unscaled.
+fn established_mss(mss: u16) -> (Harness, TcpHandle) {
+    let mut h = Harness::new();
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: mss});
+    (h, c)
+}
+
+/// Passive open with SACK and timestamps (MSS 1460, no window scaling).
+fn established_sack() -> (Harness, TcpHandle) {
+    let mut h = Harness::new();
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
+    (h, c)
+}
+
+// ---- sending: segment sizes ----
+
+#[test]
+fn segments_are_cut_at_the_peer_mss() {
+    // RFC 9293 §3.7.1: never send a segment larger than the peer's MSS. Linux's
+    // Nagle (Minshall's variant) lets the tail go out at once too.
+    let (mut h, c) = established_mss(536);
+    let data = payload(2000);
+    assert_eq!(h.stack.tcp_send(c, &data), Ok(2000));
+    let mut got = Vec::new();
+    for (i, want) in [536, 536, 536, 392].into_iter().enumerate() {
+        let s = expect!(h, flags: if i == 3 { "P." } else { "." }, len: want, ack: 1001);
+        assert_eq!(s.seq, 1 + got.len() as u32);
+        got.extend_from_slice(&s.data);
+    }
+    assert_eq!(got, data);
+    h.expect_none();
+}
+
+#[test]
+fn peer_mss_is_clamped_to_ours() {
+    // RFC 9293 §3.7.1 / RFC 6691: the effective send MSS is the smaller of the peer's
+    // and what our own interface can carry.
+    let (mut h, c) = established_mss(9000);
+    assert_eq!(h.stack.tcp_info(c).unwrap().smss, 1460);
+    h.stack.tcp_send(c, &payload(3000)).unwrap();
+    expect!(h, len: 1460);
+    expect!(h, len: 1460);
+    expect!(h, len: 80);
+}
+
+#[test]
+fn tiny_peer_mss_is_honoured() {
+    let (mut h, c) = established_mss(100);
+    h.stack.tcp_send(c, &payload(250)).unwrap();
+    expect!(h, len: 100);
+    expect!(h, len: 100);
+    expect!(h, len: 50);
+}
+
+#[test]
+fn data_is_acknowledged_and_send_buffer_freed() {
+    // RFC 9293 §3.10.7.4 fifth: SND.UNA < SEG.ACK =< SND.NXT frees the acknowledged bytes;
+    // the application hears WRITABLE.
+    let (mut h, c) = established_mss(1460);
+    let cap = h.stack.tcp_send_capacity(c).unwrap();
+    h.stack.tcp_send(c, &payload(1000)).unwrap();
+    expect!(h, flags: "P.", seq: 1, len: 1000);
+    assert_eq!(h.stack.tcp_send_queued(c), Ok(1000));
+    h.events_of(c);
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1001});
+    assert_eq!(h.stack.tcp_send_queued(c), Ok(0));
+    assert_eq!(h.stack.tcp_send_capacity(c), Ok(cap));
+    assert!(h.events_of(c) & Events::WRITABLE != 0);
+    h.expect_none();
+}
+
+#[test]
+fn send_buffer_full_would_block() {
+    let (mut h, c) = established_mss(1460);
+    let cap = h.stack.tcp_send_capacity(c).unwrap();
+    assert_eq!(h.stack.tcp_send(c, &payload(cap + 100)), Ok(cap));
+    assert_eq!(h.stack.tcp_send(c, b"more"), Err(TcpError::WouldBlock));
+}
+
+// ---- Nagle and TCP_NODELAY ----
+
+#[test]
+fn nagle_holds_small_segments_while_a_small_one_is_unacknowledged() {
+    // RFC 896 / RFC 1122 §4.2.3.4: a small segment waits while data is unacknowledged,
+    // and what accumulated goes in one segment once the ACK arrives.
+    let (mut h, c) = established_mss(1460);
+    h.stack.tcp_send(c, b"first").unwrap();
+    expect!(h, flags: "P.", seq: 1, data: b"first");
+    h.stack.tcp_send(c, b"second").unwrap();
+    h.stack.tcp_send(c, b"third").unwrap();
+    h.expect_none();
+    h.advance(ms(100));
+    h.expect_none();
+    h.inject(seg! {flags: ".", seq: 1001, ack: 6});
+    expect!(h, flags: "P.", seq: 6, data: b"secondthird");
+    h.expect_none();
+}
+
+#[test]
+fn nagle_sends_full_segments_at_once() {
+    // RFC 1122 §4.2.3.4: "if a maximum-sized segment can be sent, send it".
+    let (mut h, c) = established_mss(1460);
+    h.stack.tcp_send(c, b"small").unwrap();
+    expect!(h, seq: 1, len: 5);
+    h.stack.tcp_send(c, &payload(1460 + 10)).unwrap();
+    expect!(h, seq: 6, len: 1460);
+    h.expect_none(); // the 10-byte tail waits for the ACK
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1466});
+    expect!(h, seq: 1466, len: 10);
+}
+
+#[test]
+fn nodelay_sends_every_write_at_once() {
+    // TCP_NODELAY turns Nagle off (RFC 1122 §4.2.3.4: "a TCP MUST provide a way to
+    // disable it").
+    let (mut h, c) = established_mss(1460);
+    h.stack.tcp_set_nodelay(c, true).unwrap();
+    for (i, w) in [b"aa", b"bb", b"cc"].iter().enumerate() {
+        h.stack.tcp_send(c, *w).unwrap();
+        expect!(h, flags: "P.", seq: 1 + 2 * i as u32, data: *w);
+    }
+}
+
+#[test]
+fn turning_nodelay_on_flushes_held_data() {
+    let (mut h, c) = established_mss(1460);
+    h.stack.tcp_send(c, b"one").unwrap();
+    expect!(h, data: b"one");
+    h.stack.tcp_send(c, b"two").unwrap();
+    h.expect_none();
+    h.stack.tcp_set_nodelay(c, true).unwrap();
+    expect!(h, seq: 4, data: b"two");
+}
+
+// ---- delayed ACK ----
+
+#[test]
+fn one_full_segment_is_acked_after_the_delayed_ack_timeout() {
+    // RFC 1122 §4.2.3.2 / RFC 9293 §3.8.6.3: an ACK may be delayed, but less than 0.5 s
+    // (we promise at most 200 ms; the timeout is `delack`).
+    let (mut h, c) = established_mss(1460);
+    let delack = h.stack.tcp.config.tcb.delack;
+    assert!(delack <= ms(200));
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1, data: payload(1460)});
+    h.expect_none();
+    h.advance(delack - ms(1));
+    h.expect_none();
+    h.advance(ms(1));
+    let a = expect!(h, flags: ".", seq: 1, ack: 2461, win: 65535 - 1460 + 1);
+    assert!(a.data.is_empty());
+    assert_eq!(h.read_all(c), payload(1460));
+}
+
+#[test]
+fn every_second_full_segment_is_acked_at_once() {
+    // RFC 5681 §4.2: "an ACK SHOULD be generated for at least every second full-sized
+    // segment".
+    let (mut h, _c) = established_mss(1460);
+    let mut seq = 1001;
+    for _ in 0..3 {
+        h.inject(seg! {flags: ".", seq: seq, ack: 1, data: payload(1460)});
+        h.expect_none();
+        h.inject(seg! {flags: ".", seq: seq + 1460, ack: 1, data: payload(1460)});
+        expect!(h, flags: ".", ack: seq + 2920);
+        h.expect_none();
+        seq += 2920;
+    }
+}
+
+#[test]
+fn small_segment_is_acked_at_once() {
+    // A request-sized segment is ACKed at once (Linux quick-ACK for interactive data):
+    // delaying it would only add latency to the reply.
+    let (mut h, _c) = established_mss(1460);
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"GET / HTTP/1.1\r\n\r\n"});
+    expect!(h, flags: ".", ack: 1019);
+}
+
+#[test]
+fn delayed_ack_rides_on_data() {
+    // RFC 9293 §3.8.6.3: an ACK owed goes out with data sent meanwhile; no separate
+    // ACK follows.
+    let (mut h, c) = established_mss(1460);
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1, data: payload(1460)});
+    h.expect_none();
+    h.advance(ms(10));
+    h.stack.tcp_send(c, b"reply").unwrap();
+    expect!(h, flags: "P.", seq: 1, ack: 2461, data: b"reply");
+    h.advance(ms(100)); // past the delayed-ACK timeout, before the RTO
+    h.expect_none();
+}
+
+#[test]
+fn out_of_order_segment_is_acked_at_once() {
+    // RFC 5681 §4.2: "an immediate ACK ... when an out-of-order segment arrives" (a
+    // duplicate ACK), and again when a segment fills the hole.
+    let (mut h, c) = established_mss(1460);
+    h.inject(seg! {flags: ".", seq: 2461, ack: 1, data: payload(1460)});
+    expect!(h, flags: ".", seq: 1, ack: 1001);
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1, data: payload(1460)});
+    expect!(h, flags: ".", seq: 1, ack: 3921);
+    let mut want = payload(1460);
+    want.extend_from_slice(&payload(1460));
+    assert_eq!(h.read_all(c), want);
+}
+
+// ---- receiving: order, duplicates, overlap ----
+
+#[test]
+fn duplicate_data_is_acked_and_not_delivered_twice() {
+    // RFC 9293 §3.10.7.4 first: a segment entirely left of RCV.NXT is not acceptable:
+    // "send an acknowledgment in reply ... and drop".
+    let (mut h, c) = established_mss(1460);
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"hello"});
+    expect!(h, ack: 1006);
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"hello"});
+    expect!(h, flags: ".", seq: 1, ack: 1006);
+    assert_eq!(h.read_all(c), b"hello");
+}
+
+#[test]
+fn overlapping_segment_delivers_only_new_bytes() {
+    // RFC 9293 §3.10.7.4: a segment that starts before RCV.NXT is trimmed to its new part.
+    let (mut h, c) = established_mss(1460);
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"hello"});
+    expect!(h, ack: 1006);
+    h.inject(seg! {flags: "P.", seq: 1003, ack: 1, data: b"llo world"});
+    expect!(h, ack: 1012);
+    assert_eq!(h.read_all(c), b"hello world");
+}
+
+#[test]
+fn reassembly_puts_out_of_order_data_in_order() {
+    // RFC 9293 §3.10.7.4: segments ahead of RCV.NXT may be held and delivered once the
+    // gap fills.
+    let (mut h, c) = established_mss(1460);
+    let data = payload(5000);
+    let order = [3, 1, 4, 0, 2];
+    for &i in &order {
+        let lo = i * 1000;
+        h.inject(seg! {flags: ".", seq: 1001 + lo as u32, ack: 1, data: data[lo..lo + 1000]});
+    }
+    let acks: Vec<u32> = h.drain().iter().map(|s| s.ack).collect();
+    assert_eq!(acks.last(), Some(&6001), "{acks:?}");
+    assert_eq!(h.read_all(c), data);
+}
+
+#[test]
+fn reassembly_is_bounded_by_the_window_and_hole_count() {
+    // Out-of-order data is held only inside the receive window (it lives in the receive
+    // buffer), and at most MAX_RANGES separate ranges are tracked; what exceeds either
+    // bound is dropped and counted, not buffered, so a peer cannot grow our memory.
+    let mut cfg = crate::StackConfig::default();
+    cfg.tcp.socket.rcv_buf = 8192;
+    let mut h = Harness::with_config(cfg);
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460});
+    // Beyond the window: not acceptable at all (RFC 9293 §3.10.7.4 first).
+    h.inject(seg! {flags: ".", seq: 1001 + 8192, ack: 1, data: payload(100)});
+    expect!(h, flags: ".", ack: 1001);
+    assert_eq!(h.stack.stats().dropped(DropReason::TcpOutOfWindow), 1);
+    // 40 one-byte islands, every other byte: only MAX_RANGES of them can be held.
+    let max = crate::tcp::reass::MAX_RANGES;
+    for i in 0..40u32 {
+        h.inject(seg! {flags: ".", seq: 1003 + 2 * i, ack: 1, data: [i as u8]});
+    }
+    assert_eq!(
+        h.stack.stats().dropped(DropReason::TcpReassemblyFull),
+        40 - max as u64
+    );
+    h.drain();
+    // Fill every gap: all 2 * max + 1 bytes up to the last island held arrive in order,
+    // the refused ones must be sent again.
+    for i in 0..=max as u32 {
+        h.inject(seg! {flags: ".", seq: 1001 + 2 * i, ack: 1, data: [0xff, 0xff]});
+    }
+    let got = h.read_all(c);
+    assert_eq!(got.len(), 2 * (max + 1));
+    for i in 0..max {
+        assert_eq!(got[2 * i + 2], i as u8, "island {i}");
+    }
+    assert_eq!(h.tcb(c).rcv_nxt.0, 1001 + 2 * (max as u32 + 1));
+}
+
+#[test]
+fn data_beyond_the_window_is_trimmed() {
+    // RFC 9293 §3.10.7.4: "segments ... that extend beyond the window should be trimmed
+    // to the window": only what fits is kept.
+    let mut cfg = crate::StackConfig::default();
+    cfg.tcp.socket.rcv_buf = 2000;
+    let mut h = Harness::with_config(cfg);
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, win: 65535});
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1, data: payload(1460)});
+    h.inject(seg! {flags: ".", seq: 2461, ack: 1, data: payload(1460)});
+    let a = h.drain().pop().expect("an ACK");
+    assert_eq!(a.ack, 3001);
+    assert_eq!(a.win, 0);
+    assert_eq!(h.read_all(c).len(), 2000);
+}
+
+// ---- SACK generation (RFC 2018) ----
+
+#[test]
+fn sack_blocks_report_out_of_order_data_newest_first() {
+    // RFC 2018 §4: each duplicate ACK carries SACK blocks; the first is the block with
+    // the most recently received segment; up to 3 next to timestamps.
+    let (mut h, _c) = established_sack();
+    h.inject(seg! {flags: ".", seq: 2001, ack: 1, data: payload(100)});
+    expect!(h, flags: ".", ack: 1001, sack: [(2001, 2101)]);
+    h.inject(seg! {flags: ".", seq: 3001, ack: 1, data: payload(100)});
+    expect!(h, ack: 1001, sack: [(3001, 3101), (2001, 2101)]);
+    h.inject(seg! {flags: ".", seq: 4001, ack: 1, data: payload(100)});
+    expect!(h, ack: 1001, sack: [(4001, 4101), (3001, 3101), (2001, 2101)]);
+    h.inject(seg! {flags: ".", seq: 5001, ack: 1, data: payload(100)});
+    let s = expect!(h, ack: 1001, sack: [(5001, 5101), (4001, 4101), (3001, 3101)]);
+    assert!(s.ts.is_some(), "three blocks fit next to timestamps");
+    // A segment that extends an older block moves it to the front.
+    h.inject(seg! {flags: ".", seq: 2101, ack: 1, data: payload(100)});
+    expect!(h, ack: 1001, sack: [(2001, 2201), (5001, 5101), (4001, 4101)]);
+    // Filling the first hole: the cumulative ACK moves, the block it covered is gone.
+    h.inject(seg! {flags: ".", seq: 1001, ack: 1, data: payload(1000)});
+    expect!(h, ack: 2201, sack: [(5001, 5101), (4001, 4101), (3001, 3101)]);
+}
+
+#[test]
+fn no_sack_blocks_without_sack_permitted() {
+    // RFC 2018 §2: SACK only when the SYN carried SACK-permitted.
+    let (mut h, _c) = established_mss(1460);
+    h.inject(seg! {flags: ".", seq: 2001, ack: 1, data: payload(100)});
+    let s = expect!(h, ack: 1001);
+    assert!(s.sack.is_empty());
+}
