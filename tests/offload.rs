@@ -5,7 +5,7 @@
 
 use std::net::SocketAddrV4;
 
-use rumpnet::stack::device::{Capabilities, Device, Frame, HeapFrame, L4Proto};
+use rumpnet::stack::device::{Capabilities, Device, Frame, FramePool, HeapFrame, L4Proto};
 use rumpnet::stack::iface::{InterfaceConfig, Port};
 use rumpnet::stack::link::{self, LinkConfig, LinkEnd};
 use rumpnet::stack::rand::Rand;
@@ -18,6 +18,75 @@ struct Nic {
     inner: LinkEnd,
     finished: u64,
     plain: u64,
+    /// Claim TSO and cut large TCP frames as a NIC would.
+    tso: bool,
+    tso_frames: u64,
+    out: Vec<HeapFrame>,
+    /// Buffers for frames larger than the link's MTU (TSO super-frames).
+    big: std::sync::Arc<FramePool>,
+}
+
+/// Finish the L4 checksum of `data` (an Ethernet frame) as a NIC does: sum from the
+/// L4 header on with the field holding the pseudo-header sum, store the complement.
+fn finish_l4(data: &mut [u8], start: usize, proto: L4Proto) {
+    let field = start + if proto == L4Proto::Tcp { 16 } else { 6 };
+    let sum = checksum::sum(&data[start..]);
+    let mut c = checksum::finish(&[sum]);
+    if proto == L4Proto::Udp && c == 0 {
+        c = 0xffff;
+    }
+    data[field..field + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Cut a TSO frame into MSS-sized frames (RFC 7323-free: options are copied as they
+/// are), as NICs do: per piece, fix IPv4 length/ident/checksum, TCP seq, flags, sum.
+fn segment(f: &HeapFrame, mss: usize, pool: &mut LinkEnd) -> Vec<HeapFrame> {
+    let o = f.tx_offload();
+    let d = f.data();
+    let (l2, l3, l4) = (o.l2_len as usize, o.l3_len as usize, o.l4_len as usize);
+    let hdrs = l2 + l3 + l4;
+    let payload = &d[hdrs..];
+    let seq0 = u32::from_be_bytes([
+        d[l2 + l3 + 4],
+        d[l2 + l3 + 5],
+        d[l2 + l3 + 6],
+        d[l2 + l3 + 7],
+    ]);
+    let ident0 = u16::from_be_bytes([d[l2 + 4], d[l2 + 5]]);
+    let flags = d[l2 + l3 + 13];
+    let n = payload.len().div_ceil(mss);
+    let mut out = Vec::new();
+    for (k, chunk) in payload.chunks(mss).enumerate() {
+        let mut g = pool.alloc_tx(hdrs + chunk.len()).unwrap();
+        let b = g.data_mut();
+        b[..hdrs].copy_from_slice(&d[..hdrs]);
+        b[hdrs..].copy_from_slice(chunk);
+        let tot = (l3 + l4 + chunk.len()) as u16;
+        b[l2 + 2..l2 + 4].copy_from_slice(&tot.to_be_bytes());
+        b[l2 + 4..l2 + 6].copy_from_slice(&ident0.wrapping_add(k as u16).to_be_bytes());
+        b[l2 + 10..l2 + 12].copy_from_slice(&[0, 0]);
+        let ipsum = checksum::finish(&[checksum::sum(&b[l2..l2 + l3])]);
+        b[l2 + 10..l2 + 12].copy_from_slice(&ipsum.to_be_bytes());
+        let seq = seq0.wrapping_add((k * mss) as u32);
+        b[l2 + l3 + 4..l2 + l3 + 8].copy_from_slice(&seq.to_be_bytes());
+        // FIN and PSH only on the last piece.
+        b[l2 + l3 + 13] = if k + 1 == n { flags } else { flags & !0x09 };
+        // The pseudo-header sum depends on the length: recompute it for this piece.
+        let src =
+            rumpnet::stack::wire::Ipv4Addr::new(b[l2 + 12], b[l2 + 13], b[l2 + 14], b[l2 + 15]);
+        let dst =
+            rumpnet::stack::wire::Ipv4Addr::new(b[l2 + 16], b[l2 + 17], b[l2 + 18], b[l2 + 19]);
+        let ph = checksum::pseudo_header_v4(
+            src,
+            dst,
+            rumpnet::stack::wire::IpProtocol::Tcp,
+            (l4 + chunk.len()) as u16,
+        );
+        b[l2 + l3 + 16..l2 + l3 + 18].copy_from_slice(&ph.to_be_bytes());
+        finish_l4(b, l2 + l3, L4Proto::Tcp);
+        out.push(g);
+    }
+    out
 }
 
 impl Device for Nic {
@@ -27,6 +96,9 @@ impl Device for Nic {
         let mut c = self.inner.capabilities();
         c.tx_checksum.tcp = true;
         c.tx_checksum.udp = true;
+        if self.tso {
+            c.tso_max = 65535;
+        }
         c
     }
 
@@ -35,30 +107,36 @@ impl Device for Nic {
     }
 
     fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
-        for f in frames.iter_mut() {
+        // Finish every frame into `out` (cutting TSO frames), then hand `out` on; what
+        // the link did not take stays in `out` for the next call (a NIC's ring).
+        let taken = frames.len();
+        for mut f in frames.drain(..) {
             let o = f.tx_offload();
             let Some(proto) = o.l4_csum else {
                 self.plain += 1;
+                self.out.push(f);
                 continue;
             };
-            // As a NIC: sum from the L4 header to the end, with the field holding the
-            // pseudo-header sum, and store the complement.
-            let start = usize::from(o.l2_len + o.l3_len);
-            let field = start + if proto == L4Proto::Tcp { 16 } else { 6 };
-            let data = f.data_mut();
-            let sum = checksum::sum(&data[start..]);
-            let mut c = checksum::finish(&[sum]);
-            if proto == L4Proto::Udp && c == 0 {
-                c = 0xffff;
+            if o.tso_mss > 0 {
+                self.tso_frames += 1;
+                let pieces = segment(&f, usize::from(o.tso_mss), &mut self.inner);
+                self.finished += pieces.len() as u64;
+                self.out.extend(pieces);
+                continue;
             }
-            data[field..field + 2].copy_from_slice(&c.to_be_bytes());
+            let start = usize::from(o.l2_len + o.l3_len);
+            finish_l4(f.data_mut(), start, proto);
             self.finished += 1;
+            self.out.push(f);
         }
-        self.inner.tx_burst(queue, frames)
+        let mut out = std::mem::take(&mut self.out);
+        self.inner.tx_burst(queue, &mut out);
+        self.out = out;
+        taken
     }
 
     fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
-        self.inner.alloc_tx(len)
+        self.inner.alloc_tx(len).or_else(|| self.big.alloc(len))
     }
 }
 
@@ -72,20 +150,36 @@ fn stack(last: u8) -> Stack {
 
 #[test]
 fn offloaded_checksums_are_finished_by_the_device_and_accepted() {
-    let (a_end, b_end) = link::pair(LinkConfig::default());
+    run(false);
+}
+
+#[test]
+fn tso_frames_are_cut_by_the_device_and_the_data_arrives_intact() {
+    run(true);
+}
+
+fn run(tso: bool) {
+    let (a_end, b_end) = link::pair(LinkConfig {
+        capacity: 8192,
+        ..Default::default()
+    });
     let mut a = stack(1);
     let mut b = stack(2);
     let mut pa = [Port::new(Nic {
         inner: a_end,
         finished: 0,
         plain: 0,
+        tso,
+        tso_frames: 0,
+        out: Vec::new(),
+        big: FramePool::new(64, 65536 + 256, 128),
     })];
     let mut pb = [Port::new(b_end)];
     let l = b.tcp_listen("0.0.0.0:80".parse().unwrap(), 4).unwrap();
     let c = a.tcp_connect("10.0.0.2:80".parse().unwrap()).unwrap();
     let ua = a.udp_bind("0.0.0.0:0".parse().unwrap()).unwrap();
     let ub = b.udp_bind("0.0.0.0:9".parse().unwrap()).unwrap();
-    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 249) as u8).collect();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 249) as u8).collect();
     let mut sent = 0;
     let mut got = Vec::new();
     let mut s = None;
@@ -132,6 +226,11 @@ fn offloaded_checksums_are_finished_by_the_device_and_accepted() {
     assert!(nic.finished > 70, "offloaded frames {}", nic.finished);
     // ARP went without an L4 request.
     assert!(nic.plain >= 1);
+    if tso {
+        assert!(nic.tso_frames > 10, "tso frames {}", nic.tso_frames);
+    } else {
+        assert_eq!(nic.tso_frames, 0);
+    }
     let st = b.stats();
     assert_eq!(
         st.dropped(rumpnet::stack::stats::DropReason::TcpBadChecksum),

@@ -117,7 +117,9 @@ pub struct Capabilities {
     pub rx_checksum: ChecksumCaps,
     /// Checksums the device computes on transmit when asked through [`TxOffload`].
     pub tx_checksum: ChecksumCaps,
-    /// Largest TCP segment the device will cut with TSO (0: no TSO).
+    /// Largest IP packet the device will cut into MTU-sized TCP segments (TSO; 0: no
+    /// TSO). A device that offers it must give `alloc_tx` frames of that size (plus the
+    /// link header), and must also offer TCP transmit checksum offload.
     pub tso_max: usize,
     /// The device reports an RSS hash per received frame.
     pub rss_hash: bool,

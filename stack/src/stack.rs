@@ -132,6 +132,8 @@ pub struct Stack {
     pub(crate) now: Instant,
     /// The MTU of each interface's device, as of the latest poll.
     pub(crate) port_mtu: Vec<usize>,
+    /// The TSO limit (IP packet bytes) of each interface's device (0: none).
+    pub(crate) port_tso: Vec<usize>,
     pub(crate) icmp_limit: TokenBucket,
     pub(crate) stats: Stats,
     pub(crate) ip_ident: u16,
@@ -155,6 +157,7 @@ impl Stack {
             tcp,
             now: Instant::ZERO,
             port_mtu: Vec::new(),
+            port_tso: Vec::new(),
             ifaces: Vec::new(),
             stats: Stats::default(),
             scratch: Vec::new(),
@@ -285,8 +288,11 @@ impl Stack {
         let n = ports.len().min(self.ifaces.len());
         self.now = now;
         self.port_mtu.resize(n, 0);
-        for (m, p) in self.port_mtu.iter_mut().zip(ports.iter()) {
-            *m = p.caps.mtu;
+        self.port_tso.resize(n, 0);
+        for (i, p) in ports.iter().take(n).enumerate() {
+            self.port_mtu[i] = p.caps.mtu;
+            let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
+            self.port_tso[i] = if tso { p.caps.tso_max } else { 0 };
         }
         for i in 0..n {
             if !self.ifaces[i].announced {

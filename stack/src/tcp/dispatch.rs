@@ -254,6 +254,14 @@ impl Stack {
         Some(key)
     }
 
+    /// TCP payload bytes the device toward `dst` segments in one frame (0: no TSO).
+    pub(crate) fn tso_for(&self, dst: Ipv4Addr) -> usize {
+        self.routes
+            .lookup(dst)
+            .and_then(|r| self.port_tso.get(r.iface).copied())
+            .map_or(0, |t| t.saturating_sub(40 + 60))
+    }
+
     /// The MSS to advertise toward `dst`: the outgoing interface's MTU less 40.
     pub(crate) fn mss_for(&self, dst: Ipv4Addr) -> u16 {
         // Before the first poll the device's MTU is not known yet: assume Ethernet's.
@@ -418,6 +426,11 @@ impl Stack {
             if let Some(c) = self.tcp.conns.get_mut(key) {
                 c.dirty = false;
             }
+            let tso_max = self
+                .tcp
+                .conns
+                .get(key)
+                .map_or(0, |c| self.tso_for(*c.tcb.remote.ip()));
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
@@ -429,6 +442,7 @@ impl Stack {
                     }
                     break;
                 }
+                c.tcb.tso_max = tso_max;
                 let Some(seg) = c.tcb.next_segment(now) else {
                     break;
                 };
@@ -447,7 +461,7 @@ impl Stack {
                 let want = L4Offload {
                     proto: Some(L4Proto::Tcp),
                     l4_len: hlen as u16,
-                    tso_mss: 0,
+                    tso_mss: seg.tso_mss,
                 };
                 let res = self.output_ipv4_offload(now, ports, ip, want, |b, offloaded| {
                     let (a, bb) = snd.peek(seg.payload_offset, seg.payload_len);

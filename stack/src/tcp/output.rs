@@ -27,6 +27,8 @@ pub struct OutSegment {
     pub payload_len: usize,
     /// It retransmits data sent before (for the counters).
     pub retransmit: bool,
+    /// The payload exceeds one segment: the device cuts it at this size (TSO).
+    pub tso_mss: u16,
 }
 
 impl OutSegment {
@@ -222,8 +224,15 @@ impl Tcb {
         let in_window = (wnd_edge - seq).max(0) as usize;
         let cwnd_room = self.cc.cwnd().saturating_sub(self.pipe()) as usize;
         let smss = self.seg_room();
-        let len = unsent.min(smss).min(in_window).min(cwnd_room);
         let resend = seq.lt(self.snd_max);
+        // With TSO, new data goes out in multiples of the segment size, up to what the
+        // device cuts in one go; everything else (windows, Nagle) is unchanged.
+        let burst = if self.tso_max > smss && !resend {
+            (self.tso_max / smss).max(1) * smss
+        } else {
+            smss
+        };
+        let len = unsent.min(burst).min(in_window).min(cwnd_room);
         let fin = fin_left && len == unsent && (len > 0 || unsent == 0);
         if len == 0 && !(fin && unsent == 0) {
             return None;
@@ -251,6 +260,9 @@ impl Tcb {
             self.cc.on_idle_restart(now, idle, rto);
         }
         let mut seg = self.data_segment(now, seq, len, resend);
+        if len > smss {
+            seg.tso_mss = smss as u16;
+        }
         if fin {
             seg.flags |= Flags::FIN;
             self.snd_nxt += 1u32;
@@ -404,6 +416,7 @@ impl Tcb {
             payload_offset: offset,
             payload_len: len,
             retransmit: false,
+            tso_mss: 0,
         };
         if self.ts_ok && !syn && !rst {
             out.timestamp = Some(TcpTimestamp {
