@@ -13,7 +13,9 @@
 /// in-memory link. No I/O, no clock, no threads, no `unsafe`.
 pub use rumpnet_stack as stack;
 
-pub use rumpnet_stack::{device, iface, link, rand, stats, time, udp, wire};
+pub use rumpnet_stack::{device, iface, link, rand, stats, tcp, time, udp, wire};
+
+pub mod servers;
 
 /// The Linux TAP backend (the one that needs no special hardware).
 pub use rumpnet_io_tap as tap;
