@@ -307,7 +307,8 @@ impl Tcb {
             Default::default()
         };
 
-        if ack.gt(self.snd_una) {
+        let advanced = ack.gt(self.snd_una);
+        if advanced {
             self.on_new_ack(now, ack, seg);
         } else if ack == self.snd_una
             && seg.payload.is_empty()
@@ -325,11 +326,17 @@ impl Tcb {
             }
         }
 
-        // Window update (RFC 9293 §3.10.7.4, fifth, ESTABLISHED).
-        if self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
+        // Window update (RFC 9293 §3.10.7.4, fifth, ESTABLISHED). An ACK that advances
+        // SND.UNA carries the peer's newest window even in a segment older than SND.WL1
+        // (its data retransmitted with a fresh ACK): take it, as Linux
+        // tcp_may_update_window does, or SND.UNA + SND.WND runs past the edge the peer
+        // offered and we send beyond its window. SND.WL1 never moves back.
+        if advanced || self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
             let opened = seg_wnd > self.snd_wnd;
             self.snd_wnd = seg_wnd;
-            self.snd_wl1 = seq;
+            if self.snd_wl1.lt(seq) {
+                self.snd_wl1 = seq;
+            }
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
             if opened && self.persisting && seg_wnd > 0 {
