@@ -325,6 +325,11 @@ impl Stack {
     /// When the stack's timers next need a poll (if no frame arrives first); `None`
     /// if nothing is pending.
     pub fn poll_at(&self) -> Option<Instant> {
+        // Output queued by socket calls since the last poll (data, a window update, a
+        // close) is due at once.
+        if !self.tcp.dirty.is_empty() || !self.udp.dirty.is_empty() || !self.icmp.dirty.is_empty() {
+            return Some(self.now);
+        }
         let mut at = self.reasm.poll_at();
         at = match (at, self.tcp.wheel.next_expiry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
