@@ -19,6 +19,8 @@ PACKAGES=(
     libhwloc-dev   # core/NUMA topology for pinning shards
     ethtool        # offload settings of TAP/veth devices in the tests
     python3        # helper scripts
+    iputils-ping   # `ping` from inside the netns in the TAP tests
+    arping         # ARP probes from inside the netns in the TAP tests
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -15,6 +15,7 @@ pub use rumpnet_stack as stack;
 
 pub use rumpnet_stack::{device, iface, link, rand, stats, tcp, time, udp, wire};
 
+pub mod capture;
 pub mod servers;
 
 /// The Linux TAP backend (the one that needs no special hardware).

@@ -23,6 +23,10 @@ enum Command {
     /// Run two stacks over the in-memory link (ping + UDP echo, with seeded loss,
     /// reordering, duplication, corruption, delay and rate) and print what happened.
     Sim(cli::sim::SimArgs),
+    /// Run the stack behind a TAP device with the built-in servers (needs root or
+    /// CAP_NET_ADMIN); prints a line starting with `ready` once it serves, and its
+    /// counters when stopped with SIGINT/SIGTERM.
+    Serve(cli::serve::ServeArgs),
     /// Print the version, the backends compiled into this binary and the stack's build facts.
     Info,
 }
@@ -31,6 +35,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info => info(&mut io::stdout().lock()),
+        Command::Serve(args) => {
+            let opts = match args.options() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("rumpnet: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match cli::serve::run(opts) {
+                Ok(report) => writeln!(io::stdout().lock(), "{report}"),
+                Err(e) => Err(io::Error::other(e)),
+            }
+        }
         Command::Sim(args) => match cli::sim::run(&args) {
             Ok(report) => writeln!(io::stdout().lock(), "{}", report.text),
             Err(e) => Err(io::Error::other(e)),

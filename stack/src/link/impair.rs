@@ -384,6 +384,33 @@ mod tests {
     }
 
     #[test]
+    fn impairer_accounts_for_every_frame() {
+        let mut imp = Impairer::new(Impairments {
+            seed: 5,
+            loss: 0.2,
+            duplicate: 0.1,
+            reorder: 0.1,
+            ..Impairments::default()
+        });
+        let mut out = 0u64;
+        for i in 0..1000u64 {
+            let f = HeapFrame::from_slice(&[i as u8; 60], 0);
+            imp.apply(f, Instant::from_micros(i), |_, _, dup| {
+                out += 1 + u64::from(dup)
+            });
+        }
+        imp.release_stale(Instant::from_secs(1), |_, _, dup| out += 1 + u64::from(dup));
+        let s = imp.stats();
+        assert_eq!(s.sent, 1000);
+        assert_eq!(s.delivered, out);
+        assert_eq!(s.delivered, s.sent + s.duplicated - s.lost);
+        assert!(
+            s.lost > 100 && s.duplicated > 30 && s.reordered > 30,
+            "{s:?}"
+        );
+    }
+
+    #[test]
     fn below_stays_in_range() {
         let mut r = Rand::from_u64(1);
         assert!((0..10_000).all(|_| below(&mut r, 7) < 7));

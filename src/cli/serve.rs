@@ -1,0 +1,287 @@
+//! `rumpnet serve`: the stack behind a TAP device, with the built-in servers.
+//!
+//! One thread runs the stack and the servers (run-to-completion): receive a burst,
+//! serve what became ready, send, and when nothing happened sleep on the TAP fd until
+//! a frame arrives or the next timer is due (or spin, with `--idle busy`).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant as StdInstant;
+
+use clap::Args;
+
+use rumpnet::capture::CaptureDevice;
+use rumpnet::servers::Servers;
+use rumpnet::stack::device::Device;
+use rumpnet::stack::iface::{InterfaceConfig, Port};
+use rumpnet::stack::link::PcapCapture;
+use rumpnet::stack::rand::Rand;
+use rumpnet::stack::time::{Duration, Instant};
+use rumpnet::stack::{Stack, StackConfig};
+use rumpnet::tap::{IdlePolicy, ImpairSpec, ImpairedDevice, TapDevice, TapError, TapOptions};
+
+use super::config::{FileConfig, Idle, ServeOptions};
+
+/// Options of `rumpnet serve` (each also a key of the config file).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TOML file with any of the options below (flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// TAP interface to create or attach to [default: rumpnet0].
+    #[arg(long, value_name = "NAME")]
+    pub tap: Option<String>,
+    /// The stack's IPv4 address and prefix, e.g. 10.77.0.2/24 (required).
+    #[arg(long, value_name = "IPV4/PREFIX")]
+    pub addr: Option<String>,
+    /// Default gateway of the stack.
+    #[arg(long, value_name = "IPV4")]
+    pub gateway: Option<String>,
+    /// The stack's MAC address [default: derived from --addr, locally administered].
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// Address given to the kernel side of the TAP (brought up), so the host can reach
+    /// the stack at once.
+    #[arg(long, value_name = "IPV4/PREFIX")]
+    pub host_addr: Option<String>,
+    /// MTU of the TAP link [default: 1500].
+    #[arg(long, value_name = "N")]
+    pub mtu: Option<u32>,
+    /// Write every frame in and out to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Use (true) or not (false) checksum and TSO/GSO offloads with the kernel [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub offloads: Option<bool>,
+    /// Seeded fault injection on the TAP path, in percent: loss=3,reorder=10,dup=1,corrupt=0.1,seed=7.
+    #[arg(long, value_name = "SPEC")]
+    pub impair: Option<String>,
+    /// When idle: `wait` (sleep on the TAP fd) or `busy` (spin) [default: wait].
+    #[arg(long, value_name = "POLICY")]
+    pub idle: Option<String>,
+    /// TCP echo server (RFC 862) on this port.
+    #[arg(long, value_name = "PORT")]
+    pub echo: Option<u16>,
+    /// TCP discard server (RFC 863) on this port.
+    #[arg(long, value_name = "PORT")]
+    pub discard: Option<u16>,
+    /// TCP chargen server (RFC 864) on this port.
+    #[arg(long, value_name = "PORT")]
+    pub chargen: Option<u16>,
+    /// HTTP/1.1 server on this port (GET / and GET /bytes/N).
+    #[arg(long, value_name = "PORT")]
+    pub http: Option<u16>,
+    /// UDP echo server on this port.
+    #[arg(long, value_name = "PORT")]
+    pub udp_echo: Option<u16>,
+}
+
+impl ServeArgs {
+    /// The file (if any) overlaid with the flags, checked.
+    pub fn options(&self) -> Result<ServeOptions, String> {
+        let file = match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let flags = FileConfig {
+            tap: self.tap.clone(),
+            addr: self.addr.clone(),
+            gateway: self.gateway.clone(),
+            mac: self.mac.clone(),
+            host_addr: self.host_addr.clone(),
+            mtu: self.mtu,
+            pcap: self.pcap.clone(),
+            offloads: self.offloads,
+            impair: self.impair.clone(),
+            idle: self.idle.clone(),
+            echo: self.echo,
+            discard: self.discard,
+            chargen: self.chargen,
+            http: self.http,
+            udp_echo: self.udp_echo,
+        };
+        let opts = ServeOptions::from_config(file.overlay(flags))?;
+        if let Some(spec) = &opts.impair {
+            spec.parse::<ImpairSpec>()
+                .map_err(|e| format!("--impair: {e}"))?;
+        }
+        Ok(opts)
+    }
+}
+
+/// A device `serve` can sleep on.
+trait Sleep {
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), TapError>;
+}
+
+impl Sleep for TapDevice {
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), TapError> {
+        self.idle(timeout)
+    }
+}
+
+impl Sleep for ImpairedDevice<TapDevice> {
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), TapError> {
+        self.idle(timeout)
+    }
+}
+
+fn host_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut seed);
+    }
+    // Mixed with the clock in case /dev/urandom is unavailable (never all zero).
+    let t = StdInstant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64;
+    for (b, t) in seed.iter_mut().zip(t.to_le_bytes().iter().cycle()) {
+        *b ^= t;
+    }
+    seed
+}
+
+/// Run `serve` until SIGINT/SIGTERM. Errors are one line for the user.
+pub fn run(opts: ServeOptions) -> Result<String, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+    }
+    let tap_opts = TapOptions {
+        mtu: Some(opts.mtu),
+        offloads: opts.offloads,
+        idle: match opts.idle {
+            Idle::Busy => IdlePolicy::BusyPoll,
+            Idle::Wait => IdlePolicy::Wait { spin: 64 },
+        },
+        ..TapOptions::default()
+    };
+    let tap = TapDevice::open(&opts.tap, &tap_opts).map_err(|e| e.to_string())?;
+    if let Some(h) = opts.host_addr {
+        tap.set_host_addr(h).map_err(|e| e.to_string())?;
+    }
+    let spec = match &opts.impair {
+        Some(s) => Some(
+            s.parse::<ImpairSpec>()
+                .map_err(|e| format!("--impair: {e}"))?,
+        ),
+        None => None,
+    };
+    match spec.filter(|s| !s.is_none()) {
+        Some(spec) => {
+            let dev =
+                ImpairedDevice::from_spec(tap, &spec).map_err(|e| format!("--impair: {e}"))?;
+            serve_on(dev, &opts, &stop)
+        }
+        None => serve_on(tap, &opts, &stop),
+    }
+}
+
+fn serve_on<D: Device + Sleep>(
+    dev: D,
+    opts: &ServeOptions,
+    stop: &AtomicBool,
+) -> Result<String, String> {
+    let mut stack = Stack::new(StackConfig::default(), Rand::from_seed(host_seed()));
+    let mut cfg = InterfaceConfig::new(opts.mac, opts.addr);
+    cfg.mtu = Some(opts.mtu);
+    stack.add_interface(cfg).map_err(|e| e.to_string())?;
+    if let Some(gw) = opts.gateway {
+        stack
+            .set_default_gateway(gw)
+            .map_err(|e| format!("--gateway: {e}"))?;
+    }
+    let mut servers = Servers::start(&mut stack, opts.ports)?;
+    let capture = match &opts.pcap {
+        Some(p) => Some(Arc::new(
+            PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut ports = [Port::new(CaptureDevice::new(
+        dev,
+        capture.clone().unwrap_or_else(null_capture),
+    ))];
+    let capturing = capture.is_some();
+    let epoch = StdInstant::now();
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "ready: rumpnet serving on tap {} at {} (mac {}{}){}",
+            opts.tap,
+            opts.addr,
+            opts.mac,
+            opts.host_addr
+                .map(|h| format!(", host side {h}"))
+                .unwrap_or_default(),
+            describe_ports(opts),
+        );
+        let _ = out.flush();
+    }
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::from_micros(epoch.elapsed().as_micros() as u64);
+        if capturing {
+            ports[0].device_mut().set_now(now);
+        }
+        let r = stack.poll(now, &mut ports);
+        servers.run(&mut stack);
+        if r.rx_frames == 0 && r.tx_frames == 0 && ports[0].tx_backlog() == 0 {
+            let timeout = stack.poll_at().map(|t| t.saturating_duration_since(now));
+            // Wake at least every 100 ms to notice a stop request.
+            let timeout = Some(timeout.map_or(Duration::from_millis(100), |t| {
+                t.min(Duration::from_millis(100))
+            }));
+            ports[0]
+                .device_mut()
+                .inner_mut()
+                .sleep(timeout)
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    if let Some(c) = &capture {
+        c.flush().map_err(|e| format!("--pcap: {e}"))?;
+    }
+    let s = servers.stats();
+    Ok(format!(
+        "rumpnet: stopped\nservers: {} connections accepted, {} closed, {} http requests, echo {} B, discard {} B, chargen {} B, http {} B, {} udp datagrams echoed\nstack counters:\n{}",
+        s.accepted,
+        s.closed,
+        s.http_requests,
+        s.echo_bytes,
+        s.discard_bytes,
+        s.chargen_bytes,
+        s.http_bytes,
+        s.udp_echoed,
+        stack.stats()
+    ))
+}
+
+/// A capture that writes nowhere, for when `--pcap` is not given.
+fn null_capture() -> Arc<PcapCapture> {
+    Arc::new(
+        PcapCapture::new(std::io::sink()).expect("writing a pcap header to io::sink cannot fail"),
+    )
+}
+
+fn describe_ports(opts: &ServeOptions) -> String {
+    let p = opts.ports;
+    let mut s = String::new();
+    for (name, port) in [
+        ("echo", p.echo),
+        ("discard", p.discard),
+        ("chargen", p.chargen),
+        ("http", p.http),
+        ("udp-echo", p.udp_echo),
+    ] {
+        if let Some(port) = port {
+            s.push_str(&format!(" {name}:{port}"));
+        }
+    }
+    if s.is_empty() {
+        s
+    } else {
+        format!(";{s}")
+    }
+}
