@@ -241,3 +241,136 @@ fn run(tso: bool) {
         0
     );
 }
+
+/// A link end whose received UDP frames look like a local kernel's: the checksum field
+/// holds only the pseudo-header sum and the frame says so (virtio NEEDS_CSUM).
+struct PartialRx {
+    inner: LinkEnd,
+}
+
+impl Device for PartialRx {
+    type Frame = HeapFrame;
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+        let start = out.len();
+        let n = self.inner.rx_burst(queue, out, max);
+        for f in &mut out[start..] {
+            let d = f.data_mut();
+            if d.len() >= 42 && d[12..14] == [8, 0] && d[23] == 17 {
+                let src = rumpnet::stack::wire::Ipv4Addr::new(d[26], d[27], d[28], d[29]);
+                let dst = rumpnet::stack::wire::Ipv4Addr::new(d[30], d[31], d[32], d[33]);
+                let len = u16::from_be_bytes([d[38], d[39]]);
+                let ph = checksum::pseudo_header_v4(
+                    src,
+                    dst,
+                    rumpnet::stack::wire::IpProtocol::Udp,
+                    len,
+                );
+                d[40..42].copy_from_slice(&ph.to_be_bytes());
+                f.set_rx_meta(rumpnet::stack::device::RxMeta {
+                    l4_csum_partial: true,
+                    ..Default::default()
+                });
+            }
+        }
+        n
+    }
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+        self.inner.tx_burst(queue, frames)
+    }
+    fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
+        self.inner.alloc_tx(len)
+    }
+}
+
+#[test]
+fn a_router_finishes_partial_checksums_before_forwarding() {
+    use rumpnet::stack::stats::DropReason;
+    let (a_end, g0) = link::pair(LinkConfig::default());
+    let (g1, b_end) = link::pair(LinkConfig::default());
+    let mut a = Stack::new(StackConfig::default(), Rand::from_u64(1));
+    let mac = |l| rumpnet::stack::wire::EthernetAddress([2, 0, 0, 0, 0, l]);
+    a.add_interface(InterfaceConfig::new(mac(1), "10.0.1.2/24".parse().unwrap()))
+        .unwrap();
+    a.set_default_gateway("10.0.1.1".parse().unwrap()).unwrap();
+    let mut g = Stack::new(
+        StackConfig {
+            ip_forward: true,
+            ..Default::default()
+        },
+        Rand::from_u64(2),
+    );
+    g.add_interface(InterfaceConfig::new(mac(2), "10.0.1.1/24".parse().unwrap()))
+        .unwrap();
+    g.add_interface(InterfaceConfig::new(mac(3), "10.0.2.1/24".parse().unwrap()))
+        .unwrap();
+    let mut b2 = Stack::new(StackConfig::default(), Rand::from_u64(5));
+    b2.add_interface(InterfaceConfig::new(mac(5), "10.0.2.2/24".parse().unwrap()))
+        .unwrap();
+    b2.set_default_gateway("10.0.2.1".parse().unwrap()).unwrap();
+    let mut pa = [Port::new(a_end)];
+    let mut pg0 = PartialRx { inner: g0 };
+    let mut pg = vec![
+        Port::new(LinkOrPartial::Partial(&mut pg0)),
+        Port::new(LinkOrPartial::Link(g1)),
+    ];
+    let mut pb = [Port::new(b_end)];
+    let ua = a.udp_bind("0.0.0.0:1000".parse().unwrap()).unwrap();
+    let ub = b2.udp_bind("0.0.0.0:2000".parse().unwrap()).unwrap();
+    let dst: SocketAddrV4 = "10.0.2.2:2000".parse().unwrap();
+    let mut now = Instant::from_secs(1);
+    let mut buf = [0u8; 2000];
+    let mut got = 0;
+    for k in 0..100 {
+        if k % 10 == 0 {
+            a.udp_send_to(ua, b"finish me", dst).unwrap();
+        }
+        a.poll(now, &mut pa);
+        g.poll(now, &mut pg);
+        b2.poll(now, &mut pb);
+        while let Ok((n, _)) = b2.udp_recv_from(ub, &mut buf) {
+            assert_eq!(&buf[..n], b"finish me");
+            got += 1;
+        }
+        now += Duration::from_millis(1);
+    }
+    assert!(got >= 8, "got {got}");
+    assert_eq!(b2.stats().dropped(DropReason::UdpBadChecksum), 0);
+    assert!(g.stats().ipv4_forwarded >= 8);
+}
+
+/// Two device types behind one port type for the router.
+enum LinkOrPartial<'a> {
+    Link(LinkEnd),
+    Partial(&'a mut PartialRx),
+}
+
+impl Device for LinkOrPartial<'_> {
+    type Frame = HeapFrame;
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            LinkOrPartial::Link(l) => l.capabilities(),
+            LinkOrPartial::Partial(p) => p.capabilities(),
+        }
+    }
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+        match self {
+            LinkOrPartial::Link(l) => l.rx_burst(queue, out, max),
+            LinkOrPartial::Partial(p) => p.rx_burst(queue, out, max),
+        }
+    }
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+        match self {
+            LinkOrPartial::Link(l) => l.tx_burst(queue, frames),
+            LinkOrPartial::Partial(p) => p.tx_burst(queue, frames),
+        }
+    }
+    fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
+        match self {
+            LinkOrPartial::Link(l) => l.alloc_tx(len),
+            LinkOrPartial::Partial(p) => p.alloc_tx(len),
+        }
+    }
+}

@@ -15,7 +15,7 @@ use crate::wire::ethernet::{self, EtherType, EthernetRepr};
 use crate::wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, Message, TimeExceeded};
 use crate::wire::ipv4::{self, Ipv4Repr};
 use crate::wire::udp::{self, UdpChecksum, UdpRepr};
-use crate::wire::{Error, EthernetAddress, IpProtocol, Ipv4Addr};
+use crate::wire::{checksum, Error, EthernetAddress, IpProtocol, Ipv4Addr};
 use crate::Stack;
 
 /// RFC 1812 §4.3.2.3: an ICMP error carries as much of the offending datagram as fits
@@ -128,7 +128,7 @@ impl Stack {
             // RFC 1812 §5.3.4: never forward what came as a link-layer broadcast.
             if self.config.ip_forward && !link_broadcast && !dst.is_multicast() {
                 let header = &data[..packet.header_len()];
-                self.forward(now, ports, i, header, packet.payload(), repr);
+                self.forward(now, ports, i, header, packet.payload(), repr, meta);
             } else {
                 self.stats.drop(DropReason::Ipv4NotForUs);
             }
@@ -207,6 +207,7 @@ impl Stack {
         header: &[u8],
         payload: &[u8],
         repr: Ipv4Repr,
+        meta: RxMeta,
     ) {
         let dgram = Offending {
             repr: &repr,
@@ -223,7 +224,27 @@ impl Stack {
         }
         let mut out = repr;
         out.ttl -= 1;
-        match self.output_ipv4(now, ports, out, |buf| buf.copy_from_slice(payload)) {
+        // A frame from a local kernel may carry a partial L4 checksum (virtio
+        // NEEDS_CSUM): what leaves here must be complete, so finish it in software.
+        let finish = meta.l4_csum_partial && repr.frag_offset == 0 && !repr.more_frags;
+        let field = match repr.protocol {
+            IpProtocol::Tcp => Some(16),
+            IpProtocol::Udp => Some(6),
+            _ => None,
+        };
+        match self.output_ipv4(now, ports, out, |buf| {
+            buf.copy_from_slice(payload);
+            if let (true, Some(f)) = (finish, field) {
+                if buf.len() >= f + 2 {
+                    // The field holds the pseudo-header sum: sum it all, complement.
+                    let mut c = checksum::finish(&[checksum::sum(buf)]);
+                    if c == 0 && repr.protocol == IpProtocol::Udp {
+                        c = 0xffff;
+                    }
+                    buf[f..f + 2].copy_from_slice(&c.to_be_bytes());
+                }
+            }
+        }) {
             Ok(()) => self.stats.ipv4_forwarded += 1,
             Err(DropReason::Ipv4NoRoute) => {
                 self.stats.drop(DropReason::Ipv4NoRoute);
