@@ -127,8 +127,13 @@ impl Stack {
         if !to_broadcast && !self.is_local_addr(dst) {
             // RFC 1812 §5.3.4: never forward what came as a link-layer broadcast.
             if self.config.ip_forward && !link_broadcast && !dst.is_multicast() {
-                let header = &data[..packet.header_len()];
-                self.forward(now, ports, i, header, packet.payload(), repr, meta);
+                let dgram = Offending {
+                    repr: &repr,
+                    header: Some(&data[..packet.header_len()]),
+                    payload: packet.payload(),
+                    to_broadcast: false,
+                };
+                self.forward(now, ports, i, dgram, meta);
             } else {
                 self.stats.drop(DropReason::Ipv4NotForUs);
             }
@@ -204,17 +209,11 @@ impl Stack {
         now: Instant,
         ports: &mut [Port<D>],
         i: usize,
-        header: &[u8],
-        payload: &[u8],
-        repr: Ipv4Repr,
+        dgram: Offending<'_>,
         meta: RxMeta,
     ) {
-        let dgram = Offending {
-            repr: &repr,
-            header: Some(header),
-            payload,
-            to_broadcast: false,
-        };
+        let repr = *dgram.repr;
+        let payload = dgram.payload;
         // RFC 1812 §5.3.1: TTL is decremented; a packet that would reach 0 is dropped
         // with an ICMP time exceeded.
         if repr.ttl <= 1 {
