@@ -314,7 +314,7 @@ fn a_router_finishes_partial_checksums_before_forwarding() {
     let mut pg0 = PartialRx { inner: g0 };
     let mut pg = vec![
         Port::new(LinkOrPartial::Partial(&mut pg0)),
-        Port::new(LinkOrPartial::Link(g1)),
+        Port::new(LinkOrPartial::Link(Box::new(g1))),
     ];
     let mut pb = [Port::new(b_end)];
     let ua = a.udp_bind("0.0.0.0:1000".parse().unwrap()).unwrap();
@@ -343,7 +343,7 @@ fn a_router_finishes_partial_checksums_before_forwarding() {
 
 /// Two device types behind one port type for the router.
 enum LinkOrPartial<'a> {
-    Link(LinkEnd),
+    Link(Box<LinkEnd>),
     Partial(&'a mut PartialRx),
 }
 
