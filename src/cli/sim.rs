@@ -33,6 +33,9 @@ pub struct SimArgs {
     /// UDP payload bytes (above MTU - 28 the datagrams are fragmented).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=65507))]
     pub size: u32,
+    /// Bytes A sends through B's TCP echo server (and reads back, hash-checked).
+    #[arg(long, default_value_t = 4_000_000)]
+    pub tcp: u64,
     /// Link MTU in bytes.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(68..=9000))]
     pub mtu: u32,
@@ -81,6 +84,13 @@ pub struct SimReport {
     pub udp_sent: u32,
     pub udp_echoed: u32,
     pub udp_intact: u32,
+    pub tcp_sent: u64,
+    pub tcp_echoed: u64,
+    /// The echoed stream equals what was sent.
+    pub tcp_intact: bool,
+    /// Virtual time from connect to the last echoed byte.
+    pub tcp_time: Option<Duration>,
+    pub tcp_retransmits: u64,
     pub virtual_time: Duration,
     pub text: String,
 }
@@ -108,10 +118,40 @@ impl Host {
         })
     }
 
-    fn poll(&mut self, now: Instant) {
+    fn poll(&mut self, now: Instant) -> bool {
         self.ports[0].device_mut().set_now(now);
-        self.stack.poll(now, &mut self.ports);
+        let r = self.stack.poll(now, &mut self.ports);
+        r.rx_frames > 0 || r.tx_frames > 0
     }
+
+    /// When this host next has something to do: a timer, or a frame due on its link.
+    fn next_event(&mut self) -> Option<Instant> {
+        let a = self.stack.poll_at();
+        let b = self.ports[0].device_mut().next_rx_at();
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// FNV-1a over a stream, to compare what was sent and what came back.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// Byte `i` of the TCP test stream (not periodic over short spans).
+fn pattern_byte(i: u64) -> u8 {
+    (i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8 ^ (i >> 16) as u8
 }
 
 fn payload(k: u32, size: usize) -> Vec<u8> {
@@ -173,6 +213,28 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
         .udp_bind_with(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, echo_port), big)
         .map_err(|e| e.to_string())?;
     let ping = a.stack.icmp_bind(0x7270).map_err(|e| e.to_string())?;
+    // B runs the built-in TCP echo server; A streams through it.
+    let mut servers = rumpnet::servers::Servers::start(
+        &mut b.stack,
+        rumpnet::servers::ServerPorts {
+            echo: Some(echo_port),
+            ..Default::default()
+        },
+    )?;
+    let tcp_total = args.tcp;
+    let tcp = if tcp_total > 0 {
+        Some(
+            a.stack
+                .tcp_connect(SocketAddrV4::new(b_addr, echo_port))
+                .map_err(|e| format!("tcp connect: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let mut tcp_hash_out = Fnv::new();
+    let mut tcp_hash_in = Fnv::new();
+    let mut tcp_chunk = vec![0u8; 64 * 1024];
+    let mut tcp_done = tcp.is_none();
 
     let mut report = SimReport::default();
     let start = Instant::from_secs(1);
@@ -184,8 +246,11 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
     let mut udp_seen = vec![false; args.udp as usize];
     let mut buf = vec![0u8; 65536];
     // Pace the sends: one ping every 10 ms, UDP as fast as the socket queue takes them.
-    let deadline =
-        start + Duration::from_secs(5 + u64::from(args.pings) / 100 + u64::from(args.udp) / 1000);
+    // Generous: a lossy link can need many retransmission timeouts for TCP.
+    let deadline = start
+        + Duration::from_secs(
+            5 + u64::from(args.pings) / 100 + u64::from(args.udp) / 1000 + 120 + args.tcp / 50_000,
+        );
     let mut next_udp = 0u32;
     let mut idle_since: Option<Instant> = None;
     while now < deadline {
@@ -216,8 +281,42 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
                 Err(e) => return Err(format!("udp send: {e}")),
             }
         }
-        a.poll(now);
-        b.poll(now);
+        let busy_a = a.poll(now);
+        let busy_b = b.poll(now);
+        servers.run(&mut b.stack);
+        if let (Some(c), false) = (tcp, tcp_done) {
+            // Send the next piece of the pattern stream, read what came back.
+            while report.tcp_sent < tcp_total {
+                let n = (tcp_total - report.tcp_sent).min(tcp_chunk.len() as u64) as usize;
+                for (i, b) in tcp_chunk[..n].iter_mut().enumerate() {
+                    *b = pattern_byte(report.tcp_sent + i as u64);
+                }
+                match a.stack.tcp_send(c, &tcp_chunk[..n]) {
+                    Ok(k) => {
+                        tcp_hash_out.update(&tcp_chunk[..k]);
+                        report.tcp_sent += k as u64;
+                        if report.tcp_sent == tcp_total {
+                            let _ = a.stack.tcp_shutdown(c);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+            loop {
+                match a.stack.tcp_recv(c, &mut buf) {
+                    Ok(0) => {
+                        tcp_done = true;
+                        report.tcp_time = Some(now - start);
+                        break;
+                    }
+                    Ok(n) => {
+                        tcp_hash_in.update(&buf[..n]);
+                        report.tcp_echoed += n as u64;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         // B echoes every datagram back to its sender.
         while let Ok((n, from)) = b.stack.udp_recv_from(ub, &mut buf) {
             if n <= buf.len() {
@@ -252,7 +351,7 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
                 report.rtt_max = Some(report.rtt_max.map_or(rtt, |m| m.max(rtt)));
             }
         }
-        let all_sent = report.pings_sent == args.pings && next_udp == args.udp;
+        let all_sent = report.pings_sent == args.pings && next_udp == args.udp && tcp_done;
         let all_back = report.pings_answered == args.pings && report.udp_intact == args.udp;
         if all_sent && all_back {
             break;
@@ -264,9 +363,32 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
                 break;
             }
         }
-        now += step;
+        // Skip idle stretches (retransmission timeouts, delays) in one jump.
+        let mut next = now + step;
+        let pending_sends = (next_udp < args.udp && now - start >= Duration::from_millis(20))
+            || (tcp.is_some() && !tcp_done && report.tcp_sent < tcp_total);
+        if !busy_a && !busy_b && !pending_sends {
+            let ping_due = ping_sent_at
+                .iter()
+                .position(|t| t.is_none())
+                .map(|k| start + Duration::from_millis(10 * k as u64));
+            let udp_due = (next_udp < args.udp).then(|| start + Duration::from_millis(20));
+            let wake = [a.next_event(), b.next_event(), ping_due, udp_due]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Some(w) = wake {
+                next = next.max(w);
+            } else {
+                next = next.max(now + Duration::from_millis(100));
+            }
+        }
+        now = next;
     }
     report.virtual_time = now - start;
+    report.tcp_intact =
+        tcp_done && report.tcp_echoed == tcp_total && tcp_hash_in.0 == tcp_hash_out.0;
+    report.tcp_retransmits = a.stack.stats().tcp_retransmits + b.stack.stats().tcp_retransmits;
     if let Some(c) = &capture {
         c.flush().map_err(|e| format!("pcap: {e}"))?;
     }
@@ -302,6 +424,26 @@ pub fn run(args: &SimArgs) -> Result<SimReport, String> {
         t,
         "udp echo: {} datagrams of {} bytes sent, {} echoed back intact ({} received in all)",
         report.udp_sent, size, report.udp_intact, report.udp_echoed
+    );
+    let _ = writeln!(
+        t,
+        "tcp echo: {} bytes sent, {} echoed back, {}{}, {} segments retransmitted",
+        report.tcp_sent,
+        report.tcp_echoed,
+        if report.tcp_intact {
+            "intact (hash matches)"
+        } else {
+            "NOT intact"
+        },
+        match report.tcp_time {
+            Some(d) if d > Duration::ZERO => format!(
+                " in {:.3} s virtual ({:.1} Mbit/s each way)",
+                d.as_secs_f64(),
+                report.tcp_sent as f64 * 8.0 / d.as_secs_f64() / 1e6
+            ),
+            _ => String::new(),
+        },
+        report.tcp_retransmits
     );
     let _ = writeln!(
         t,
@@ -352,9 +494,14 @@ mod tests {
 
     #[test]
     fn clean_link_everything_comes_back() {
-        let r = run(&args(&["--pings", "5", "--udp", "50", "--size", "3000"])).unwrap();
+        let r = run(&args(&[
+            "--pings", "5", "--udp", "50", "--size", "3000", "--tcp", "4000000",
+        ]))
+        .unwrap();
         assert_eq!((r.pings_sent, r.pings_answered), (5, 5));
         assert_eq!((r.udp_sent, r.udp_intact), (50, 50));
+        assert!(r.tcp_intact, "{}", r.text);
+        assert_eq!(r.tcp_echoed, 4_000_000);
         // 1 ms each way, polled every 100 us.
         let rtt = r.rtt_min.unwrap();
         assert!(
@@ -371,6 +518,8 @@ mod tests {
             "200",
             "--size",
             "2000",
+            "--tcp",
+            "300000",
             "--loss",
             "0.02",
             "--reorder",
