@@ -27,6 +27,10 @@ enum Command {
     /// CAP_NET_ADMIN); prints a line starting with `ready` once it serves, and its
     /// counters when stopped with SIGINT/SIGTERM.
     Serve(cli::serve::ServeArgs),
+    /// Run the stack behind a TAP device as a client: connect to IPV4:PORT, send a seeded
+    /// stream, read what the peer sends until its EOF, and print byte counts, CRC-32s and
+    /// the time taken (exit 1 with one line if it fails).
+    Connect(cli::connect::ConnectArgs),
     /// Print the version, the backends compiled into this binary and the stack's build facts.
     Info,
 }
@@ -44,6 +48,19 @@ fn main() -> ExitCode {
                 }
             };
             match cli::serve::run(opts) {
+                Ok(report) => writeln!(io::stdout().lock(), "{report}"),
+                Err(e) => Err(io::Error::other(e)),
+            }
+        }
+        Command::Connect(args) => {
+            let opts = match args.options() {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("rumpnet: error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match cli::connect::run(&args, opts) {
                 Ok(report) => writeln!(io::stdout().lock(), "{report}"),
                 Err(e) => Err(io::Error::other(e)),
             }

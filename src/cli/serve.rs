@@ -24,9 +24,10 @@ use rumpnet::tap::{IdlePolicy, ImpairSpec, ImpairedDevice, TapDevice, TapError, 
 
 use super::config::{FileConfig, Idle, ServeOptions};
 
-/// Options of `rumpnet serve` (each also a key of the config file).
+/// Options of the TAP device and the stack on it, shared by `rumpnet serve` and
+/// `rumpnet connect` (each also a key of the config file).
 #[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
+pub struct DeviceArgs {
     /// TOML file with any of the options below (flags override it).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -61,6 +62,42 @@ pub struct ServeArgs {
     /// When idle: `wait` (sleep on the TAP fd) or `busy` (spin) [default: wait].
     #[arg(long, value_name = "POLICY")]
     pub idle: Option<String>,
+}
+
+impl DeviceArgs {
+    /// The config file (if any) overlaid with these flags and `servers`' ports, checked.
+    pub fn options(&self, servers: FileConfig) -> Result<ServeOptions, String> {
+        let file = match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let flags = FileConfig {
+            tap: self.tap.clone(),
+            addr: self.addr.clone(),
+            gateway: self.gateway.clone(),
+            mac: self.mac.clone(),
+            host_addr: self.host_addr.clone(),
+            mtu: self.mtu,
+            pcap: self.pcap.clone(),
+            offloads: self.offloads,
+            impair: self.impair.clone(),
+            idle: self.idle.clone(),
+            ..servers
+        };
+        let opts = ServeOptions::from_config(file.overlay(flags))?;
+        if let Some(spec) = &opts.impair {
+            spec.parse::<ImpairSpec>()
+                .map_err(|e| format!("--impair: {e}"))?;
+        }
+        Ok(opts)
+    }
+}
+
+/// Options of `rumpnet serve` (each also a key of the config file).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// TCP echo server (RFC 862) on this port.
     #[arg(long, value_name = "PORT")]
     pub echo: Option<u16>,
@@ -81,33 +118,14 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The file (if any) overlaid with the flags, checked.
     pub fn options(&self) -> Result<ServeOptions, String> {
-        let file = match &self.config {
-            Some(p) => FileConfig::load(p)?,
-            None => FileConfig::default(),
-        };
-        let flags = FileConfig {
-            tap: self.tap.clone(),
-            addr: self.addr.clone(),
-            gateway: self.gateway.clone(),
-            mac: self.mac.clone(),
-            host_addr: self.host_addr.clone(),
-            mtu: self.mtu,
-            pcap: self.pcap.clone(),
-            offloads: self.offloads,
-            impair: self.impair.clone(),
-            idle: self.idle.clone(),
+        self.device.options(FileConfig {
             echo: self.echo,
             discard: self.discard,
             chargen: self.chargen,
             http: self.http,
             udp_echo: self.udp_echo,
-        };
-        let opts = ServeOptions::from_config(file.overlay(flags))?;
-        if let Some(spec) = &opts.impair {
-            spec.parse::<ImpairSpec>()
-                .map_err(|e| format!("--impair: {e}"))?;
-        }
-        Ok(opts)
+            ..FileConfig::default()
+        })
     }
 }
 
@@ -141,13 +159,33 @@ fn host_seed() -> [u8; 32] {
     seed
 }
 
-/// Run `serve` until SIGINT/SIGTERM. Errors are one line for the user.
-pub fn run(opts: ServeOptions) -> Result<String, String> {
+/// A flag that SIGINT and SIGTERM raise.
+pub(crate) fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
     }
+    Ok(stop)
+}
+
+/// What runs on the stack's thread next to it: `serve`'s servers, `connect`'s client.
+pub(crate) trait StackApp {
+    /// Called once the stack is up, before the first poll (open listeners, say `ready`;
+    /// the stack's clock starts at that poll, so active opens belong in `run`).
+    fn start(&mut self, stack: &mut Stack, opts: &ServeOptions) -> Result<(), String>;
+    /// Called after every poll with the time of that poll. `Ok(true)`: finished.
+    fn run(&mut self, stack: &mut Stack, now: Instant) -> Result<bool, String>;
+}
+
+/// Open the TAP device `opts` describes (with its impairments, capture and host
+/// address) and run a stack on it with `app` until the app finishes or `stop` is
+/// raised. Returns the stack, for its counters. Errors are one line for the user.
+pub(crate) fn run_on_tap<A: StackApp>(
+    opts: &ServeOptions,
+    app: &mut A,
+    stop: &AtomicBool,
+) -> Result<Stack, String> {
     let tap_opts = TapOptions {
         mtu: Some(opts.mtu),
         offloads: opts.offloads,
@@ -172,40 +210,40 @@ pub fn run(opts: ServeOptions) -> Result<String, String> {
         Some(spec) => {
             let dev =
                 ImpairedDevice::from_spec(tap, &spec).map_err(|e| format!("--impair: {e}"))?;
-            serve_on(dev, &opts, &stop)
+            drive(dev, opts, app, stop)
         }
-        None => serve_on(tap, &opts, &stop),
+        None => drive(tap, opts, app, stop),
     }
 }
 
-fn serve_on<D: Device + Sleep>(
-    dev: D,
-    opts: &ServeOptions,
-    stop: &AtomicBool,
-) -> Result<String, String> {
-    let mut stack = Stack::new(StackConfig::default(), Rand::from_seed(host_seed()));
-    let mut cfg = InterfaceConfig::new(opts.mac, opts.addr);
-    cfg.mtu = Some(opts.mtu);
-    stack.add_interface(cfg).map_err(|e| e.to_string())?;
-    if let Some(gw) = opts.gateway {
-        stack
-            .set_default_gateway(gw)
-            .map_err(|e| format!("--gateway: {e}"))?;
-    }
-    let mut servers = Servers::start(&mut stack, opts.ports)?;
-    let capture = match &opts.pcap {
-        Some(p) => Some(Arc::new(
-            PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
-        )),
-        None => None,
-    };
-    let mut ports = [Port::new(CaptureDevice::new(
-        dev,
-        capture.clone().unwrap_or_else(null_capture),
-    ))];
-    let capturing = capture.is_some();
-    let epoch = StdInstant::now();
-    {
+/// Run `serve` until SIGINT/SIGTERM. Errors are one line for the user.
+pub fn run(opts: ServeOptions) -> Result<String, String> {
+    let stop = stop_on_signals()?;
+    let mut app = ServeApp { servers: None };
+    let stack = run_on_tap(&opts, &mut app, &stop)?;
+    let s = app.servers.map(|s| s.stats()).unwrap_or_default();
+    Ok(format!(
+        "rumpnet: stopped\nservers: {} connections accepted, {} closed, {} http requests, echo {} B, discard {} B, chargen {} B, http {} B, {} udp datagrams echoed\nstack counters:\n{}",
+        s.accepted,
+        s.closed,
+        s.http_requests,
+        s.echo_bytes,
+        s.discard_bytes,
+        s.chargen_bytes,
+        s.http_bytes,
+        s.udp_echoed,
+        stack.stats()
+    ))
+}
+
+/// `serve`'s side of the loop: the built-in servers.
+struct ServeApp {
+    servers: Option<Servers>,
+}
+
+impl StackApp for ServeApp {
+    fn start(&mut self, stack: &mut Stack, opts: &ServeOptions) -> Result<(), String> {
+        self.servers = Some(Servers::start(stack, opts.ports)?);
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
@@ -219,43 +257,83 @@ fn serve_on<D: Device + Sleep>(
             describe_ports(opts),
         );
         let _ = out.flush();
+        Ok(())
     }
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::from_micros(epoch.elapsed().as_micros() as u64);
-        if capturing {
-            ports[0].device_mut().set_now(now);
+
+    fn run(&mut self, stack: &mut Stack, _now: Instant) -> Result<bool, String> {
+        if let Some(s) = &mut self.servers {
+            s.run(stack);
         }
-        let r = stack.poll(now, &mut ports);
-        servers.run(&mut stack);
-        if r.rx_frames == 0 && r.tx_frames == 0 && ports[0].tx_backlog() == 0 {
-            let timeout = stack.poll_at().map(|t| t.saturating_duration_since(now));
-            // Wake at least every 100 ms to notice a stop request.
-            let timeout = Some(timeout.map_or(Duration::from_millis(100), |t| {
-                t.min(Duration::from_millis(100))
-            }));
-            ports[0]
-                .device_mut()
-                .inner_mut()
-                .sleep(timeout)
-                .map_err(|e| e.to_string())?;
-        }
+        Ok(false)
     }
+}
+
+fn drive<D: Device + Sleep, A: StackApp>(
+    dev: D,
+    opts: &ServeOptions,
+    app: &mut A,
+    stop: &AtomicBool,
+) -> Result<Stack, String> {
+    let mut stack = Stack::new(StackConfig::default(), Rand::from_seed(host_seed()));
+    let mut cfg = InterfaceConfig::new(opts.mac, opts.addr);
+    cfg.mtu = Some(opts.mtu);
+    stack.add_interface(cfg).map_err(|e| e.to_string())?;
+    if let Some(gw) = opts.gateway {
+        stack
+            .set_default_gateway(gw)
+            .map_err(|e| format!("--gateway: {e}"))?;
+    }
+    let capture = match &opts.pcap {
+        Some(p) => Some(Arc::new(
+            PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let mut ports = [Port::new(CaptureDevice::new(
+        dev,
+        capture.clone().unwrap_or_else(null_capture),
+    ))];
+    let capturing = capture.is_some();
+    let epoch = StdInstant::now();
+    let clock = || Instant::from_micros(epoch.elapsed().as_micros() as u64);
+    let mut run = || -> Result<(), String> {
+        app.start(&mut stack, opts)?;
+        while !stop.load(Ordering::Relaxed) {
+            let now = clock();
+            if capturing {
+                ports[0].device_mut().set_now(now);
+            }
+            let r = stack.poll(now, &mut ports);
+            if app.run(&mut stack, now)? {
+                // Send what the app's last calls queued (an ACK, a FIN) before leaving.
+                let now = clock();
+                if capturing {
+                    ports[0].device_mut().set_now(now);
+                }
+                stack.poll(now, &mut ports);
+                break;
+            }
+            if r.rx_frames == 0 && r.tx_frames == 0 && ports[0].tx_backlog() == 0 {
+                let timeout = stack.poll_at().map(|t| t.saturating_duration_since(now));
+                // Wake at least every 100 ms to notice a stop request.
+                let timeout = Some(timeout.map_or(Duration::from_millis(100), |t| {
+                    t.min(Duration::from_millis(100))
+                }));
+                ports[0]
+                    .device_mut()
+                    .inner_mut()
+                    .sleep(timeout)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    };
+    let result = run();
+    // The capture is complete also when the run failed: that is when it is wanted.
     if let Some(c) = &capture {
         c.flush().map_err(|e| format!("--pcap: {e}"))?;
     }
-    let s = servers.stats();
-    Ok(format!(
-        "rumpnet: stopped\nservers: {} connections accepted, {} closed, {} http requests, echo {} B, discard {} B, chargen {} B, http {} B, {} udp datagrams echoed\nstack counters:\n{}",
-        s.accepted,
-        s.closed,
-        s.http_requests,
-        s.echo_bytes,
-        s.discard_bytes,
-        s.chargen_bytes,
-        s.http_bytes,
-        s.udp_echoed,
-        stack.stats()
-    ))
+    result.map(|()| stack)
 }
 
 /// A capture that writes nowhere, for when `--pcap` is not given.
