@@ -21,6 +21,7 @@ PACKAGES=(
     python3        # helper scripts
     iputils-ping   # `ping` from inside the netns in the TAP tests
     arping         # ARP probes from inside the netns in the TAP tests
+    curl           # HTTP client of the TAP interop tests
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

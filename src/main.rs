@@ -102,7 +102,7 @@ fn info(out: &mut impl Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "  protocols: Ethernet, ARP, IPv4, ICMPv4, UDP; TCP wire format only (TCP is on the roadmap)"
+        "  protocols: Ethernet (802.1Q), ARP, IPv4 (forwarding, fragments), ICMPv4, UDP, TCP (SACK, NewReno, CUBIC)"
     )?;
     writeln!(out)?;
     writeln!(out, "backends:")?;
@@ -110,7 +110,7 @@ fn info(out: &mut impl Write) -> io::Result<()> {
         out,
         "  in-memory link: yes (seeded impairments, pcap capture)"
     )?;
-    writeln!(out, "  tap:    not yet implemented")?;
+    writeln!(out, "  tap:    yes (virtio-net offloads, multi-queue; `rumpnet serve`, `rumpnet connect`)")?;
     writeln!(out, "  dpdk:   {}", dpdk_status())?;
     writeln!(
         out,
