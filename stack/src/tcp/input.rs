@@ -2,6 +2,8 @@
 //! of the acknowledgment, the data and the FIN.
 
 use crate::tcp::cc::CongestionControl;
+use crate::tcp::rack::{trust_retransmission, TlpAck};
+use crate::tcp::sack::valid_block;
 use crate::tcp::tcb::{ConnError, State, Tcb};
 use crate::tcp::Events;
 use crate::time::{Duration, Instant};
@@ -84,11 +86,14 @@ impl Tcb {
             self.snd_wl2 = ack;
             self.snd_una = ack;
             self.max_snd_wnd = self.snd_wnd;
-            if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
-                self.rtt_sample_ts(now, ts.tsecr);
-            } else if let Some((_, t0)) = self.rtt_probe.take() {
-                if self.retransmits == 0 {
-                    self.rtt.sample(now - t0);
+            // RFC 6298 with Karn: our SYN's send time if it was sent once, else the
+            // timestamp echo (RFC 7323 §4.1).
+            match self.rtt_probe.take().filter(|_| self.retransmits == 0) {
+                Some((_, t0)) => self.rtt_sample(now, now - t0),
+                None => {
+                    if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
+                        self.rtt_sample_ts(now, ts.tsecr);
+                    }
                 }
             }
             if self.retransmits > 0 {
@@ -140,11 +145,19 @@ impl Tcb {
         self.set_peer_mss(seg.max_seg_size);
     }
 
+    /// One RTT sample: for the RTO (RFC 6298) and for HyStart++ (RFC 9406).
+    fn rtt_sample(&mut self, now: Instant, rtt: Duration) {
+        self.rtt.sample(rtt);
+        self.cc.on_rtt_sample(now, rtt);
+    }
+
+    /// An RTT sample from the timestamp echo (RFC 7323 §4.1): milliseconds, so only
+    /// where the send time of what was answered is not known (retransmitted data).
     fn rtt_sample_ts(&mut self, now: Instant, tsecr: u32) {
         let d = self.ts_val(now).wrapping_sub(tsecr);
         // A TSecr from the future or older than a minute is bogus (or 0: not an echo).
         if tsecr != 0 && d < 60_000 {
-            self.rtt.sample(Duration::from_millis(u64::from(d.max(1))));
+            self.rtt_sample(now, Duration::from_millis(u64::from(d.max(1))));
         }
     }
 
@@ -307,23 +320,59 @@ impl Tcb {
             Default::default()
         };
 
+        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
+        let sack_xmit = self.mark_sacked(now, ack, &blocks[..nblocks], sack_update.dsack, tsecr);
+
         let advanced = ack.gt(self.snd_una);
         if advanced {
-            self.on_new_ack(now, ack, seg);
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !f.contains(Flags::FIN)
-            && seg_wnd == self.snd_wnd
-            && self.snd_max != self.snd_una
-            && !self.persisting
-        {
-            // RFC 5681 §2 "duplicate acknowledgment" (with SACK, RFC 6675 counts ACKs
-            // that carry new SACK information). Answers to zero-window probes are not
-            // (BSD counts dupacks only while the retransmission timer runs): three of
-            // them must not fast-retransmit into the closed window.
-            if !self.sack_ok || sack_update.newly_sacked_bytes > 0 || nblocks == 0 {
-                self.on_dupack(now);
+            self.on_new_ack(now, ack, seg, sack_xmit);
+        } else {
+            if let Some(t0) = sack_xmit {
+                // RTT from newly SACKed data (Linux's sack_rtt_us), even when the ACK
+                // does not advance.
+                self.rtt_sample(now, now - t0);
             }
+            if ack == self.snd_una
+                && seg.payload.is_empty()
+                && !f.contains(Flags::FIN)
+                && seg_wnd == self.snd_wnd
+                && self.snd_max != self.snd_una
+                && !self.persisting
+            {
+                // RFC 5681 §2 "duplicate acknowledgment" (with SACK, RFC 6675 counts
+                // ACKs that carry new SACK information). Answers to zero-window probes
+                // are not (BSD counts dupacks only while the retransmission timer runs):
+                // three of them must not fast-retransmit into the closed window.
+                if !self.sack_ok || sack_update.newly_sacked_bytes > 0 || nblocks == 0 {
+                    self.on_dupack(now);
+                }
+            }
+        }
+        if self.rack_on() {
+            // RFC 8985 §6.2 step 4: D-SACKs widen the reordering window (only from
+            // ACKs that are not old, whose blocks below SND.UNA are real duplicates).
+            if sack_update.dsack && !ack.lt(self.snd_una) {
+                self.rack.on_dsack(self.snd_una, self.snd_nxt);
+            }
+            self.rack_detect(now);
+            // RFC 8985 §7.4: does this ACK settle a probe episode?
+            let dsack_probe = sack_update.dsack
+                && self.rack.tlp_end.is_some_and(|end| {
+                    blocks[..nblocks]
+                        .first()
+                        .is_some_and(|&(_, r)| r.between_inclusive(end - 1u32, end))
+                });
+            let news = advanced
+                || sack_update.newly_sacked_bytes > 0
+                || !seg.payload.is_empty()
+                || seg_wnd != self.snd_wnd;
+            if self.rack.on_tlp_ack(ack, dsack_probe, news) == TlpAck::Loss {
+                // The probe repaired a loss: reduce the window once, as a recovery
+                // would have (Linux enters and leaves CWR).
+                self.cc.on_congestion(now, self.flight());
+                self.cc.on_recovery_end(now);
+            }
+            self.arm_tlp(now, advanced);
         }
 
         // Window update (RFC 9293 §3.10.7.4, fifth, ESTABLISHED). An ACK that advances
@@ -407,16 +456,149 @@ impl Tcb {
         outcome
     }
 
+    /// Mark in the sent log what the SACK blocks of an ACK report held (their
+    /// validation is the scoreboard's, [`valid_block`]), and tell RACK what was
+    /// delivered. Returns the send time of the oldest segment newly SACKed that was
+    /// sent only once: an RTT sample (Karn).
+    fn mark_sacked(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        blocks: &[(SeqNumber, SeqNumber)],
+        dsack: bool,
+        tsecr: Option<u32>,
+    ) -> Option<Instant> {
+        if !self.sack_ok || blocks.is_empty() {
+            return None;
+        }
+        let snd_una = ack.max(self.snd_una);
+        // The first block of a D-SACK reports a duplicate, not new data (RFC 2883).
+        let blocks = blocks.get(usize::from(dsack)..).unwrap_or(&[]);
+        let mut valid = [(SeqNumber(0), SeqNumber(0)); 4];
+        let mut n = 0;
+        for &(l, r) in blocks {
+            if let Some(b) = valid_block(l, r, snd_una, self.snd_max) {
+                valid[n] = b;
+                n += 1;
+            }
+        }
+        // Lowest first, as they lie in the sequence space (the option lists them newest
+        // first).
+        let valid = &mut valid[..n];
+        valid.sort_unstable_by_key(|&(l, _)| (l - snd_una) as u32);
+        let mut first = None;
+        let rack_on = self.rack_on();
+        let (min_rtt, ts_offset) = (self.rtt.min_rtt(), self.ts_offset);
+        let rack = &mut self.rack;
+        for &(l, r) in valid.iter() {
+            self.sent.on_sack(l, r, |s| {
+                if !s.retransmitted() {
+                    first = Some(first.map_or(s.xmit, |t: Instant| t.min(s.xmit)));
+                }
+                if rack_on {
+                    rack.on_delivered(s, now, |rtt| {
+                        trust_retransmission(rtt, s.xmit, tsecr, ts_offset, min_rtt)
+                    });
+                }
+            });
+        }
+        first
+    }
+
+    /// RFC 8985 §6.2 step 5 (`RACK_detect_loss_and_arm_timer`): mark lost what RACK
+    /// says is, arm the reordering timer for what it will say is, and start a
+    /// recovery when data is lost (RFC 6675 §5 with RACK's `IsLost`).
+    pub(crate) fn rack_detect(&mut self, now: Instant) {
+        let Some((xmit, end, rack_rtt)) = self.rack.newest().filter(|_| self.rack_on()) else {
+            return;
+        };
+        self.rack_at = None;
+        if !self.sent.nothing_to_detect(xmit, end) {
+            let reo_wnd = self.rack.reo_wnd(
+                self.in_recovery,
+                self.sent.sacked_segs(),
+                self.rtt.min_rtt(),
+                self.rtt.srtt(),
+            );
+            let scan = self
+                .sent
+                .detect_lost(now, xmit, end, rack_rtt.saturating_add(reo_wnd));
+            self.rack_at = scan.wait.map(|w| now + w);
+        }
+        if self.sent.lost_bytes() > 0 && !self.in_recovery && self.may_start_recovery() {
+            self.enter_recovery(now);
+        }
+    }
+
+    /// A new recovery may start: not for losses from before the last one. RFC 6582
+    /// §3.2 step 2 (NewReno): only once the ACK covers more than `recover`. RFC 6675
+    /// §5.1 (SACK): once it reaches `recover`; SACK tells a new hole right at
+    /// `recover` from a spurious retransmission, and waiting for more would leave it
+    /// to the RTO.
+    ///
+    /// Without SACK, duplicate ACKs at or below `recover` come either from segments
+    /// sent again needlessly (go-back-N after a timeout: the receiver had them) or from
+    /// a new loss, which only the RTO would then repair (RFC 6582 §4). Two ways to tell
+    /// them apart:
+    /// - the sent log: when nothing in flight was sent twice, every duplicate ACK was
+    ///   triggered by a segment sent once arriving above a hole: a loss. The common
+    ///   case is a recovery that ended exactly at `recover` and lost the first segment
+    ///   it had sent beyond it, which RFC 6582 §3.2 step 2 alone leaves to the RTO;
+    /// - RFC 6582 §4.1's ACK heuristic: after needless retransmissions the cumulative
+    ///   ACK jumps over what the receiver already held; if the last advance was at most
+    ///   4 segments and the window is more than one segment, the receiver lacked that
+    ///   data, and the duplicate ACKs report a loss.
+    fn may_start_recovery(&self) -> bool {
+        if self.recover == self.iss {
+            return true;
+        }
+        if self.sack_ok {
+            return self.snd_una.ge(self.recover);
+        }
+        let last_advance = (self.snd_una - self.prev_highest_ack).max(0) as u32;
+        self.snd_una.gt(self.recover)
+            || !self.sent.any_retransmitted()
+            || (self.cc.cwnd() > self.smss && last_advance <= 4 * self.smss)
+    }
+
+    /// Enter fast recovery (RFC 5681 §3.2, RFC 6582, RFC 6675 §5) until everything
+    /// sent so far is acknowledged; the window is reduced once.
+    fn enter_recovery(&mut self, now: Instant) {
+        self.in_recovery = true;
+        self.recover = self.snd_max;
+        self.high_rxt = self.snd_una;
+        self.cc.on_congestion(now, self.flight());
+        self.rtt_probe = None;
+        // A window reduction ends a probe episode (Linux tcp_init_cwnd_reduction);
+        // recovery, not a probe, repairs what is lost now.
+        self.rack.tlp_end = None;
+        self.tlp_at = None;
+        if self.rack_on() {
+            // Output resends what RACK marked, the first segment at once.
+            self.rexmit_first = true;
+        } else {
+            // The segment at snd_una first.
+            self.rexmit_una = true;
+        }
+    }
+
     /// Was this connection made from a listener (its first segment was the peer's SYN)?
     fn passive_open(&self) -> bool {
         self.passive
     }
 
     /// New data was acknowledged (RFC 9293 §3.10.7.4 fifth; RFC 6298 §5; RFC 5681 §3).
-    fn on_new_ack(&mut self, now: Instant, ack: SeqNumber, seg: &TcpRepr<'_>) {
+    fn on_new_ack(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        seg: &TcpRepr<'_>,
+        sack_xmit: Option<Instant>,
+    ) {
         let flight_before = self.flight();
         let mut acked = (ack - self.snd_una) as u32;
-        if self.syn_unacked() {
+        let syn_acked = self.syn_unacked();
+        if syn_acked {
             acked = acked.saturating_sub(1);
         }
         if let Some(fin) = self.fin_seq() {
@@ -425,27 +607,67 @@ impl Tcb {
             }
         }
         self.snd_buf.dequeue_allocated(acked as usize);
+        self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
+        // RFC 9406 §4.2: a round ends when what was outstanding at its start is
+        // acknowledged; the next one lasts until what is outstanding now is.
+        if ack.ge(self.round_end) {
+            self.round_end = self.snd_max;
+            self.cc.on_round_start(now);
+        }
         if self.snd_nxt.lt(self.snd_una) {
             self.snd_nxt = self.snd_una;
         }
-        // RTT: timestamps when present, else the one timed segment (Karn: never a
-        // retransmitted one, the probe is cleared on retransmission).
-        if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
-            self.rtt_sample_ts(now, ts.tsecr);
-        } else if let Some((probe, t0)) = self.rtt_probe {
-            if ack.gt(probe) {
-                self.rtt.sample(now - t0);
-                self.rtt_probe = None;
+        // RTT (RFC 6298), in microseconds, as Linux's tcp_clean_rtx_queue: from the send
+        // time of the oldest segment this ACK newly delivers, or of our SYN-ACK. Karn
+        // (RFC 6298 §3): not when the ACK covers retransmitted data, which either copy
+        // may have brought; then from what it newly SACKs, and failing that from the
+        // timestamp echo, which tells which copy was answered (RFC 7323 §4.1).
+        let mut first_xmit = None;
+        let mut rxt_acked = false;
+        let rack_on = self.rack_on();
+        let (min_rtt, ts_offset) = (self.rtt.min_rtt(), self.ts_offset);
+        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
+        let rack = &mut self.rack;
+        self.sent.on_cum_ack(ack, |s| {
+            if s.retransmitted() {
+                rxt_acked = true;
+            } else if first_xmit.is_none() {
+                first_xmit = Some(s.xmit);
             }
+            if rack_on {
+                rack.on_delivered(s, now, |rtt| {
+                    trust_retransmission(rtt, s.xmit, tsecr, ts_offset, min_rtt)
+                });
+            }
+        });
+        let probe = if syn_acked {
+            self.rtt_probe.take()
+        } else {
+            None
+        };
+        let sent_at = probe
+            .map(|(_, t0)| t0)
+            .or(first_xmit.filter(|_| !rxt_acked))
+            .or(sack_xmit);
+        match sent_at {
+            Some(t0) => self.rtt_sample(now, now - t0),
+            None if rxt_acked || syn_acked => {
+                if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
+                    self.rtt_sample_ts(now, ts.tsecr);
+                }
+            }
+            None => {}
         }
         self.retransmits = 0;
         if self.in_recovery {
             if ack.ge(self.recover) {
                 // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
                 self.in_recovery = false;
+                self.rexmit_first = false;
                 self.dupacks = 0;
                 self.cc.on_recovery_end(now);
+                self.rack.on_recovery_end();
             } else {
                 // Partial ACK: without SACK the next hole is presumed lost too (RFC 6582
                 // §3.2 step 5); with SACK the scoreboard says which holes to resend
@@ -477,7 +699,8 @@ impl Tcb {
     /// the first segment is lost (RFC 6675 §5).
     fn on_dupack(&mut self, now: Instant) {
         self.dupacks += 1;
-        if self.in_recovery {
+        if self.in_recovery || self.rack_on() {
+            // With RACK, losses are found by time, not by counting (rack_detect).
             return;
         }
         let lost = if self.sack_ok {
@@ -485,22 +708,8 @@ impl Tcb {
         } else {
             self.dupacks >= 3
         };
-        // No new recovery for losses from before the last one. RFC 6582 §3.2 step 2
-        // (NewReno): only once the ACK covers more than `recover`. RFC 6675 §5.1 (SACK):
-        // once it reaches `recover`; SACK tells a new hole right at `recover` from a
-        // spurious retransmission, and waiting for more would leave it to the RTO.
-        let past_recover = if self.sack_ok {
-            self.snd_una.ge(self.recover)
-        } else {
-            self.snd_una.gt(self.recover)
-        };
-        if lost && (past_recover || self.recover == self.iss) {
-            self.in_recovery = true;
-            self.recover = self.snd_max;
-            self.high_rxt = self.snd_una;
-            self.cc.on_congestion(now, self.flight());
-            self.rexmit_una = true;
-            self.rtt_probe = None;
+        if lost && self.may_start_recovery() {
+            self.enter_recovery(now);
         }
     }
 
@@ -526,12 +735,19 @@ impl Tcb {
             return InputOutcome::Dropped(TcpDrop::OutOfWindow);
         }
         let had_holes = !self.reass.is_empty();
-        if self.reass.add(offset, data.len()).is_err() {
-            self.ack_now = true;
-            return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
-        }
-        self.rcv_buf.write_unallocated(offset, data);
-        let ready = self.reass.remove_front();
+        let ready = if offset == 0 && !had_holes {
+            // In order with nothing queued out of order (the common case): no
+            // bookkeeping, and the assembler never allocates.
+            self.rcv_buf.write_unallocated(0, data);
+            data.len()
+        } else {
+            if self.reass.add(offset, data.len()).is_err() {
+                self.ack_now = true;
+                return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
+            }
+            self.rcv_buf.write_unallocated(offset, data);
+            self.reass.remove_front()
+        };
         if ready > 0 {
             self.rcv_buf.enqueue_unallocated(ready);
             self.rcv_nxt += ready;
@@ -583,6 +799,8 @@ impl Tcb {
     pub fn enter_time_wait(&mut self, now: Instant) {
         self.set_state(State::TimeWait);
         self.rto_at = None;
+        self.rack_at = None;
+        self.tlp_at = None;
         self.persisting = false;
         self.keepalive_at = None;
         self.fin_wait2_at = None;
@@ -594,6 +812,8 @@ impl Tcb {
     pub fn close_now(&mut self) {
         self.set_state(State::Closed);
         self.rto_at = None;
+        self.rack_at = None;
+        self.tlp_at = None;
         self.persisting = false;
         self.delack_at = None;
         self.keepalive_at = None;

@@ -9,9 +9,11 @@
 //! - `socket`: the application's calls on the stack (`tcp_connect`, `tcp_send`, ...).
 //! - Building blocks, each with its own tests: the send and receive byte rings
 //!   (`buffer`), out-of-order reassembly with SACK reporting (`reass`), the sender's
-//!   SACK scoreboard (`sack`, RFC 6675), RTT and RTO (`rtt`, RFC 6298), congestion
-//!   control (`cc/`: NewReno, CUBIC), ISNs (`isn`, RFC 6528) and the timing wheel
-//!   (`timer`) that wakes connections without scanning them.
+//!   SACK scoreboard (`sack`, RFC 6675), the record of every segment in flight
+//!   (`sent`) and RACK-TLP loss detection on it (`rack`, RFC 8985), RTT and RTO (`rtt`,
+//!   RFC 6298), congestion control (`cc/`: NewReno, CUBIC, HyStart++), ISNs (`isn`,
+//!   RFC 6528) and the timing wheel (`timer`) that wakes connections without scanning
+//!   them.
 
 pub mod buffer;
 pub mod cc;
@@ -20,9 +22,11 @@ pub mod input;
 pub mod isn;
 pub mod listen;
 pub mod output;
+pub mod rack;
 pub mod reass;
 pub mod rtt;
 pub mod sack;
+pub mod sent;
 mod socket;
 pub mod syncookie;
 pub mod tcb;

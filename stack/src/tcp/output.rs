@@ -60,8 +60,22 @@ impl Tcb {
             self.send_rst = false;
             // snd_max, not snd_nxt: after a timeout rewound snd_nxt the peer may already
             // expect snd_max, and RFC 5961 §3.2 accepts only an exact match (BSD
-            // tcp_output does the same for every segment without data).
-            let seg = self.segment(now, Flags::RST, self.snd_max, 0, 0);
+            // tcp_output does the same for every segment without data). But never at
+            // the peer's right edge: when we filled its window exactly (data beyond a
+            // hole it still waits for), a RST there is outside the window and dropped
+            // silently (RFC 9293 §3.10.7.4), and the peer would stay open for good.
+            // One octet inside, it answers with a challenge ACK (RFC 5961 §3.2), which
+            // our stateless RST answers at its exact RCV.NXT. In a zero window only
+            // SND.UNA can be taken.
+            let edge = self.snd_una + self.snd_wnd;
+            let seq = if self.snd_wnd == 0 {
+                self.snd_una
+            } else if self.snd_max.ge(edge) {
+                edge - 1u32
+            } else {
+                self.snd_max
+            };
+            let seg = self.segment(now, Flags::RST, seq, 0, 0);
             self.close_now();
             return Some(seg);
         }
@@ -137,7 +151,10 @@ impl Tcb {
         if !self.in_recovery {
             return outstanding;
         }
-        if self.sack_ok {
+        if self.rack_on() {
+            // RFC 6675 SetPipe with RACK's loss marks, kept as totals by the sent log.
+            self.sent.pipe(self.flight())
+        } else if self.sack_ok {
             self.scoreboard
                 .pipe(self.snd_una, self.snd_max, self.high_rxt, self.smss, 3)
         } else {
@@ -145,18 +162,24 @@ impl Tcb {
         }
     }
 
-    /// Loss recovery: the segment at snd_una (fast retransmit, NewReno partial ACK),
-    /// then the holes SACK reports lost (RFC 6675 NextSeg rule 1).
+    /// Loss recovery: a tail loss probe when its timer expired; the segment at snd_una
+    /// (fast retransmit, NewReno partial ACK); then what is lost (RFC 6675 NextSeg rule
+    /// 1: with RACK, the segments it marked lost, lost retransmissions included; else
+    /// the holes SACK reports lost).
     fn next_retransmission(&mut self, now: Instant) -> Option<OutSegment> {
+        if self.tlp_send {
+            self.tlp_send = false;
+            if let Some(seg) = self.loss_probe(now) {
+                return Some(seg);
+            }
+        }
         if self.rexmit_una {
             self.rexmit_una = false;
             let start = self.snd_una;
             let len = self.data_len_at(start).min(self.seg_room());
             if len > 0 || self.fin_at(start) {
-                let mut seg = self.data_segment(now, start, len, true);
-                if self.fin_at(start + len) {
-                    seg.flags |= Flags::FIN;
-                }
+                let fin = self.fin_at(start + len);
+                let seg = self.data_segment(now, start, len, true, fin);
                 if self.high_rxt.lt(start + len) {
                     self.high_rxt = start + len;
                 }
@@ -165,6 +188,24 @@ impl Tcb {
         }
         if !(self.in_recovery && self.sack_ok) {
             return None;
+        }
+        if self.rack_on() {
+            let (start, end) = self.sent.next_lost()?;
+            let fin = self.fin_at(end - 1u32);
+            let data = (end - start).max(0) as usize - usize::from(fin);
+            let len = data.min(self.data_len_at(start)).min(self.seg_room());
+            let fin = fin && len == data;
+            if len == 0 && !fin {
+                return None;
+            }
+            if !self.rexmit_first && self.pipe() + (len as u32).max(1) > self.cc.cwnd() {
+                return None;
+            }
+            self.rexmit_first = false;
+            if self.high_rxt.lt(start + len) {
+                self.high_rxt = start + len;
+            }
+            return Some(self.data_segment(now, start, len, true, fin));
         }
         let (start, len) =
             self.scoreboard
@@ -176,11 +217,8 @@ impl Tcb {
             return None;
         }
         self.high_rxt = start + len;
-        let mut seg = self.data_segment(now, start, len, true);
-        if self.fin_at(start + len) {
-            seg.flags |= Flags::FIN;
-        }
-        Some(seg)
+        let fin = self.fin_at(start + len);
+        Some(self.data_segment(now, start, len, true, fin))
     }
 
     /// Payload bytes one segment may carry now: smss (which allows for timestamps) less
@@ -237,6 +275,11 @@ impl Tcb {
         if len == 0 && !(fin && unsent == 0) {
             return None;
         }
+        if !resend && self.sent.is_full() {
+            // As many segments in flight as the record of them may hold (small
+            // segments; see sent.rs): new data waits for an ACK.
+            return None;
+        }
         if len < smss && !resend {
             // RFC 1122 §4.2.3.4 (sender SWS avoidance) with RFC 896 Nagle: a short
             // segment goes only if it is everything we have and no short segment is
@@ -259,47 +302,79 @@ impl Tcb {
             let rto = self.rtt.rto();
             self.cc.on_idle_restart(now, idle, rto);
         }
-        let mut seg = self.data_segment(now, seq, len, resend);
+        let mut seg = self.data_segment(now, seq, len, resend, fin);
         if len > smss {
             seg.tso_mss = smss as u16;
         }
-        if fin {
-            seg.flags |= Flags::FIN;
-            self.snd_nxt += 1u32;
-        }
-        if self.snd_max.lt(self.snd_nxt) {
-            self.snd_max = self.snd_nxt;
+        if !resend {
+            // RFC 8985 §7.2: new data (re)starts the probe timeout.
+            self.arm_tlp(now, true);
         }
         Some(seg)
     }
 
-    /// A segment of `len` bytes of data at `seq`; advances snd_nxt when `seq` is it.
+    /// RFC 8985 §7.3: the tail loss probe: one segment of new data if the peer's window
+    /// allows, else the last segment sent, again. The ACK it brings back tells RACK
+    /// what the tail lost. After it, the retransmission timer runs, not another probe.
+    fn loss_probe(&mut self, now: Instant) -> Option<OutSegment> {
+        if self.in_recovery || self.snd_nxt != self.snd_max {
+            return None;
+        }
+        let last = *self.sent.last()?;
+        let seq = self.snd_max;
+        let unsent = self.data_len_at(seq);
+        let in_window = (self.snd_una + self.snd_wnd - seq).max(0) as usize;
+        let seg = if unsent > 0 && in_window > 0 && !self.sent.is_full() {
+            let len = unsent.min(self.seg_room()).min(in_window);
+            let fin = self.fin_at(seq + len);
+            self.rack.tlp_is_retrans = false;
+            self.data_segment(now, seq, len, false, fin)
+        } else {
+            let fin = self.fin_at(last.end - 1u32);
+            let data = last.len() as usize - usize::from(fin);
+            let len = data.min(self.seg_room());
+            let fin = fin && len == data;
+            self.rack.tlp_is_retrans = true;
+            self.data_segment(now, last.start, len, true, fin)
+        };
+        self.rack.tlp_end = Some(self.snd_max);
+        self.rto_at = Some(now + self.rtt.rto());
+        Some(seg)
+    }
+
+    /// A segment of `len` bytes of data at `seq`, and our FIN after them if `fin`;
+    /// advances snd_nxt when `seq` is it, and records the transmission in the sent log
+    /// (its send time, or that it was sent again).
     fn data_segment(
         &mut self,
         now: Instant,
         seq: SeqNumber,
         len: usize,
         retransmit: bool,
+        fin: bool,
     ) -> OutSegment {
         let offset = (seq - self.data_start()).max(0) as usize;
         let mut flags = Flags::ACK;
         if len > 0 && offset + len == self.snd_buf.len() {
             flags |= Flags::PSH;
         }
+        if fin {
+            flags |= Flags::FIN;
+        }
         let mut seg = self.segment(now, flags, seq, offset, len);
         seg.retransmit = retransmit;
+        let seq_len = len as u32 + u32::from(fin);
         if seq == self.snd_nxt {
-            self.snd_nxt += len;
+            self.snd_nxt += seq_len;
         }
-        if self.snd_max.lt(seq + len) {
-            self.snd_max = seq + len;
+        if self.snd_max.lt(seq + seq_len) {
+            self.snd_max = seq + seq_len;
         }
-        if retransmit {
-            // Karn: no RTT sample from anything sent twice.
-            self.rtt_probe = None;
-        } else if self.rtt_probe.is_none() && len > 0 && !self.ts_ok {
-            self.rtt_probe = Some((seq, now));
-        }
+        // One log entry per segment on the wire: a TSO burst is cut at the segment
+        // size the device is given (next_data's `seg_room`).
+        let room = self.seg_room();
+        let chunk = if len > room { room as u32 } else { seq_len };
+        self.sent.on_send(now, seq, seq_len, chunk);
         if self.rto_at.is_none() || self.persisting {
             self.persisting = false;
             self.rto_at = Some(now + self.rtt.rto());
@@ -318,7 +393,7 @@ impl Tcb {
                 // does), so no later byte is ever sent past a hole.
                 let seq = self.snd_una;
                 if self.data_len_at(seq) > 0 {
-                    let seg = self.data_segment(now, seq, 1, seq.lt(self.snd_max));
+                    let seg = self.data_segment(now, seq, 1, seq.lt(self.snd_max), false);
                     // The probe byte counts as sent; the persist timer keeps running.
                     self.persisting = true;
                     return Some(seg);
@@ -332,7 +407,7 @@ impl Tcb {
                 if unsent > 0 {
                     let in_window = (self.snd_una + self.snd_wnd - seq).max(0) as usize;
                     let len = unsent.min(in_window).min(self.seg_room()).max(1);
-                    return Some(self.data_segment(now, seq, len, false));
+                    return Some(self.data_segment(now, seq, len, false, false));
                 }
             }
         }

@@ -16,20 +16,48 @@
 //! rcv_nxt += n;
 //! ```
 //!
-//! Ranges are kept sorted and merged in a fixed array of [`MAX_RANGES`]: a peer that
-//! sends every other byte cannot make the receiver allocate; the segment that would open
-//! one hole too many is refused instead.
+//! Ranges are kept sorted and merged in a `Vec` that is allocated on the first
+//! out-of-order arrival and keeps its capacity afterwards (a connection that only ever
+//! receives in order never allocates). Its length is bounded by a per-connection
+//! [`limit`](Assembler::limit): at most [`MAX_RANGES`], fewer for a receive buffer
+//! that cannot hold that many segments ([`range_limit`]). A peer that sends every other
+//! byte cannot make the receiver allocate more than `limit` ranges; the segment that
+//! would open one hole too many is refused instead.
+//!
+//! Why hundreds: a sender whose slow start overshoots a short bottleneck queue loses
+//! every other segment of a window, hundreds of holes at once on a fast path. A
+//! receiver that refuses segments past its 32nd hole never SACKs them, so the sender's
+//! scoreboard counts them as in flight and only a retransmission timeout repairs them
+//! (Linux keeps an out-of-order queue bounded only by the receive buffer).
+//!
+//! Costs: `add` finds its place by binary search; `remove_front` is O(1) apart from the
+//! `Vec`'s front removal (a `memmove` of the remaining ranges): ranges are kept as
+//! positions in the assembler's own wrapping numbering, relative to an origin that
+//! moves with `RCV.NXT`, so releasing data does not rewrite every range.
+//! [`sack_blocks`](Assembler::sack_blocks) makes one pass over the ranges.
 
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::MAX_SACK_BLOCKS;
 
 /// Most distinct (non-adjacent) ranges one connection tracks beyond `RCV.NXT`.
-pub const MAX_RANGES: usize = 32;
+pub const MAX_RANGES: usize = 1024;
+
+/// Fewest ranges a connection may track, whatever its buffer: what the receiver always
+/// allowed, and more than one window of SACK blocks.
+pub const MIN_RANGES: usize = 32;
+
+/// The range limit for a receive buffer of `rcv_buf` bytes that takes segments of at
+/// most `mss` payload bytes: one range per segment the buffer holds (a range needs a
+/// segment and a hole needs one missing), within [`MIN_RANGES`]..=[`MAX_RANGES`].
+pub fn range_limit(rcv_buf: usize, mss: usize) -> usize {
+    (rcv_buf / mss.max(1)).clamp(MIN_RANGES, MAX_RANGES)
+}
 
 /// [`Assembler::add`] refused a range: recording it would need more than
-/// [`MAX_RANGES`] distinct ranges. Nothing was recorded; drop the segment.
+/// [`Assembler::limit`] distinct ranges. Nothing was recorded; drop the segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooManyHoles;
 
@@ -39,7 +67,8 @@ impl fmt::Display for TooManyHoles {
     }
 }
 
-/// One received range `[start, end)` in bytes past `RCV.NXT`, and when it last grew.
+/// One received range `[start, end)` as positions in the assembler's numbering (see
+/// [`Assembler`]), and when it last grew.
 #[derive(Clone, Copy, Default)]
 struct Range {
     start: u32,
@@ -51,14 +80,19 @@ struct Range {
 
 /// The ranges received beyond `RCV.NXT` (see the module documentation).
 ///
-/// Offsets are stored as `u32`: TCP's window is at most 2^30 bytes (RFC 7323 §2.3), so
-/// every in-window offset fits; larger offsets passed in are clamped to `u32::MAX`.
+/// Offsets are `u32`: TCP's window is at most 2^30 bytes (RFC 7323 §2.3), so every
+/// in-window offset fits; larger offsets passed in are clamped to `u32::MAX`. Internally
+/// a range is kept as `origin + offset` (wrapping), where `origin` is the position of
+/// `RCV.NXT`; every live range lies less than 2^32 past the origin, so offsets come back
+/// by wrapping subtraction.
 #[derive(Clone)]
 pub struct Assembler {
-    /// Sorted by `start`, pairwise neither overlapping nor adjacent; `ranges[..count]`
-    /// are live.
-    ranges: [Range; MAX_RANGES],
-    count: usize,
+    /// Sorted by offset, pairwise neither overlapping nor adjacent.
+    ranges: Vec<Range>,
+    /// Position of `RCV.NXT` in the wrapping numbering of `ranges`.
+    origin: u32,
+    /// Most ranges kept (at most [`MAX_RANGES`]).
+    limit: usize,
     /// Counts calls to `add`; a range's age is `clock - stamp` (wrapping).
     clock: u32,
 }
@@ -75,45 +109,71 @@ fn clamp32(x: usize) -> u32 {
 }
 
 impl Assembler {
-    /// An assembler with nothing received out of order.
+    /// An assembler with nothing received out of order that tracks up to
+    /// [`MAX_RANGES`] ranges. Allocates nothing until the first out-of-order range.
     pub const fn new() -> Assembler {
+        Assembler::with_limit(MAX_RANGES)
+    }
+
+    /// An assembler that tracks at most `limit` ranges (at least 1, at most
+    /// [`MAX_RANGES`]; see [`range_limit`]).
+    pub const fn with_limit(limit: usize) -> Assembler {
+        let limit = if limit == 0 {
+            1
+        } else if limit > MAX_RANGES {
+            MAX_RANGES
+        } else {
+            limit
+        };
         Assembler {
-            ranges: [Range {
-                start: 0,
-                end: 0,
-                stamp: 0,
-            }; MAX_RANGES],
-            count: 0,
+            ranges: Vec::new(),
+            origin: 0,
+            limit,
             clock: 0,
         }
+    }
+
+    /// Most distinct ranges this assembler tracks.
+    #[inline]
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// No range is recorded: everything received so far was in order.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.ranges.is_empty()
     }
 
-    /// Forget every range (connection reset, or a reneging receiver).
+    /// Number of distinct ranges recorded.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Forget every range (connection reset, or a reneging receiver). The memory is
+    /// kept for the next out-of-order burst.
     pub fn clear(&mut self) {
-        self.count = 0;
+        self.ranges.clear();
+    }
+
+    /// The offset past `RCV.NXT` of a position.
+    #[inline]
+    fn off(&self, pos: u32) -> u32 {
+        pos.wrapping_sub(self.origin)
     }
 
     /// The recorded ranges as `(start, end)` offsets past `RCV.NXT`, ascending.
     pub fn ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        self.live()
+        self.ranges
             .iter()
-            .map(|r| (r.start as usize, r.end as usize))
-    }
-
-    fn live(&self) -> &[Range] {
-        &self.ranges[..self.count]
+            .map(|r| (self.off(r.start) as usize, self.off(r.end) as usize))
     }
 
     /// Record that bytes `[offset, offset + len)` past `RCV.NXT` arrived. Overlapping
     /// and adjacent ranges merge; duplicates change nothing but recency. `len == 0`
     /// records nothing. Fails, recording nothing, when the range would be the
-    /// `MAX_RANGES + 1`-th distinct one.
+    /// `limit + 1`-th distinct one.
     pub fn add(&mut self, offset: usize, len: usize) -> Result<(), TooManyHoles> {
         let start = clamp32(offset);
         let end = clamp32(offset.saturating_add(len));
@@ -121,18 +181,13 @@ impl Assembler {
             return Ok(());
         }
         // Ranges lo..hi touch [start, end]: they end at or after `start` and begin at or
-        // before `end` (equality is adjacency, which merges too).
-        let lo = self
-            .live()
-            .iter()
-            .position(|r| r.end >= start)
-            .unwrap_or(self.count);
-        let hi = lo
-            + self.ranges[lo..self.count]
-                .iter()
-                .take_while(|r| r.start <= end)
-                .count();
-        if lo == hi && self.count == MAX_RANGES {
+        // before `end` (equality is adjacency, which merges too). Both searches are
+        // binary: the ranges are sorted and disjoint, so their ends are sorted too.
+        let origin = self.origin;
+        let off = |pos: u32| pos.wrapping_sub(origin);
+        let lo = self.ranges.partition_point(|r| off(r.end) < start);
+        let hi = lo + self.ranges[lo..].partition_point(|r| off(r.start) <= end);
+        if lo == hi && self.ranges.len() >= self.limit {
             if start != 0 {
                 return Err(TooManyHoles);
             }
@@ -141,42 +196,43 @@ impl Assembler {
             // too. Make room by forgetting the highest range (reneging on it, as Linux's
             // tcp_prune_ofo_queue does from the tail; RFC 2018 §8 allows it); its bytes
             // will arrive again.
-            self.count -= 1;
+            self.ranges.pop();
         }
         self.clock = self.clock.wrapping_add(1);
         let stamp = self.clock;
+        let pos = |o: u32| origin.wrapping_add(o);
         if lo == hi {
-            self.ranges.copy_within(lo..self.count, lo + 1);
-            self.ranges[lo] = Range { start, end, stamp };
-            self.count += 1;
+            // The first out-of-order range allocates; afterwards the capacity is kept.
+            self.ranges.insert(
+                lo,
+                Range {
+                    start: pos(start),
+                    end: pos(end),
+                    stamp,
+                },
+            );
         } else {
             let merged = Range {
-                start: start.min(self.ranges[lo].start),
-                end: end.max(self.ranges[hi - 1].end),
+                start: pos(start.min(off(self.ranges[lo].start))),
+                end: pos(end.max(off(self.ranges[hi - 1].end))),
                 stamp,
             };
             self.ranges[lo] = merged;
-            self.ranges.copy_within(hi..self.count, lo + 1);
-            self.count -= hi - lo - 1;
+            self.ranges.drain(lo + 1..hi);
         }
         Ok(())
     }
 
     /// If data is now contiguous from `RCV.NXT` (a range starts at offset 0), remove that
     /// range and return its length: the number of bytes to make readable and to advance
-    /// `RCV.NXT` by. The remaining ranges are shifted down by the same amount, so they
-    /// stay relative to the new `RCV.NXT`. Returns 0 while the first hole is unfilled.
+    /// `RCV.NXT` by. The remaining ranges keep their offsets relative to the new
+    /// `RCV.NXT`. Returns 0 while the first hole is unfilled.
     pub fn remove_front(&mut self) -> usize {
-        match self.live().first() {
-            Some(r) if r.start == 0 => {
-                let n = r.end;
-                self.ranges.copy_within(1..self.count, 0);
-                self.count -= 1;
-                for r in &mut self.ranges[..self.count] {
-                    // Merged ranges are not adjacent, so every remaining start is > n.
-                    r.start -= n;
-                    r.end -= n;
-                }
+        match self.ranges.first() {
+            Some(r) if r.start == self.origin => {
+                let n = self.off(r.end);
+                self.origin = r.end;
+                self.ranges.remove(0);
                 n as usize
             }
             _ => 0,
@@ -197,34 +253,40 @@ impl Assembler {
         out: &mut [(SeqNumber, SeqNumber); MAX_SACK_BLOCKS],
         max: usize,
     ) -> usize {
-        let want = max.min(MAX_SACK_BLOCKS).min(self.count);
-        // Repeated selection of the next-youngest range: at most 4 × 32 steps, no sort
-        // and no allocation. Keys (age, index) are distinct, so none is picked twice.
-        let mut prev: Option<(u32, usize)> = None;
-        for slot in out.iter_mut().take(want) {
-            let mut best: Option<(u32, usize)> = None;
-            for (i, r) in self.live().iter().enumerate() {
-                let key = (self.clock.wrapping_sub(r.stamp), i);
-                if prev.is_some_and(|p| key <= p) {
-                    continue;
-                }
-                if best.is_none_or(|b| key < b) {
-                    best = Some(key);
-                }
-            }
-            let Some((age, i)) = best else { break };
-            let r = self.ranges[i];
-            *slot = (rcv_nxt + r.start, rcv_nxt + r.end);
-            prev = Some((age, i));
+        let want = max.min(MAX_SACK_BLOCKS).min(self.ranges.len());
+        if want == 0 {
+            return 0;
         }
-        want
+        // One pass keeping the `want` youngest ranges, youngest first: no sort, no
+        // allocation. Ages are distinct (each `add` stamps one range), so the order is
+        // total.
+        let mut best = [(u32::MAX, 0usize); MAX_SACK_BLOCKS];
+        let mut found = 0;
+        for (i, r) in self.ranges.iter().enumerate() {
+            let age = self.clock.wrapping_sub(r.stamp);
+            if found == want && age >= best[want - 1].0 {
+                continue;
+            }
+            let mut j = found.min(want - 1);
+            while j > 0 && best[j - 1].0 > age {
+                best[j] = best[j - 1];
+                j -= 1;
+            }
+            best[j] = (age, i);
+            found = (found + 1).min(want);
+        }
+        for (slot, &(_, i)) in out.iter_mut().zip(&best[..found]) {
+            let r = self.ranges[i];
+            *slot = (rcv_nxt + self.off(r.start), rcv_nxt + self.off(r.end));
+        }
+        found
     }
 }
 
 impl fmt::Debug for Assembler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.live().iter().map(|r| r.start..r.end))
+            .entries(self.ranges().map(|(s, e)| s..e))
             .finish()
     }
 }
@@ -402,9 +464,15 @@ mod tests {
     #[test]
     fn model_against_bitmap() {
         const SPAN: usize = 600;
-        for seed in 0..50u64 {
+        for seed in 0..100u64 {
             let mut rng = Rand::from_u64(seed);
-            let mut a = Assembler::new();
+            // Half the seeds with the smallest limit, so that refusals happen too.
+            let limit = if seed % 2 == 0 {
+                MIN_RANGES
+            } else {
+                MAX_RANGES
+            };
+            let mut a = Assembler::with_limit(limit);
             let mut got = vec![false; SPAN * 2];
             let mut last = None;
             for _ in 0..300 {
@@ -418,7 +486,7 @@ mod tests {
                     }
                     Err(TooManyHoles) => {
                         assert_eq!(ranges(&a), before);
-                        assert_eq!(before.len(), MAX_RANGES);
+                        assert_eq!(before.len(), limit);
                     }
                 }
                 let mut runs = Vec::new();
@@ -435,7 +503,7 @@ mod tests {
                     }
                 }
                 assert_eq!(ranges(&a), runs, "seed {seed}");
-                assert!(runs.len() <= MAX_RANGES);
+                assert!(runs.len() <= limit);
                 if let Some(off) = last {
                     // RFC 2018 §4: the first block holds the latest accepted segment.
                     let (l, r) = blocks(&a, 0, 1)[0];
@@ -450,5 +518,89 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn hundreds_of_holes_are_tracked_and_reported() {
+        // A slow-start overshoot into a short queue: every other segment of a large
+        // window lost. Every island is held (and so can be SACKed), up to the limit.
+        const MSS: usize = 1448;
+        let mut a = Assembler::with_limit(range_limit(4 << 20, MSS));
+        assert_eq!(a.limit(), MAX_RANGES);
+        for i in 0..MAX_RANGES {
+            a.add((2 * i + 1) * MSS, MSS).unwrap();
+        }
+        assert_eq!(a.len(), MAX_RANGES);
+        assert_eq!(a.add((2 * MAX_RANGES + 1) * MSS, MSS), Err(TooManyHoles));
+        // The newest island is the first block; the next ones are the next youngest.
+        let last = (2 * MAX_RANGES - 1) * MSS;
+        assert_eq!(
+            blocks(&a, 0, 3),
+            vec![
+                (last as u32, (last + MSS) as u32),
+                ((last - 2 * MSS) as u32, (last - MSS) as u32),
+                ((last - 4 * MSS) as u32, (last - 3 * MSS) as u32),
+            ]
+        );
+        // Filling the holes in order releases island after island.
+        let mut released = 0;
+        for i in 0..MAX_RANGES {
+            a.add(0, MSS).unwrap();
+            let n = a.remove_front();
+            assert_eq!(n, 2 * MSS, "hole {i}");
+            released += n;
+        }
+        assert!(a.is_empty());
+        assert_eq!(released, 2 * MAX_RANGES * MSS);
+    }
+
+    #[test]
+    fn memory_is_taken_on_first_out_of_order_data_and_kept() {
+        // (The receive path does not call the assembler for in-order data while it is
+        // empty, so an in-order connection never allocates.)
+        let mut a = Assembler::new();
+        assert_eq!(a.ranges.capacity(), 0);
+        a.add(10, 10).unwrap();
+        let cap = a.ranges.capacity();
+        assert!(cap >= 1);
+        a.add(0, 10).unwrap();
+        assert_eq!(a.remove_front(), 20);
+        assert!(a.is_empty());
+        assert_eq!(a.ranges.capacity(), cap, "capacity kept for the next burst");
+    }
+
+    #[test]
+    fn the_limit_follows_the_buffer() {
+        // One range per segment the buffer can hold, within MIN..=MAX.
+        assert_eq!(range_limit(64 * 1024, 1460), 44);
+        assert_eq!(range_limit(8192, 1460), MIN_RANGES);
+        assert_eq!(range_limit(4 << 20, 1448), MAX_RANGES);
+        assert_eq!(range_limit(1 << 20, 0), MAX_RANGES);
+        assert_eq!(Assembler::with_limit(0).limit(), 1);
+        assert_eq!(Assembler::with_limit(usize::MAX).limit(), MAX_RANGES);
+        // A small limit refuses the extra hole, still takes data at RCV.NXT.
+        let mut a = Assembler::with_limit(2);
+        a.add(10, 1).unwrap();
+        a.add(20, 1).unwrap();
+        assert_eq!(a.add(30, 1), Err(TooManyHoles));
+        a.add(0, 1).unwrap();
+        assert_eq!(ranges(&a), vec![(0, 1), (10, 11)]);
+    }
+
+    #[test]
+    fn offsets_survive_the_origin_wrapping() {
+        // The internal origin moves with every release and wraps past 2^32: offsets
+        // must come back unchanged.
+        let mut a = Assembler::new();
+        let step = 1usize << 30;
+        for _ in 0..9 {
+            a.add(step + 5, 10).unwrap();
+            a.add(0, step).unwrap();
+            assert_eq!(a.remove_front(), step);
+            assert_eq!(ranges(&a), vec![(5, 15)]);
+            a.add(0, 5).unwrap();
+            assert_eq!(a.remove_front(), 15);
+        }
+        assert!(a.origin < (1 << 31), "wrapped at least once: {}", a.origin);
     }
 }

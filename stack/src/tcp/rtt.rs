@@ -168,6 +168,13 @@ impl RttEstimator {
         self.srtt.map(Duration::from_micros)
     }
 
+    /// The smoothed RTT in microseconds (for per-segment arithmetic), once a sample was
+    /// taken.
+    #[inline]
+    pub fn srtt_micros(&self) -> Option<u64> {
+        self.srtt
+    }
+
     /// The RTT variation, once a sample was taken.
     pub fn rttvar(&self) -> Option<Duration> {
         self.srtt.map(|_| Duration::from_micros(self.rttvar))

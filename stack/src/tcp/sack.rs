@@ -22,6 +22,12 @@
 //! is the safe direction: the sender may retransmit data the receiver already holds, but
 //! never skips data the receiver lacks, as merging two ranges across a hole would.
 //!
+//! With RACK-TLP on (`TcbConfig::rack`, the default), losses are found by time and the
+//! per-segment SACKed / lost marks live in the sent log
+//! ([`SentLog`](super::sent::SentLog)); the scoreboard then validates each ACK's blocks
+//! ([`valid_block`]) and spots D-SACKs, and its RFC 6675 queries drive recovery only
+//! when RACK is off.
+//!
 //! After a retransmission timeout, [`Scoreboard::clear`] it: a receiver may renege on
 //! SACKed data, so RFC 2018 §8 has the sender turn off all SACKed bits after a timeout
 //! (see also RFC 6675 §5.1). Clearing, rather than marking, is the simplest way to never
@@ -81,6 +87,27 @@ impl Offsets {
     fn sacked(&self) -> u64 {
         self.live().iter().map(|&(s, e)| u64::from(e - s)).sum()
     }
+}
+
+/// A SACK block as the sender may use it: `[left, right)` clipped to start at
+/// `snd_una`, or `None` when it carries no information (empty, inverted, or ending
+/// outside `(snd_una, snd_max]`: no receiver holds data that was never sent).
+pub fn valid_block(
+    left: SeqNumber,
+    right: SeqNumber,
+    snd_una: SeqNumber,
+    snd_max: SeqNumber,
+) -> Option<(SeqNumber, SeqNumber)> {
+    // A valid block ends inside (SND.UNA, SND.MAX] and starts before it ends.
+    if right == snd_una || !right.between_inclusive(snd_una, snd_max) || !left.lt(right) {
+        return None;
+    }
+    let left = if left.between(snd_una, right) {
+        left
+    } else {
+        snd_una
+    };
+    Some((left, right))
 }
 
 /// The length of `[l, r)` for `l` before `r` (within one window).
@@ -159,16 +186,9 @@ impl Scoreboard {
             }
         }
         for &(left, right) in blocks {
-            // A valid block ends inside (SND.UNA, SND.MAX] and starts before it ends.
-            if right == snd_una || !right.between_inclusive(snd_una, snd_max) || !left.lt(right) {
-                continue;
+            if let Some((left, right)) = valid_block(left, right, snd_una, snd_max) {
+                update.newly_sacked_bytes += self.insert(left, right);
             }
-            let left = if left.between(snd_una, right) {
-                left
-            } else {
-                snd_una
-            };
-            update.newly_sacked_bytes += self.insert(left, right);
         }
         update
     }

@@ -8,9 +8,11 @@ use core::net::SocketAddrV4;
 
 use crate::tcp::buffer::RingBuffer;
 use crate::tcp::cc::{Cc, CcAlgorithm, CongestionControl};
-use crate::tcp::reass::Assembler;
+use crate::tcp::rack::Rack;
+use crate::tcp::reass::{range_limit, Assembler};
 use crate::tcp::rtt::{RtoConfig, RttEstimator};
 use crate::tcp::sack::Scoreboard;
+use crate::tcp::sent::{record_limit, SentLog};
 use crate::time::{Duration, Instant};
 use crate::wire::seq::SeqNumber;
 
@@ -144,6 +146,9 @@ pub struct TcbConfig {
     pub sack: bool,
     /// Offer window scaling (RFC 7323).
     pub window_scaling: bool,
+    /// Detect losses with RACK-TLP (RFC 8985) when SACK is on, as Linux does by
+    /// default; off: RFC 6675's duplicate-ACK threshold alone, and no tail probes.
+    pub rack: bool,
 }
 
 impl Default for TcbConfig {
@@ -158,6 +163,7 @@ impl Default for TcbConfig {
             timestamps: true,
             sack: true,
             window_scaling: true,
+            rack: true,
         }
     }
 }
@@ -216,16 +222,28 @@ pub struct Tcb {
     pub rcv_buf: RingBuffer,
     pub reass: Assembler,
     pub scoreboard: Scoreboard,
+    /// Every segment in flight: when it left, whether it was SACKed, lost, resent.
+    pub sent: SentLog,
+    /// RACK-TLP state (RFC 8985).
+    pub rack: Rack,
 
     pub rtt: RttEstimator,
-    /// Karn-safe timing of one segment when timestamps are off: (seq, sent at).
+    /// When our SYN (or SYN-ACK) left, while it was sent only once (Karn): its ACK gives
+    /// the first RTT sample. Data is timed by the sent log (`sent`).
     pub rtt_probe: Option<(SeqNumber, Instant)>,
     pub cc: Cc,
+    /// The end of the current round trip: SND.MAX when it began (RFC 9406 `windowEnd`).
+    pub round_end: SeqNumber,
     /// Retransmit the segment at snd_una next (fast retransmit, partial ACK).
     pub rexmit_una: bool,
+    /// The first retransmission of a RACK recovery is owed: it goes whatever the pipe
+    /// says (RFC 6675 §5 step 4.3; Linux's PRR forces it the same way).
+    pub rexmit_first: bool,
     /// In fast recovery (RFC 6582 / RFC 6675) until `recover` is acknowledged.
     pub in_recovery: bool,
     pub recover: SeqNumber,
+    /// SND.UNA before the last ACK that advanced it (RFC 6582 §4.1 `prev_highest_ack`).
+    pub prev_highest_ack: SeqNumber,
     pub dupacks: u32,
     /// Highest sequence retransmitted in this recovery (RFC 6675 HighRxt).
     pub high_rxt: SeqNumber,
@@ -244,6 +262,12 @@ pub struct Tcb {
 
     // Timers (deadlines; the stack's wheel wakes the TCB, see timers.rs).
     pub rto_at: Option<Instant>,
+    /// RACK's reordering timer: segments become lost when it expires (RFC 8985 §6.2).
+    pub rack_at: Option<Instant>,
+    /// The tail loss probe timeout (RFC 8985 §7.2).
+    pub tlp_at: Option<Instant>,
+    /// The probe timeout expired: output sends a loss probe next.
+    pub tlp_send: bool,
     /// The retransmission timer runs as the persist timer (zero window probing).
     pub persisting: bool,
     pub delack_at: Option<Instant>,
@@ -347,14 +371,19 @@ impl Tcb {
             ws_agreed: false,
             snd_buf: RingBuffer::new(opts.snd_buf),
             rcv_buf: RingBuffer::new(opts.rcv_buf),
-            reass: Assembler::new(),
+            reass: Assembler::with_limit(range_limit(opts.rcv_buf, usize::from(our_mss))),
             scoreboard: Scoreboard::new(),
+            sent: SentLog::new(record_limit(opts.snd_buf, smss)),
+            rack: Rack::new(),
             rtt: RttEstimator::new(config.rto),
             rtt_probe: None,
             cc: Cc::new(opts.cc, smss, now),
+            round_end: iss,
             rexmit_una: false,
+            rexmit_first: false,
             in_recovery: false,
             recover: iss,
+            prev_highest_ack: iss,
             dupacks: 0,
             high_rxt: iss,
             snd_sml: iss,
@@ -363,6 +392,9 @@ impl Tcb {
             fin_pending: None,
             rcv_closed: false,
             rto_at: None,
+            rack_at: None,
+            tlp_at: None,
+            tlp_send: false,
             persisting: false,
             delack_at: None,
             keepalive_at: None,
@@ -466,6 +498,8 @@ impl Tcb {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.rto_at,
+            self.rack_at,
+            self.tlp_at,
             self.delack_at,
             self.keepalive_at,
             self.timewait_at,
@@ -474,6 +508,12 @@ impl Tcb {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Loss detection is RACK-TLP's (RFC 8985): SACK is on and RACK is enabled.
+    #[inline]
+    pub fn rack_on(&self) -> bool {
+        self.sack_ok && self.config.rack
     }
 
     /// Enter a state.
@@ -487,6 +527,8 @@ impl Tcb {
         let opts = if self.ts_ok { TS_OPTION_LEN } else { 0 };
         self.smss = mss.saturating_sub(opts).max(32);
         self.cc.set_mss(self.smss);
+        self.sent
+            .set_limit(record_limit(self.opts.snd_buf, self.smss));
     }
 }
 

@@ -2,6 +2,7 @@
 //! the control block; output then acts on what they set.
 
 use crate::tcp::cc::CongestionControl;
+use crate::tcp::rack::Rack;
 use crate::tcp::tcb::{ConnError, State, Tcb};
 use crate::time::Instant;
 
@@ -29,6 +30,15 @@ impl Tcb {
             if self.state == State::Closed {
                 return;
             }
+        }
+        if self.rack_at.is_some_and(|t| now >= t) {
+            // RFC 8985 §6.2: the reordering window of a suspect segment has passed.
+            self.rack_at = None;
+            self.rack_detect(now);
+        }
+        if self.tlp_at.is_some_and(|t| now >= t) {
+            self.tlp_at = None;
+            self.on_probe_timeout();
         }
         if self.delack_at.is_some_and(|t| now >= t) {
             self.delack_at = None;
@@ -63,11 +73,70 @@ impl Tcb {
         self.in_recovery = false;
         self.dupacks = 0;
         self.rexmit_una = false;
+        self.rexmit_first = false;
         // RFC 6675 §5.1: the receiver may have reneged; start the scoreboard over.
         self.scoreboard.clear();
+        self.sent.on_timeout();
+        // RFC 8985 §7.4: the probe (if any) went unanswered; RACK starts over too.
+        self.rack.on_timeout();
+        self.rack_at = None;
+        self.tlp_at = None;
+        self.tlp_send = false;
         self.snd_nxt = self.snd_una;
         self.high_rxt = self.snd_una;
         self.rto_at = Some(now + self.rtt.rto());
+    }
+
+    /// Arm (or, with `restart`, re-arm) the tail loss probe, or cancel it where RFC
+    /// 8985 §7.2 does not want one: without RACK, outside the established states, in
+    /// a recovery or after a timeout (what is lost is known, or the RTO acts), while a
+    /// probe is already out, with SACKed data (RACK's reordering timer covers it),
+    /// with nothing in flight, or while persisting. The probe goes two SRTTs after
+    /// the last transmission or ACK; where the RTO would expire first, the RTO acts
+    /// (Linux fires the probe at the RTO's time instead; see docs/TCP.md).
+    pub(crate) fn arm_tlp(&mut self, now: Instant, restart: bool) {
+        let wanted = self.rack_on()
+            && matches!(
+                self.state,
+                State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+            && !self.in_recovery
+            && self.retransmits == 0
+            && self.snd_nxt == self.snd_max
+            && self.rack.tlp_end.is_none()
+            && !self.sent.is_empty()
+            && self.sent.sacked_segs() == 0
+            && !self.persisting;
+        if !wanted {
+            self.tlp_at = None;
+            return;
+        }
+        if self.tlp_at.is_some() && !restart {
+            return;
+        }
+        let pto = Rack::pto_micros(self.rtt.srtt_micros(), self.sent.len());
+        let at = Instant::from_micros(now.total_micros().saturating_add(pto));
+        self.tlp_at = match self.rto_at {
+            Some(rto) if at >= rto => None,
+            _ => Some(at),
+        };
+    }
+
+    /// RFC 8985 §7.3: the probe timeout expired: output sends one probe, if a probe is
+    /// still what the connection needs.
+    fn on_probe_timeout(&mut self) {
+        if self.rack_on()
+            && !self.in_recovery
+            && self.retransmits == 0
+            && self.rack.tlp_end.is_none()
+            && !self.sent.is_empty()
+        {
+            self.tlp_send = true;
+        }
     }
 
     /// The persist timer: probe the zero window (RFC 9293 §3.8.6.1), backing off like

@@ -17,14 +17,15 @@
 //! the Reno-friendly region (§4.3, α = 3(1-β)/(1+β) then 1 once W_est reaches
 //! cwnd_prior), concave and convex regions (§4.4, §4.5), multiplicative decrease with
 //! β = 0.7 (§4.6), fast convergence (§4.7), timeouts (§4.8), application-limited
-//! periods excluded from t (§5.8), Reno slow start below ssthresh (§4.10).
-//! Not implemented: HyStart++ (RFC 9406, optional in §4.10) and undoing spurious
-//! reductions (§4.9).
+//! periods excluded from t (§5.8), Reno slow start below ssthresh with HyStart++ for
+//! the initial one (§4.10, RFC 9406, [`super::hystart`]).
+//! Not implemented: undoing spurious reductions (§4.9).
 //!
 //! Units: windows are in bytes and time in microseconds, all integer: `no_std` core
 //! has no `cbrt`, so K comes from an integer cube root (Newton's method, like Linux's
 //! `cubic_root` without the table), and C, β and α are exact fractions.
 
+use super::hystart::{HyStart, Verdict};
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
     INITIAL_SSTHRESH,
@@ -79,6 +80,8 @@ pub struct Cubic {
     rto_episode: bool,
     /// The smallest RTT seen, for the `t + RTT` term when the caller has no estimate.
     min_rtt: Option<Duration>,
+    /// HyStart++ for the initial slow start.
+    hystart: HyStart,
 }
 
 /// ⌊∛n⌋ by Newton's method on integers.
@@ -126,6 +129,7 @@ impl Cubic {
             in_recovery: false,
             rto_episode: false,
             min_rtt: None,
+            hystart: HyStart::new(),
         }
     }
 
@@ -246,7 +250,8 @@ impl CongestionControl for Cubic {
         let mut acked = acked;
         if self.cwnd < self.ssthresh {
             // §4.10: Reno slow start below ssthresh.
-            acked = slow_start(&mut self.cwnd, self.ssthresh, acked, self.mss);
+            let divisor = self.hystart.growth_divisor();
+            acked = slow_start(&mut self.cwnd, self.ssthresh, acked, self.mss, divisor);
         }
         if acked == 0 {
             return;
@@ -262,6 +267,7 @@ impl CongestionControl for Cubic {
         if self.in_recovery {
             return;
         }
+        self.hystart.finish();
         // §4.7 fast convergence: a flow that lost below its last W_max releases
         // bandwidth by aiming lower: W_max = cwnd * (1 + β) / 2.
         self.w_max = if self.cwnd < self.w_max {
@@ -291,6 +297,7 @@ impl CongestionControl for Cubic {
         if !self.rto_episode && !self.in_recovery {
             self.reduce_ssthresh();
         }
+        self.hystart.finish();
         // RFC 5681 §3.1: cwnd = LW = 1*SMSS; the next stage restarts the curve (§4.8).
         self.cwnd = self.mss;
         self.epoch = None;
@@ -320,6 +327,22 @@ impl CongestionControl for Cubic {
         // K depends on the MSS: recompute it from here.
         self.epoch = None;
         self.mss = mss;
+    }
+
+    fn on_round_start(&mut self, _now: Instant) {
+        // RFC 9406 §4.2: CSS ran its rounds: congestion avoidance from this window (the
+        // first stage starts at it, in the curve's convex part, as after a timeout).
+        if self.hystart.on_round_start() == Verdict::EnterCongestionAvoidance
+            && self.cwnd < self.ssthresh
+        {
+            self.ssthresh = self.cwnd;
+        }
+    }
+
+    fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
+        if self.cwnd < self.ssthresh {
+            self.hystart.on_rtt_sample(rtt);
+        }
     }
 }
 

@@ -18,6 +18,9 @@
 //! - Slow start counts bytes (RFC 3465) with a limit of L = 2*MSS per ACK, so a stretch
 //!   ACK cannot burst the window open; bytes left when ssthresh is reached go on to
 //!   congestion avoidance, as Linux does.
+//! - The initial slow start ends early when the RTT shows a queue building
+//!   ([`hystart`], HyStart++, RFC 9406), for both algorithms: the sender reports round
+//!   boundaries and RTT samples ([`on_round_start`], [`on_rtt_sample`]).
 //! - On a congestion event the window drops straight to ssthresh ("cwnd = ssthresh", as
 //!   in RFC 6675 §5 and Linux) instead of Reno's "ssthresh + 3*MSS" inflation: the
 //!   sender clocks out data by its pipe estimate during recovery, not by an inflated
@@ -27,8 +30,11 @@
 //!   never tested.
 //!
 //! [`cwnd`]: CongestionControl::cwnd
+//! [`on_round_start`]: CongestionControl::on_round_start
+//! [`on_rtt_sample`]: CongestionControl::on_rtt_sample
 
 pub mod cubic;
+pub mod hystart;
 pub mod newreno;
 
 use core::fmt;
@@ -92,6 +98,12 @@ pub trait CongestionControl {
     /// as Linux counts it, so an initial window computed with a provisional MSS
     /// becomes 10 segments of the real one.
     fn set_mss(&mut self, mss: u32);
+    /// A round trip begins: an ACK covered everything that was outstanding when the
+    /// previous round began (RFC 9406 §4.2 `windowEnd`). Called before that ACK's
+    /// [`on_rtt_sample`](Self::on_rtt_sample) and [`on_ack`](Self::on_ack).
+    fn on_round_start(&mut self, now: Instant);
+    /// An ACK gave an RTT sample (RFC 9406 `newRTT`; the sender applies Karn's rule).
+    fn on_rtt_sample(&mut self, now: Instant, rtt: Duration);
 }
 
 /// Which congestion control algorithm a socket uses.
@@ -233,6 +245,22 @@ impl CongestionControl for Cc {
             Cc::Cubic(cc) => cc.set_mss(mss),
         }
     }
+
+    #[inline]
+    fn on_round_start(&mut self, now: Instant) {
+        match self {
+            Cc::NewReno(cc) => cc.on_round_start(now),
+            Cc::Cubic(cc) => cc.on_round_start(now),
+        }
+    }
+
+    #[inline]
+    fn on_rtt_sample(&mut self, now: Instant, rtt: Duration) {
+        match self {
+            Cc::NewReno(cc) => cc.on_rtt_sample(now, rtt),
+            Cc::Cubic(cc) => cc.on_rtt_sample(now, rtt),
+        }
+    }
 }
 
 /// An MSS that arithmetic can rely on: at least 1 (a peer may announce 0) and at most
@@ -254,10 +282,12 @@ fn cwnd_limited(cwnd: u32, ssthresh: u32, flight_before: u32, mss: u32) -> bool 
 }
 
 /// Slow start by byte counting (RFC 3465 §2.2, RFC 5681 §3.1): cwnd grows by the bytes
-/// acknowledged, at most L = 2*MSS per ACK, and not past ssthresh. Returns the acked
-/// bytes left for congestion avoidance once ssthresh is reached (0 while below it).
-fn slow_start(cwnd: &mut u32, ssthresh: u32, acked: u32, mss: u32) -> u32 {
-    let counted = acked.min(mss.saturating_mul(ABC_LIMIT_SEGMENTS));
+/// acknowledged, at most L = 2*MSS per ACK, divided by `divisor` (HyStart++'s
+/// Conservative Slow Start, RFC 9406 §4.2; 1 otherwise), and not past ssthresh.
+/// Returns the acked bytes left for congestion avoidance once ssthresh is reached (0
+/// while below it).
+fn slow_start(cwnd: &mut u32, ssthresh: u32, acked: u32, mss: u32, divisor: u32) -> u32 {
+    let counted = acked.min(mss.saturating_mul(ABC_LIMIT_SEGMENTS)) / divisor.max(1);
     let grown = cwnd.saturating_add(counted).min(ssthresh.max(*cwnd));
     let used = grown - *cwnd;
     *cwnd = grown;
@@ -344,11 +374,59 @@ mod tests {
     fn slow_start_byte_counting_limits_stretch_acks() {
         let mut cwnd = 10 * MSS;
         // A stretch ACK for 8 segments opens the window by L = 2 segments only.
-        assert_eq!(slow_start(&mut cwnd, INITIAL_SSTHRESH, 8 * MSS, MSS), 0);
+        assert_eq!(slow_start(&mut cwnd, INITIAL_SSTHRESH, 8 * MSS, MSS, 1), 0);
         assert_eq!(cwnd, 12 * MSS);
         // Reaching ssthresh hands the rest of the ACK to congestion avoidance.
-        assert_eq!(slow_start(&mut cwnd, 13 * MSS, 2 * MSS, MSS), MSS);
+        assert_eq!(slow_start(&mut cwnd, 13 * MSS, 2 * MSS, MSS, 1), MSS);
         assert_eq!(cwnd, 13 * MSS);
+        // Conservative slow start grows a quarter as fast.
+        assert_eq!(slow_start(&mut cwnd, INITIAL_SSTHRESH, 2 * MSS, MSS, 4), 0);
+        assert_eq!(cwnd, 13 * MSS + MSS / 2);
+    }
+
+    /// One round of a window-limited slow start: the round boundary, then one ACK per
+    /// segment of the window, each with an RTT sample of `rtt_us`.
+    fn hystart_round(cc: &mut Cc, rtt_us: u64) {
+        let now = Instant::ZERO;
+        cc.on_round_start(now);
+        for _ in 0..cc.cwnd() / MSS {
+            cc.on_rtt_sample(now, Duration::from_micros(rtt_us));
+            cc.on_ack(now, MSS, cc.cwnd(), None);
+        }
+    }
+
+    #[test]
+    fn hystart_ends_the_initial_slow_start_on_a_delay_rise() {
+        // RFC 9406 in both algorithms: a rise of the round's minimum RTT slows growth
+        // (CSS, a quarter of slow start's), and CSS_ROUNDS rounds later congestion
+        // avoidance begins at the window reached.
+        for alg in [CcAlgorithm::NewReno, CcAlgorithm::Cubic] {
+            let mut cc = Cc::new(alg, MSS, Instant::ZERO);
+            hystart_round(&mut cc, 100);
+            hystart_round(&mut cc, 100);
+            assert_eq!(cc.cwnd(), 40 * MSS, "{alg}: plain slow start");
+            // 40 ACKs: 7 at full speed, then CSS from the 8th sample on.
+            hystart_round(&mut cc, 200);
+            let css = 40 * MSS + 7 * MSS + 33 * MSS / 4;
+            assert_eq!(cc.cwnd(), css, "{alg}");
+            for _ in 0..4 {
+                hystart_round(&mut cc, 200);
+                assert!(cc.in_slow_start(), "{alg}");
+            }
+            let before = cc.cwnd();
+            assert!(before < css * 3, "{alg}: growth of 1.25x per round");
+            cc.on_round_start(Instant::ZERO);
+            assert_eq!(cc.ssthresh(), before, "{alg}");
+            assert!(!cc.in_slow_start());
+        }
+        // A loss ends HyStart++ for good: the next slow start (after a timeout) stops at
+        // the ssthresh the loss taught, whatever the RTT does.
+        let mut cc = Cc::new(CcAlgorithm::NewReno, MSS, Instant::ZERO);
+        hystart_round(&mut cc, 100);
+        cc.on_rto(Instant::ZERO, 20 * MSS);
+        hystart_round(&mut cc, 100);
+        hystart_round(&mut cc, 900);
+        assert_eq!(cc.cwnd(), 4 * MSS, "1 -> 2 -> 4 segments, no CSS");
     }
 
     #[test]

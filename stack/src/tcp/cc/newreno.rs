@@ -10,7 +10,9 @@
 //! - End of recovery (RFC 6582 §3.2 step 3, option 2): cwnd = ssthresh.
 //! - Timeout (RFC 5681 §3.1 eq. 4, §3.1 last paragraph): ssthresh = max(FlightSize/2,
 //!   2*MSS), cwnd = loss window = 1 MSS.
+//! - The initial slow start may end early by HyStart++ (RFC 9406, [`super::hystart`]).
 
+use super::hystart::{HyStart, Verdict};
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
     INITIAL_SSTHRESH,
@@ -30,6 +32,8 @@ pub struct NewReno {
     in_recovery: bool,
     /// A timeout lowered ssthresh and no new data was acknowledged since.
     rto_episode: bool,
+    /// HyStart++ for the initial slow start.
+    hystart: HyStart,
 }
 
 impl NewReno {
@@ -44,6 +48,7 @@ impl NewReno {
             bytes_acked: 0,
             in_recovery: false,
             rto_episode: false,
+            hystart: HyStart::new(),
         }
     }
 
@@ -71,7 +76,8 @@ impl CongestionControl for NewReno {
         }
         let mut acked = acked;
         if self.cwnd < self.ssthresh {
-            acked = slow_start(&mut self.cwnd, self.ssthresh, acked, self.mss);
+            let divisor = self.hystart.growth_divisor();
+            acked = slow_start(&mut self.cwnd, self.ssthresh, acked, self.mss, divisor);
         }
         if acked == 0 {
             return;
@@ -90,6 +96,7 @@ impl CongestionControl for NewReno {
             return;
         }
         // RFC 5681 §3.2 step 2, RFC 6582 §3.2 step 2; cwnd = ssthresh (RFC 6675 §5).
+        self.hystart.finish();
         self.ssthresh = self.loss_ssthresh(flight);
         self.cwnd = self.ssthresh;
         self.bytes_acked = 0;
@@ -110,6 +117,7 @@ impl CongestionControl for NewReno {
         if !self.rto_episode && !self.in_recovery {
             self.ssthresh = self.loss_ssthresh(flight);
         }
+        self.hystart.finish();
         // RFC 5681 §3.1: cwnd = LW = 1*SMSS.
         self.cwnd = self.mss;
         self.bytes_acked = 0;
@@ -131,6 +139,21 @@ impl CongestionControl for NewReno {
         }
         self.bytes_acked = 0;
         self.mss = mss;
+    }
+
+    fn on_round_start(&mut self, _now: Instant) {
+        // RFC 9406 §4.2: CSS ran its rounds: congestion avoidance from this window.
+        if self.hystart.on_round_start() == Verdict::EnterCongestionAvoidance
+            && self.cwnd < self.ssthresh
+        {
+            self.ssthresh = self.cwnd;
+        }
+    }
+
+    fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
+        if self.cwnd < self.ssthresh {
+            self.hystart.on_rtt_sample(rtt);
+        }
     }
 }
 

@@ -259,8 +259,9 @@ fn reassembly_puts_out_of_order_data_in_order() {
 #[test]
 fn reassembly_is_bounded_by_the_window_and_hole_count() {
     // Out-of-order data is held only inside the receive window (it lives in the receive
-    // buffer), and at most MAX_RANGES separate ranges are tracked; what exceeds either
-    // bound is dropped and counted, not buffered, so a peer cannot grow our memory.
+    // buffer), and at most `reass.limit()` separate ranges are tracked (one per segment
+    // the buffer holds, at least MIN_RANGES); what exceeds either bound is dropped and
+    // counted, not buffered, so a peer cannot grow our memory.
     let mut cfg = crate::StackConfig::default();
     cfg.tcp.socket.rcv_buf = 8192;
     let mut h = Harness::with_config(cfg);
@@ -269,8 +270,9 @@ fn reassembly_is_bounded_by_the_window_and_hole_count() {
     h.inject(seg! {flags: ".", seq: 1001 + 8192, ack: 1, data: payload(100)});
     expect!(h, flags: ".", ack: 1001);
     assert_eq!(h.stack.stats().dropped(DropReason::TcpOutOfWindow), 1);
-    // 40 one-byte islands, every other byte: only MAX_RANGES of them can be held.
-    let max = crate::tcp::reass::MAX_RANGES;
+    // 40 one-byte islands, every other byte: only `limit` of them can be held.
+    let max = h.tcb(c).reass.limit();
+    assert_eq!(max, crate::tcp::reass::MIN_RANGES, "8 KiB holds 5 segments");
     for i in 0..40u32 {
         h.inject(seg! {flags: ".", seq: 1003 + 2 * i, ack: 1, data: [i as u8]});
     }

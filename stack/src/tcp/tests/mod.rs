@@ -10,6 +10,7 @@
 //! - `window`: the acceptability test, SND.WL1/WL2, persist timer, silly window
 //!   avoidance on both sides, window scaling.
 //! - `recovery`: RTO (RFC 6298), fast retransmit, NewReno, SACK recovery, D-SACK.
+//! - `rack`: RACK-TLP (RFC 8985), RTT samples from send times.
 //! - `security`: RFC 5961 challenge ACKs, PAWS and timestamps, ISNs.
 //! - `listen`: SYN backlog, SYN cookies, accept queue.
 //! - `timers`: keepalive, the RTO after a lost SYN.
@@ -24,6 +25,7 @@ mod data;
 mod events;
 mod handshake;
 mod listen;
+mod rack;
 mod recovery;
 mod security;
 mod timers;

@@ -320,7 +320,11 @@ fn sack_recovery_retransmits_only_the_holes() {
     for i in 0..10 {
         expect!(h, seq: s(i), len: MSS_TS as usize);
     }
-    // Segments 0 and 5 lost. SACKs for 1, 2, 3: the third declares 0 lost.
+    // The ACKs come back one RTT later (the RTT the handshake measured): RACK (RFC
+    // 8985) times losses against it.
+    h.advance(ms(100));
+    // Segments 0 and 5 lost. SACKs for 1, 2, 3: the third declares 0 lost (with RACK:
+    // DupThresh segments SACKed and no reordering seen make the reordering window 0).
     h.inject(seg! {flags: ".", seq: 1001, ack: 1, sack: [(s(1), s(2))]});
     h.inject(seg! {flags: ".", seq: 1001, ack: 1, sack: [(s(1), s(3))]});
     h.expect_none();
@@ -351,6 +355,9 @@ fn dsack_is_received_without_harm() {
     for i in 0..4 {
         expect!(h, seq: s(i));
     }
+    // The ACKs come back one RTT later (the RTT the handshake measured; RACK's
+    // reordering window is a fraction of it).
+    h.advance(ms(100));
     h.inject(seg! {flags: ".", seq: 1001, ack: s(2)});
     let cwnd = h.stack.tcp_info(c).unwrap().cwnd;
     for _ in 0..4 {

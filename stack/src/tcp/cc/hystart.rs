@@ -1,0 +1,294 @@
+//! HyStart++ (RFC 9406): leave the initial slow start when the RTT says a queue is
+//! building, before the losses that would otherwise say so.
+//!
+//! Slow start doubles the window every round trip until a loss. On a path with a short
+//! bottleneck queue the window is then up to twice what the path holds, and the queue
+//! drops a whole window's excess at once: hundreds of segments on a fast path, more
+//! than a receiver's SACK reports can describe quickly, often ending in a timeout.
+//! HyStart++ watches the minimum RTT of each round: when it rises by a threshold over
+//! the previous round's, slow start gives way to Conservative Slow Start (CSS), which
+//! grows a quarter as fast; if the rise persists for `CSS_ROUNDS` rounds the window is
+//! taken as the path's and congestion avoidance begins (ssthresh = cwnd). A minimum RTT
+//! falling back below the level that started CSS means the rise was noise: slow start
+//! resumes.
+//!
+//! Used only for the initial slow start, while ssthresh is still "arbitrarily high"
+//! (RFC 9406 §4.2): later slow starts stop at the ssthresh a loss taught.
+//!
+//! The sender tells the algorithm when a round begins (an ACK covers what was
+//! outstanding when the previous one began, RFC 9406 `windowEnd`) and hands it each RTT
+//! sample, through [`CongestionControl::on_round_start`] and
+//! [`CongestionControl::on_rtt_sample`](super::CongestionControl::on_rtt_sample).
+//!
+//! One deliberate difference from the RFC's recommended constants: the RTT threshold is
+//! `clamp(lastRoundMinRTT / 8, floor, MAX_RTT_THRESH)` where the floor is MIN_RTT_THRESH
+//! = 4 ms only on paths whose minimum RTT is 16 ms or more, and a quarter of the
+//! minimum RTT below that. The 4 ms floor suits Internet paths measured with
+//! millisecond clocks (RFC 9406 §4.3 lets implementations tune the constants); on a
+//! 100 µs datacenter path it asks for a standing queue of 40 round trips before
+//! reacting, so slow start always overshoots there (measured in docs/BENCHMARKS.md: a
+//! 2 BDP queue overflows by hundreds of segments). A rise of a quarter of the base RTT
+//! keeps twice the RFC's own relative margin (RTT/8) against noise. During slow start
+//! each round's minimum RTT trails the queue by about a round (its first samples come
+//! from segments sent before the queue built), so a larger threshold fires a round
+//! later, when the window has doubled again.
+//!
+//! [`CongestionControl::on_round_start`]: super::CongestionControl::on_round_start
+
+use crate::time::Duration;
+
+/// RFC 9406 §4.3 MIN_RTT_THRESH, for paths of 16 ms and more (see the module
+/// documentation).
+const MIN_RTT_THRESH: Duration = Duration::from_millis(4);
+/// RFC 9406 §4.3 MAX_RTT_THRESH.
+const MAX_RTT_THRESH: Duration = Duration::from_millis(16);
+/// RFC 9406 §4.3 MIN_RTT_DIVISOR.
+const MIN_RTT_DIVISOR: u32 = 8;
+/// RFC 9406 §4.3 N_RTT_SAMPLE: samples per round before the round's minimum counts.
+const N_RTT_SAMPLE: u32 = 8;
+/// RFC 9406 §4.3 CSS_GROWTH_DIVISOR.
+pub const CSS_GROWTH_DIVISOR: u32 = 4;
+/// RFC 9406 §4.3 CSS_ROUNDS.
+const CSS_ROUNDS: u32 = 5;
+
+/// Where the initial slow start is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Standard slow start, watching the RTT.
+    SlowStart,
+    /// Conservative Slow Start: `rounds` completed, entered at minimum RTT `baseline`.
+    Css { rounds: u32, baseline: Duration },
+    /// Slow start is over (a loss, or CSS ran its rounds); HyStart++ is not used again.
+    Done,
+}
+
+/// What a round boundary or an RTT sample asks of the algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Carry on.
+    Continue,
+    /// CSS ran its rounds: set ssthresh = cwnd and enter congestion avoidance.
+    EnterCongestionAvoidance,
+}
+
+/// HyStart++ state of one connection (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct HyStart {
+    phase: Phase,
+    last_round_min: Option<Duration>,
+    current_round_min: Option<Duration>,
+    samples: u32,
+}
+
+impl Default for HyStart {
+    fn default() -> HyStart {
+        HyStart::new()
+    }
+}
+
+impl HyStart {
+    /// At the start of a connection: standard slow start, no round measured yet.
+    pub const fn new() -> HyStart {
+        HyStart {
+            phase: Phase::SlowStart,
+            last_round_min: None,
+            current_round_min: None,
+            samples: 0,
+        }
+    }
+
+    /// Where the initial slow start is.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The divisor of slow start's growth: 1, or `CSS_GROWTH_DIVISOR` in CSS.
+    pub fn growth_divisor(&self) -> u32 {
+        match self.phase {
+            Phase::Css { .. } => CSS_GROWTH_DIVISOR,
+            _ => 1,
+        }
+    }
+
+    /// Slow start ended another way (a loss, a timeout): HyStart++ is over.
+    pub fn finish(&mut self) {
+        self.phase = Phase::Done;
+    }
+
+    /// RFC 9406 §4.2: a round begins. The last round's minimum is kept for comparison;
+    /// in CSS, a round is counted and the last one ends slow start.
+    pub fn on_round_start(&mut self) -> Verdict {
+        if self.phase == Phase::Done {
+            return Verdict::Continue;
+        }
+        self.last_round_min = self.current_round_min.take();
+        self.samples = 0;
+        if let Phase::Css { rounds, baseline } = self.phase {
+            let rounds = rounds + 1;
+            if rounds >= CSS_ROUNDS {
+                self.phase = Phase::Done;
+                return Verdict::EnterCongestionAvoidance;
+            }
+            self.phase = Phase::Css { rounds, baseline };
+        }
+        Verdict::Continue
+    }
+
+    /// RFC 9406 §4.2: an RTT sample arrived during slow start or CSS.
+    pub fn on_rtt_sample(&mut self, rtt: Duration) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        let min = self.current_round_min.map_or(rtt, |m| m.min(rtt));
+        self.current_round_min = Some(min);
+        self.samples = self.samples.saturating_add(1);
+        if self.samples < N_RTT_SAMPLE {
+            return;
+        }
+        match self.phase {
+            Phase::SlowStart => {
+                let Some(last) = self.last_round_min else {
+                    return;
+                };
+                if min >= last.saturating_add(rtt_thresh(last)) {
+                    self.phase = Phase::Css {
+                        rounds: 0,
+                        baseline: min,
+                    };
+                }
+            }
+            Phase::Css { baseline, .. } => {
+                if min < baseline {
+                    // The rise was not a queue: back to standard slow start.
+                    self.phase = Phase::SlowStart;
+                }
+            }
+            Phase::Done => {}
+        }
+    }
+}
+
+/// The floor is never above a quarter of the minimum RTT (see the module documentation).
+const FLOOR_RTT_DIVISOR: u32 = 4;
+
+/// RFC 9406 §4.2 RttThresh, with the floor scaled for short paths (see the module
+/// documentation).
+fn rtt_thresh(last_round_min: Duration) -> Duration {
+    let floor = MIN_RTT_THRESH.min(last_round_min / FLOOR_RTT_DIVISOR);
+    (last_round_min / MIN_RTT_DIVISOR).clamp(floor, MAX_RTT_THRESH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    /// One round: a boundary, then `n` samples of `rtt`.
+    fn round(h: &mut HyStart, rtt: Duration, n: u32) -> Verdict {
+        let v = h.on_round_start();
+        for _ in 0..n {
+            h.on_rtt_sample(rtt);
+        }
+        v
+    }
+
+    #[test]
+    fn thresholds_follow_the_rfc_above_four_milliseconds() {
+        assert_eq!(
+            rtt_thresh(Duration::from_millis(20)),
+            Duration::from_millis(4)
+        );
+        assert_eq!(
+            rtt_thresh(Duration::from_millis(80)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(
+            rtt_thresh(Duration::from_millis(500)),
+            Duration::from_millis(16)
+        );
+        assert_eq!(
+            rtt_thresh(Duration::from_millis(16)),
+            Duration::from_millis(4)
+        );
+        // Shorter paths: a rise of a quarter of the base RTT.
+        assert_eq!(
+            rtt_thresh(Duration::from_millis(4)),
+            Duration::from_millis(1)
+        );
+        assert_eq!(rtt_thresh(us(100)), us(25));
+        assert_eq!(rtt_thresh(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_delay_rise_leads_through_css_to_congestion_avoidance() {
+        let mut h = HyStart::new();
+        assert_eq!(round(&mut h, us(100), 8), Verdict::Continue);
+        // A rise below the threshold (25 µs): still slow start.
+        round(&mut h, us(120), 8);
+        assert_eq!(h.phase(), Phase::SlowStart);
+        assert_eq!(h.growth_divisor(), 1);
+        // The round after compares with 120 µs (threshold 30 µs): a rise to 160 µs
+        // crosses it, but only once N_RTT_SAMPLE samples were taken.
+        h.on_round_start();
+        for _ in 0..7 {
+            h.on_rtt_sample(us(160));
+        }
+        assert_eq!(h.phase(), Phase::SlowStart);
+        h.on_rtt_sample(us(160));
+        assert_eq!(
+            h.phase(),
+            Phase::Css {
+                rounds: 0,
+                baseline: us(160)
+            }
+        );
+        assert_eq!(h.growth_divisor(), CSS_GROWTH_DIVISOR);
+        for _ in 1..CSS_ROUNDS {
+            assert_eq!(round(&mut h, us(400), 8), Verdict::Continue);
+        }
+        assert_eq!(round(&mut h, us(400), 8), Verdict::EnterCongestionAvoidance);
+        assert_eq!(h.phase(), Phase::Done);
+        // Done for good.
+        round(&mut h, us(100), 8);
+        round(&mut h, us(900), 8);
+        assert_eq!(h.phase(), Phase::Done);
+        assert_eq!(h.growth_divisor(), 1);
+    }
+
+    #[test]
+    fn a_spurious_rise_resumes_slow_start() {
+        let mut h = HyStart::new();
+        round(&mut h, us(100), 8);
+        round(&mut h, us(250), 8);
+        assert!(matches!(h.phase(), Phase::Css { .. }));
+        // The next round's minimum falls below the baseline of 250 µs.
+        round(&mut h, us(120), 8);
+        assert_eq!(h.phase(), Phase::SlowStart);
+    }
+
+    #[test]
+    fn few_samples_decide_nothing() {
+        let mut h = HyStart::new();
+        round(&mut h, us(100), 3);
+        round(&mut h, us(900), 8);
+        // The first round had fewer than N_RTT_SAMPLE samples, but its minimum still
+        // counts as the last round's: it was measured.
+        assert!(matches!(h.phase(), Phase::Css { .. }));
+        let mut h = HyStart::new();
+        round(&mut h, us(100), 8);
+        round(&mut h, us(900), 7);
+        assert_eq!(h.phase(), Phase::SlowStart);
+    }
+
+    #[test]
+    fn finish_stops_everything() {
+        let mut h = HyStart::new();
+        h.finish();
+        round(&mut h, us(100), 8);
+        round(&mut h, us(900), 8);
+        assert_eq!(h.phase(), Phase::Done);
+    }
+}
