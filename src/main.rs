@@ -110,7 +110,10 @@ fn info(out: &mut impl Write) -> io::Result<()> {
         out,
         "  in-memory link: yes (seeded impairments, pcap capture)"
     )?;
-    writeln!(out, "  tap:    yes (virtio-net offloads, multi-queue; `rumpnet serve`, `rumpnet connect`)")?;
+    writeln!(
+        out,
+        "  tap:    yes (virtio-net offloads, multi-queue; `rumpnet serve`, `rumpnet connect`)"
+    )?;
     writeln!(out, "  dpdk:   {}", dpdk_status())?;
     writeln!(
         out,

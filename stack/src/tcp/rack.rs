@@ -200,11 +200,16 @@ impl Rack {
     pub fn pto_micros(srtt_micros: Option<u64>, segments: usize) -> u64 {
         const WC_DEL_ACK_MICROS: u64 = WC_DEL_ACK.as_micros() as u64;
         const PTO_NO_SRTT_MICROS: u64 = PTO_NO_SRTT.as_micros() as u64;
-        match srtt_micros {
+        // Linux keeps the probe at least 10 ms out (`tcp_schedule_loss_probe`): on a
+        // path of tens of microseconds, 2·SRTT is shorter than a host's scheduling
+        // hiccup, and probes would fire at a peer that is merely descheduled.
+        const PTO_MIN_MICROS: u64 = 10_000;
+        let pto = match srtt_micros {
             Some(srtt) if segments <= 1 => srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_MICROS),
             Some(srtt) => srtt.saturating_mul(2),
             None => PTO_NO_SRTT_MICROS,
-        }
+        };
+        pto.max(PTO_MIN_MICROS)
     }
 
     /// A retransmission timeout: any probe episode is over (RFC 8985 §7.4: a probe
@@ -413,7 +418,9 @@ mod tests {
 
     #[test]
     fn probe_timeout() {
-        assert_eq!(Rack::pto(Some(us(100)), 5), us(200));
+        // Two SRTTs, never under 10 ms (Linux's floor).
+        assert_eq!(Rack::pto(Some(us(100)), 5), us(10_000));
+        assert_eq!(Rack::pto(Some(us(20_000)), 5), us(40_000));
         assert_eq!(Rack::pto(Some(us(100)), 1), us(200) + WC_DEL_ACK);
         assert_eq!(Rack::pto(None, 5), PTO_NO_SRTT);
     }
