@@ -20,6 +20,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Compare rumpnet with the Linux kernel stack and smoltcp (and the machine's own
+    /// limits): bulk throughput, request/response rate and latency, connection rate,
+    /// memory per idle connection; prints a table, `--json`/`--plot` write the figures.
+    Bench(cli::bench::BenchArgs),
     /// Run two stacks over the in-memory link (ping + UDP echo, with seeded loss,
     /// reordering, duplication, corruption, delay and rate) and print what happened.
     Sim(cli::sim::SimArgs),
@@ -65,6 +69,10 @@ fn main() -> ExitCode {
                 Err(e) => Err(io::Error::other(e)),
             }
         }
+        Command::Bench(args) => match cli::bench::run(&args) {
+            Ok(text) => write!(io::stdout().lock(), "{text}"),
+            Err(e) => Err(io::Error::other(e)),
+        },
         Command::Sim(args) => match cli::sim::run(&args) {
             Ok(report) => writeln!(io::stdout().lock(), "{}", report.text),
             Err(e) => Err(io::Error::other(e)),

@@ -133,7 +133,7 @@ impl Reassembler {
         let end = start + payload.len();
         let last = !repr.more_frags;
         // RFC 791: every fragment but the last carries a multiple of 8 bytes.
-        if !last && (payload.is_empty() || payload.len() % 8 != 0) {
+        if !last && (payload.is_empty() || !payload.len().is_multiple_of(8)) {
             return Err(DropReason::FragBadLength);
         }
         let key = Key {

@@ -507,7 +507,11 @@ impl Stack {
 /// connection's (RFC 9293 §3.6.1, as BSD does).
 fn time_wait_reusable(tcb: &Tcb, seg: &TcpRepr<'_>) -> bool {
     match (tcb.ts_ok, seg.timestamp) {
-        (true, Some(ts)) => (ts.tsval.wrapping_sub(tcb.ts_recent) as i32) > 0,
+        // RFC 6191 §2: a newer timestamp, or an equal one with a newer sequence number.
+        (true, Some(ts)) => {
+            let d = ts.tsval.wrapping_sub(tcb.ts_recent) as i32;
+            d > 0 || (d == 0 && seg.seq_number.gt(tcb.rcv_nxt))
+        }
         (true, None) => false,
         (false, _) => seg.seq_number.gt(tcb.rcv_nxt),
     }

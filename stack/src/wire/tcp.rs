@@ -1458,7 +1458,7 @@ mod tests {
                     }
                     r.payload = b"xyz";
                     let hl = r.header_len();
-                    assert!(hl <= MAX_HEADER_LEN && hl % 4 == 0, "{r:?}");
+                    assert!(hl <= MAX_HEADER_LEN && hl.is_multiple_of(4), "{r:?}");
                     let sent = r.sack_blocks_emitted();
                     assert!(sent <= n);
                     if bits & 0b1011 == 0 {
