@@ -591,6 +591,8 @@ mod tests {
         let r = conns(3000).unwrap();
         assert_eq!(r.count, 3000);
         assert_eq!(r.answered, 3000);
-        assert!(r.bytes_per_conn > 0.0);
+        // The RSS delta is a measurement, not a property: in a test process whose other
+        // threads just freed memory the allocator reuses, it can even be 0.
+        assert!(r.bytes_per_conn.is_finite() && r.bytes_per_conn >= 0.0);
     }
 }
