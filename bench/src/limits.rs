@@ -154,9 +154,9 @@ mod tests {
 
     #[test]
     fn limits_are_measured() {
-        assert!(memcpy(Duration::from_millis(20)).value > 0.0);
+        assert!(memcpy(Duration::from_millis(100)).value > 0.0);
         for p in [Placement::SameCore, Placement::CrossCore] {
-            let s = ping_pong(p, Duration::from_millis(20)).unwrap();
+            let s = ping_pong(p, Duration::from_millis(100)).unwrap();
             assert!(s.value > 0.0, "{p:?}");
         }
     }

@@ -600,7 +600,7 @@ mod tests {
             kind,
             conns,
             msg: if kind == Kind::Stream { 65536 } else { 64 },
-            duration: Duration::from_millis(50),
+            duration: Duration::from_millis(200),
         }
     }
 

@@ -557,7 +557,7 @@ mod tests {
             kind,
             conns,
             msg,
-            duration: Duration::from_millis(30),
+            duration: Duration::from_millis(150),
         }
     }
 

@@ -296,7 +296,7 @@ mod tests {
                 kind,
                 conns,
                 msg,
-                duration: Duration::from_millis(30),
+                duration: Duration::from_millis(100),
             };
             let s = run(&spec, 1500).unwrap_or_else(|e| panic!("{kind:?}/{conns}: {e}"));
             assert!(s.value > 0.0, "{kind:?}/{conns}: {s:?}");
