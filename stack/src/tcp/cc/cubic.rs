@@ -25,7 +25,7 @@
 //! has no `cbrt`, so K comes from an integer cube root (Newton's method, like Linux's
 //! `cubic_root` without the table), and C, β and α are exact fractions.
 
-use super::hystart::{HyStart, Verdict};
+use super::hystart::HyStart;
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
     INITIAL_SSTHRESH,
@@ -330,19 +330,13 @@ impl CongestionControl for Cubic {
     }
 
     fn on_round_start(&mut self, _now: Instant) {
-        // RFC 9406 §4.2: CSS ran its rounds: congestion avoidance from this window (the
+        // RFC 9406 §4.2: congestion avoidance from this window once CSS ran its rounds (the
         // first stage starts at it, in the curve's convex part, as after a timeout).
-        if self.hystart.on_round_start() == Verdict::EnterCongestionAvoidance
-            && self.cwnd < self.ssthresh
-        {
-            self.ssthresh = self.cwnd;
-        }
+        self.hystart.round_start(self.cwnd, &mut self.ssthresh);
     }
 
     fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
-        if self.cwnd < self.ssthresh {
-            self.hystart.on_rtt_sample(rtt);
-        }
+        self.hystart.rtt_sample(self.cwnd, self.ssthresh, rtt);
     }
 }
 

@@ -135,6 +135,21 @@ impl HyStart {
     }
 
     /// RFC 9406 §4.2: an RTT sample arrived during slow start or CSS.
+    /// The `on_round_start` hook of an algorithm in slow start: when CSS ran its rounds
+    /// (RFC 9406 §4.2), congestion avoidance starts from the current window.
+    pub fn round_start(&mut self, cwnd: u32, ssthresh: &mut u32) {
+        if self.on_round_start() == Verdict::EnterCongestionAvoidance && cwnd < *ssthresh {
+            *ssthresh = cwnd;
+        }
+    }
+
+    /// The `on_rtt_sample` hook: samples count only during slow start.
+    pub fn rtt_sample(&mut self, cwnd: u32, ssthresh: u32, rtt: Duration) {
+        if cwnd < ssthresh {
+            self.on_rtt_sample(rtt);
+        }
+    }
+
     pub fn on_rtt_sample(&mut self, rtt: Duration) {
         if self.phase == Phase::Done {
             return;

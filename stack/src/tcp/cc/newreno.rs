@@ -12,7 +12,7 @@
 //!   2*MSS), cwnd = loss window = 1 MSS.
 //! - The initial slow start may end early by HyStart++ (RFC 9406, [`super::hystart`]).
 
-use super::hystart::{HyStart, Verdict};
+use super::hystart::HyStart;
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
     INITIAL_SSTHRESH,
@@ -142,18 +142,11 @@ impl CongestionControl for NewReno {
     }
 
     fn on_round_start(&mut self, _now: Instant) {
-        // RFC 9406 §4.2: CSS ran its rounds: congestion avoidance from this window.
-        if self.hystart.on_round_start() == Verdict::EnterCongestionAvoidance
-            && self.cwnd < self.ssthresh
-        {
-            self.ssthresh = self.cwnd;
-        }
+        self.hystart.round_start(self.cwnd, &mut self.ssthresh);
     }
 
     fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
-        if self.cwnd < self.ssthresh {
-            self.hystart.on_rtt_sample(rtt);
-        }
+        self.hystart.rtt_sample(self.cwnd, self.ssthresh, rtt);
     }
 }
 
