@@ -13,6 +13,14 @@ use rumpnet::stack::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct FileConfig {
+    /// `tap` (default), `dpdk` or `netmap` (the last two need their cargo feature).
+    pub backend: Option<String>,
+    /// CPUs to run shards on, one shard each (`[0, 1]`); absent: one thread, unpinned.
+    pub cores: Option<Vec<usize>>,
+    /// The `[dpdk]` table, checked by the DPDK backend's glue (src/cli/dpdk.rs).
+    pub dpdk: Option<toml::Table>,
+    /// The `[netmap]` table, checked by the netmap backend's glue (src/cli/netmap.rs).
+    pub netmap: Option<toml::Table>,
     pub tap: Option<String>,
     pub addr: Option<String>,
     pub gateway: Option<String>,
@@ -47,8 +55,8 @@ impl FileConfig {
             ($($f:ident),*) => { $( if flags.$f.is_some() { self.$f = flags.$f; } )* };
         }
         take!(
-            tap, addr, gateway, mac, host_addr, mtu, pcap, offloads, impair, idle, echo, discard,
-            chargen, http, udp_echo
+            backend, cores, dpdk, netmap, tap, addr, gateway, mac, host_addr, mtu, pcap, offloads,
+            impair, idle, echo, discard, chargen, http, udp_echo
         );
         self
     }
@@ -63,9 +71,23 @@ pub enum Idle {
     Wait,
 }
 
+/// Which packet-I/O backend `serve` runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    /// A Linux TAP device (`tap`, `offloads`, `host-addr` apply).
+    Tap,
+    /// DPDK; the `[dpdk]` table of the config file, as written (its glue checks it).
+    Dpdk(toml::Table),
+    /// netmap; the `[netmap]` table of the config file, as written.
+    Netmap(toml::Table),
+}
+
 /// Everything `serve` needs, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeOptions {
+    pub backend: Backend,
+    /// CPUs for the shards (one shard each); empty: one unpinned thread, as before.
+    pub cores: Vec<usize>,
     pub tap: String,
     pub addr: Ipv4Cidr,
     pub gateway: Option<Ipv4Addr>,
@@ -167,7 +189,28 @@ impl ServeOptions {
                 ));
             }
         }
+        let backend = match c.backend.as_deref().unwrap_or("tap") {
+            "tap" => Backend::Tap,
+            "dpdk" => Backend::Dpdk(c.dpdk.unwrap_or_default()),
+            "netmap" => Backend::Netmap(c.netmap.unwrap_or_default()),
+            other => {
+                return Err(format!(
+                    "--backend `{other}`: expected `tap`, `dpdk` or `netmap`"
+                ))
+            }
+        };
+        let cores = c.cores.unwrap_or_default();
+        if cores.len() > 64 {
+            return Err(format!("--cores: {} CPUs given, at most 64", cores.len()));
+        }
+        for (i, a) in cores.iter().enumerate() {
+            if cores[i + 1..].contains(a) {
+                return Err(format!("--cores: CPU {a} is given twice"));
+            }
+        }
         Ok(ServeOptions {
+            backend,
+            cores,
             tap,
             addr,
             gateway,

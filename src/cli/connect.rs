@@ -23,7 +23,7 @@ use rumpnet::stack::time::{Duration, Instant};
 use rumpnet::stack::Stack;
 
 use super::config::{FileConfig, ServeOptions};
-use super::serve::{run_on_tap, stop_on_signals, DeviceArgs, StackApp};
+use super::serve::{run_on_backend, stop_on_signals, DeviceArgs, StackApp};
 
 /// Options of `rumpnet connect`.
 #[derive(Debug, Clone, Args)]
@@ -325,7 +325,7 @@ pub fn run(args: &ConnectArgs, opts: ServeOptions) -> Result<String, String> {
         eof: false,
         buf: vec![0; 256 * 1024],
     };
-    run_on_tap(&opts, &mut client, &stop)?;
+    run_on_backend(&opts, &mut client, &stop)?;
     let Some(started) = client.started else {
         return Err("interrupted before connecting".into());
     };

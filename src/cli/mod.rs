@@ -3,5 +3,9 @@
 pub mod bench;
 pub mod config;
 pub mod connect;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+#[cfg(feature = "netmap")]
+pub mod netmap;
 pub mod serve;
 pub mod sim;

@@ -22,7 +22,7 @@ use rumpnet::stack::time::{Duration, Instant};
 use rumpnet::stack::{Stack, StackConfig};
 use rumpnet::tap::{IdlePolicy, ImpairSpec, ImpairedDevice, TapDevice, TapError, TapOptions};
 
-use super::config::{FileConfig, Idle, ServeOptions};
+use super::config::{Backend, FileConfig, Idle, ServeOptions};
 
 /// Options of the TAP device and the stack on it, shared by `rumpnet serve` and
 /// `rumpnet connect` (each also a key of the config file).
@@ -31,6 +31,14 @@ pub struct DeviceArgs {
     /// TOML file with any of the options below (flags override it).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Packet I/O: `tap`, `dpdk` or `netmap` (the last two need the cargo feature of
+    /// the same name; their settings are the `[dpdk]` / `[netmap]` table of --config)
+    /// [default: tap].
+    #[arg(long, value_name = "BACKEND")]
+    pub backend: Option<String>,
+    /// Run one shard per CPU in this list, each pinned (e.g. 0,1) [default: one thread].
+    #[arg(long, value_name = "CPU,CPU,...", value_delimiter = ',')]
+    pub cores: Option<Vec<usize>>,
     /// TAP interface to create or attach to [default: rumpnet0].
     #[arg(long, value_name = "NAME")]
     pub tap: Option<String>,
@@ -72,6 +80,8 @@ impl DeviceArgs {
             None => FileConfig::default(),
         };
         let flags = FileConfig {
+            backend: self.backend.clone(),
+            cores: self.cores.clone(),
             tap: self.tap.clone(),
             addr: self.addr.clone(),
             gateway: self.gateway.clone(),
@@ -129,20 +139,21 @@ impl ServeArgs {
     }
 }
 
-/// A device `serve` can sleep on.
-trait Sleep {
-    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), TapError>;
+/// A device `serve` can sleep on until it has frames or `timeout` passes (a busy-polling
+/// backend just returns). Errors are one line for the user.
+pub(crate) trait Sleep {
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), String>;
 }
 
 impl Sleep for TapDevice {
-    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), TapError> {
-        self.idle(timeout)
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), String> {
+        self.idle(timeout).map_err(|e: TapError| e.to_string())
     }
 }
 
 impl Sleep for ImpairedDevice<TapDevice> {
-    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), TapError> {
-        self.idle(timeout)
+    fn sleep(&mut self, timeout: Option<Duration>) -> Result<(), String> {
+        self.idle(timeout).map_err(|e: TapError| e.to_string())
     }
 }
 
@@ -216,11 +227,37 @@ pub(crate) fn run_on_tap<A: StackApp>(
     }
 }
 
+/// Run the stack `opts` describes on its backend with `app` until the app finishes or
+/// `stop` is raised; returns the stack, for its counters.
+pub(crate) fn run_on_backend<A: StackApp>(
+    opts: &ServeOptions,
+    app: &mut A,
+    stop: &AtomicBool,
+) -> Result<Stack, String> {
+    match &opts.backend {
+        Backend::Tap => run_on_tap(opts, app, stop),
+        #[cfg(feature = "dpdk")]
+        Backend::Dpdk(table) => super::dpdk::run(opts, table, app, stop),
+        #[cfg(not(feature = "dpdk"))]
+        Backend::Dpdk(_) => Err(
+            "backend `dpdk`: this rumpnet was built without DPDK (cargo build --features dpdk)"
+                .into(),
+        ),
+        #[cfg(feature = "netmap")]
+        Backend::Netmap(table) => super::netmap::run(opts, table, app, stop),
+        #[cfg(not(feature = "netmap"))]
+        Backend::Netmap(_) => Err(
+            "backend `netmap`: this rumpnet was built without netmap (cargo build --features netmap)"
+                .into(),
+        ),
+    }
+}
+
 /// Run `serve` until SIGINT/SIGTERM. Errors are one line for the user.
 pub fn run(opts: ServeOptions) -> Result<String, String> {
     let stop = stop_on_signals()?;
     let mut app = ServeApp { servers: None };
-    let stack = run_on_tap(&opts, &mut app, &stop)?;
+    let stack = run_on_backend(&opts, &mut app, &stop)?;
     let s = app.servers.map(|s| s.stats()).unwrap_or_default();
     Ok(format!(
         "rumpnet: stopped\nservers: {} connections accepted, {} closed, {} http requests, echo {} B, discard {} B, chargen {} B, http {} B, {} udp datagrams echoed\nstack counters:\n{}",
@@ -268,7 +305,8 @@ impl StackApp for ServeApp {
     }
 }
 
-fn drive<D: Device + Sleep, A: StackApp>(
+/// Run one stack on `dev` with `app` (every backend's single-thread loop).
+pub(crate) fn drive<D: Device + Sleep, A: StackApp>(
     dev: D,
     opts: &ServeOptions,
     app: &mut A,
@@ -319,11 +357,7 @@ fn drive<D: Device + Sleep, A: StackApp>(
                 let timeout = Some(timeout.map_or(Duration::from_millis(100), |t| {
                     t.min(Duration::from_millis(100))
                 }));
-                ports[0]
-                    .device_mut()
-                    .inner_mut()
-                    .sleep(timeout)
-                    .map_err(|e| e.to_string())?;
+                ports[0].device_mut().inner_mut().sleep(timeout)?;
             }
         }
         Ok(())
