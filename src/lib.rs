@@ -15,6 +15,10 @@ pub use rumpnet_stack as stack;
 
 pub use rumpnet_stack::{device, iface, link, rand, stats, tcp, time, udp, wire};
 
+/// The per-core runtime: shards pinned to cores, lock-free rings, software RSS, the
+/// on-shard application API.
+pub use rumpnet_runtime as runtime;
+
 pub mod capture;
 pub mod servers;
 

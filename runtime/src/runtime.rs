@@ -479,6 +479,13 @@ impl<A: ShardApp> Runtime<A> {
     /// Ask every thread to stop: each shard calls its application's `on_shutdown`,
     /// closes what it opened through its context, and drains (up to `drain_timeout`);
     /// the I/O threads flush what the shards left and follow. Returns at once.
+    /// The wake-up of shard `i` (`None` if there is no such shard): push work for the
+    /// shard's [`ShardApp::on_turn`] on a ring, then call
+    /// [`Notifier::notify`](crate::ring::Notifier::notify) so a sleeping shard wakes.
+    pub fn shard_waker(&self, i: usize) -> Option<Arc<Notifier>> {
+        self.shard_notifiers.get(i).cloned()
+    }
+
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
         for n in self.shard_notifiers.iter().chain(self.io_notifiers.iter()) {

@@ -38,6 +38,22 @@ pub trait ShardApp: Send + 'static {
     /// After a poll that produced socket events, with all of them.
     fn on_poll(&mut self, ctx: &mut ShardCtx<'_>, events: &[TcpEvent]);
 
+    /// Every turn of the shard loop, after the poll (and after [`on_poll`](Self::on_poll)
+    /// when there were events): work that arrives from outside the stack, such as
+    /// requests other threads put on a ring (then woken with [`Runtime::shard_waker`](crate::Runtime::shard_waker)).
+    /// Returns true when it did something, so the shard polls again at once instead of
+    /// going idle. Keep it cheap when there is nothing to do: it runs on every turn.
+    fn on_turn(&mut self, ctx: &mut ShardCtx<'_>) -> bool {
+        let _ = ctx;
+        false
+    }
+
+    /// Checked just before the shard sleeps: true if work from outside is waiting
+    /// (so a wake-up that raced with going to sleep is not lost).
+    fn has_pending(&self) -> bool {
+        false
+    }
+
     /// Once, when the runtime is asked to stop. Then the runtime closes the listeners
     /// opened through [`ShardCtx`] and sends a FIN on the connections obtained through
     /// it; from there on it reads and discards what they still receive and releases
@@ -478,6 +494,9 @@ impl<D: ShardPort, A: ShardApp> ShardRun<D, A> {
                 self.app.on_poll(&mut ctx, &events);
                 events.clear();
             }
+            let app_busy = self
+                .app
+                .on_turn(&mut self.host.ctx(now, draining.is_some()));
             if draining.is_none() && self.stop.load(Ordering::Acquire) {
                 self.app.on_shutdown(&mut self.host.ctx(now, true));
                 self.host.owned.begin_close(&mut self.host.stack);
@@ -485,7 +504,7 @@ impl<D: ShardPort, A: ShardApp> ShardRun<D, A> {
                 last_traffic = now;
                 continue;
             }
-            let busy = r.rx_frames > 0 || r.tx_frames > 0 || had_events;
+            let busy = r.rx_frames > 0 || r.tx_frames > 0 || had_events || app_busy;
             if let Some(deadline) = draining {
                 // Drained: the connections closed, nothing waits to be sent, and either
                 // no connection is left at all or the link has been quiet for a while
@@ -525,13 +544,13 @@ impl<D: ShardPort, A: ShardApp> ShardRun<D, A> {
                 let _ = self.parker.park(
                     due.unwrap_or(Duration::from_millis(1))
                         .min(Duration::from_millis(1)),
-                    || !self.shared.inbox.is_empty(),
+                    || !self.shared.inbox.is_empty() || self.app.has_pending(),
                 );
                 continue;
             }
-            let (inbox, stop) = (&self.shared.inbox, &self.stop);
+            let (inbox, stop, app) = (&self.shared.inbox, &self.stop, &self.app);
             self.idle.wait(due, &mut self.parker, || {
-                !inbox.is_empty() || stop.load(Ordering::Relaxed)
+                !inbox.is_empty() || stop.load(Ordering::Relaxed) || app.has_pending()
             });
         }
         let stats = self.publish(polls);
