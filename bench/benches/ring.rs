@@ -120,7 +120,7 @@ fn steer(c: &mut Criterion) {
         .iter()
         .map(|p| Ring::new(1024, Arc::clone(p.notifier())))
         .collect();
-    let steering = Steering::new(Rss::symmetric(shards), inboxes, 1518, 64);
+    let steering = Steering::new(Rss::symmetric(shards), inboxes);
     let pool = FramePool::new(256, 256, 64);
     let mut woken = vec![false; shards];
     for &burst in &BURSTS {

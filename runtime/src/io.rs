@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumpnet_stack::device::{Device, HeapFrame};
+use rumpnet_stack::device::Device;
 
 use crate::ring::{Parker, Ring};
 use crate::shard::Idle;
@@ -69,12 +69,12 @@ pub struct IoStats {
 }
 
 /// Everything one I/O thread runs with.
-pub(crate) struct IoRun<D> {
+pub(crate) struct IoRun<D: Device> {
     pub dev: D,
     pub queue: u16,
-    pub steering: Arc<Steering>,
+    pub steering: Arc<Steering<D::Frame>>,
     /// The return rings of the shards this thread transmits for.
-    pub returns: Vec<Arc<Ring>>,
+    pub returns: Vec<Arc<Ring<D::Frame>>>,
     pub parker: Parker,
     pub idle: Idle,
     pub stop: Arc<AtomicBool>,
@@ -84,12 +84,12 @@ pub(crate) struct IoRun<D> {
     pub burst: usize,
 }
 
-impl<D: Device<Frame = HeapFrame>> IoRun<D> {
+impl<D: Device> IoRun<D> {
     pub fn run(mut self) {
         let burst = self.burst.max(1);
         let shards = self.steering.rss().shards();
-        let mut rx: Vec<HeapFrame> = Vec::with_capacity(burst);
-        let mut tx: Vec<HeapFrame> = Vec::with_capacity(burst);
+        let mut rx: Vec<D::Frame> = Vec::with_capacity(burst);
+        let mut tx: Vec<D::Frame> = Vec::with_capacity(burst);
         let mut woken = vec![false; shards];
         let mut next = 0usize;
         let mut exit_by: Option<std::time::Instant> = None;

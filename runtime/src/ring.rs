@@ -14,7 +14,7 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Poll, Token, Waker};
 
-use rumpnet_stack::device::{Capabilities, Device, FramePool, HeapFrame};
+use rumpnet_stack::device::{Capabilities, Device, Frame, FramePool, HeapFrame, TxAllocator};
 
 /// How a producer wakes a consumer thread that sleeps on its rings.
 ///
@@ -107,8 +107,8 @@ impl Parker {
 }
 
 /// Frames on their way to one consumer, with the counters its producers keep.
-pub struct Ring {
-    queue: ArrayQueue<HeapFrame>,
+pub struct Ring<F = HeapFrame> {
+    queue: ArrayQueue<F>,
     notifier: Arc<Notifier>,
     /// Frames pushed.
     pushed: AtomicU64,
@@ -116,7 +116,7 @@ pub struct Ring {
     dropped_full: AtomicU64,
 }
 
-impl fmt::Debug for Ring {
+impl<F> fmt::Debug for Ring<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ring")
             .field("len", &self.queue.len())
@@ -127,9 +127,9 @@ impl fmt::Debug for Ring {
     }
 }
 
-impl Ring {
+impl<F> Ring<F> {
     /// A ring of `capacity` frames whose consumer `notifier` wakes.
-    pub fn new(capacity: usize, notifier: Arc<Notifier>) -> Arc<Ring> {
+    pub fn new(capacity: usize, notifier: Arc<Notifier>) -> Arc<Ring<F>> {
         Arc::new(Ring {
             queue: ArrayQueue::new(capacity.max(1)),
             notifier,
@@ -140,7 +140,7 @@ impl Ring {
 
     /// Push a burst without waking the consumer (call [`Ring::notify`] once after it).
     /// What does not fit is dropped and counted; returns how many were pushed.
-    pub fn push_burst(&self, frames: impl IntoIterator<Item = HeapFrame>) -> usize {
+    pub fn push_burst(&self, frames: impl IntoIterator<Item = F>) -> usize {
         let (mut pushed, mut dropped) = (0u64, 0u64);
         for f in frames {
             match self.queue.push(f) {
@@ -154,14 +154,14 @@ impl Ring {
     }
 
     /// Push one frame (dropped and counted if the ring is full), without waking.
-    pub fn push(&self, frame: HeapFrame) -> bool {
+    pub fn push(&self, frame: F) -> bool {
         self.push_burst(core::iter::once(frame)) == 1
     }
 
     /// Move frames from the front of `frames` while there is room; the rest stay there,
     /// in order, like a NIC transmit ring (the caller keeps or drops them). Returns how
     /// many were moved. Does not wake.
-    pub fn push_front_of(&self, frames: &mut Vec<HeapFrame>) -> usize {
+    pub fn push_front_of(&self, frames: &mut Vec<F>) -> usize {
         let room = self.queue.capacity() - self.queue.len();
         let n = room.min(frames.len());
         let mut moved = 0u64;
@@ -193,7 +193,7 @@ impl Ring {
     }
 
     /// Take up to `max` frames, appending them to `out`; returns how many.
-    pub fn pop_burst(&self, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+    pub fn pop_burst(&self, out: &mut Vec<F>, max: usize) -> usize {
         let mut n = 0;
         while n < max {
             match self.queue.pop() {
@@ -226,26 +226,75 @@ impl Ring {
     }
 }
 
+/// What the runtime reads of a ring whatever its frame type: fill and counters.
+pub trait RingState: Send + Sync + fmt::Debug {
+    /// Frames waiting.
+    fn len(&self) -> usize;
+    /// Nothing waits.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Frames pushed so far.
+    fn pushed(&self) -> u64;
+    /// Frames dropped so far because the ring was full.
+    fn dropped_full(&self) -> u64;
+}
+
+impl<F: Send> RingState for Ring<F> {
+    fn len(&self) -> usize {
+        Ring::len(self)
+    }
+    fn pushed(&self) -> u64 {
+        Ring::pushed(self)
+    }
+    fn dropped_full(&self) -> u64 {
+        Ring::dropped_full(self)
+    }
+}
+
 /// A shard's device in pipelined mode: it receives from the ring the I/O thread fills
 /// (software RSS already picked this shard) and transmits into the ring the I/O thread
-/// drains to the backend. Transmit frames come from the shard's own pool and go back to
-/// it when the backend is done with them.
-#[derive(Debug)]
-pub struct RingDevice {
-    rx: Arc<Ring>,
-    tx: Arc<Ring>,
-    pool: Arc<FramePool>,
+/// drains to the backend. Transmit frames come from the backend's allocator for this
+/// shard (for heap frames, the shard's own pool) and go back to it when the backend is
+/// done with them.
+pub struct RingDevice<F = HeapFrame> {
+    rx: Arc<Ring<F>>,
+    tx: Arc<Ring<F>>,
+    alloc: Box<dyn TxAllocator<F>>,
     caps: Capabilities,
 }
 
-impl RingDevice {
-    /// A device over `rx` and `tx`, advertising `caps` (the backend's: the frames are
-    /// the backend's to send, offload requests included) as one queue.
+impl<F> fmt::Debug for RingDevice<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RingDevice")
+            .field("rx", &self.rx)
+            .field("tx", &self.tx)
+            .field("caps", &self.caps)
+            .finish()
+    }
+}
+
+impl RingDevice<HeapFrame> {
+    /// A device over `rx` and `tx` whose transmit frames come from `pool`.
     pub fn new(rx: Arc<Ring>, tx: Arc<Ring>, pool: Arc<FramePool>, caps: Capabilities) -> Self {
+        RingDevice::with_allocator(rx, tx, Box::new(pool), caps)
+    }
+}
+
+impl<F> RingDevice<F> {
+    /// A device over `rx` and `tx`, advertising `caps` (the backend's: the frames are
+    /// the backend's to send, offload requests included) as one queue, its transmit
+    /// frames from `alloc`.
+    pub fn with_allocator(
+        rx: Arc<Ring<F>>,
+        tx: Arc<Ring<F>>,
+        alloc: Box<dyn TxAllocator<F>>,
+        caps: Capabilities,
+    ) -> Self {
         RingDevice {
             rx,
             tx,
-            pool,
+            alloc,
             caps: Capabilities {
                 rx_queues: 1,
                 tx_queues: 1,
@@ -255,30 +304,30 @@ impl RingDevice {
     }
 
     /// The receive ring.
-    pub fn rx_ring(&self) -> &Arc<Ring> {
+    pub fn rx_ring(&self) -> &Arc<Ring<F>> {
         &self.rx
     }
 
     /// The transmit ring.
-    pub fn tx_ring(&self) -> &Arc<Ring> {
+    pub fn tx_ring(&self) -> &Arc<Ring<F>> {
         &self.tx
     }
 }
 
-impl Device for RingDevice {
-    type Frame = HeapFrame;
+impl<F: Frame> Device for RingDevice<F> {
+    type Frame = F;
 
     fn capabilities(&self) -> Capabilities {
         self.caps
     }
 
-    fn rx_burst(&mut self, _queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+    fn rx_burst(&mut self, _queue: u16, out: &mut Vec<F>, max: usize) -> usize {
         self.rx.pop_burst(out, max)
     }
 
     /// Frames the ring has no room for stay in `frames` for the stack's bounded backlog:
     /// a slow backend pushes back on the shard instead of losing frames here.
-    fn tx_burst(&mut self, _queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+    fn tx_burst(&mut self, _queue: u16, frames: &mut Vec<F>) -> usize {
         let n = self.tx.push_front_of(frames);
         if n > 0 {
             self.tx.notify();
@@ -286,8 +335,8 @@ impl Device for RingDevice {
         n
     }
 
-    fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
-        self.pool.alloc(len)
+    fn alloc_tx(&mut self, len: usize) -> Option<F> {
+        self.alloc.alloc(len)
     }
 }
 

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rumpnet_stack::device::{Device, FramePool, HeapFrame};
+use std::any::Any;
+
+use rumpnet_stack::device::{Capabilities, Device, FramePool, HeapFrame, TxAllocator};
 use rumpnet_stack::iface::route::RouteError;
 use rumpnet_stack::iface::{InterfaceConfig, Port};
 use rumpnet_stack::link::LINK_HEADER_MAX;
@@ -18,7 +20,7 @@ use rumpnet_stack::wire::Ipv4Addr;
 use rumpnet_stack::{ConfigError, Stack, StackConfig};
 
 use crate::io::{IoCounters, IoRun, IoStats};
-use crate::ring::{Notifier, Parker, Ring, RingDevice};
+use crate::ring::{Notifier, Parker, Ring, RingDevice, RingState};
 use crate::rss::{Rss, RssKey, SYMMETRIC_KEY};
 use crate::shard::{
     Clock, Host, Idle, IdlePolicy, Owned, ShardApp, ShardPort, ShardRun, ShardShared, ShardStats,
@@ -121,6 +123,8 @@ pub enum RuntimeError {
     Interface(ConfigError),
     #[error("default gateway: {0}")]
     Gateway(RouteError),
+    #[error("pipelined mode needs transmit buffers the shards can allocate, and this backend gives none (Device::tx_allocator)")]
+    NoTxAllocator,
     #[error("creating a poller: {0}")]
     Poller(std::io::Error),
     #[error("starting a thread: {0}")]
@@ -227,7 +231,8 @@ impl<A: ShardApp> Runtime<A> {
         make_app: F,
     ) -> Result<Runtime<A>, RuntimeError>
     where
-        D: Device<Frame = HeapFrame> + Send + 'static,
+        D: Device + Send + 'static,
+        D::Frame: Send + 'static,
         F: Fn(usize) -> A + Send + Sync + 'static,
     {
         let n = config.shards;
@@ -271,20 +276,15 @@ impl<A: ShardApp> Runtime<A> {
             .iter()
             .map(|p| Arc::clone(p.notifier()))
             .collect();
-        let inboxes: Vec<Arc<Ring>> = shard_notifiers
+        let inboxes: Vec<Arc<Ring<D::Frame>>> = shard_notifiers
             .iter()
             .map(|no| Ring::new(config.ring_size, Arc::clone(no)))
             .collect();
-        let steering = Arc::new(Steering::new(
-            rss.clone(),
-            inboxes.clone(),
-            frame_max,
-            caps.headroom,
-        ));
+        let steering = Arc::new(Steering::new(rss.clone(), inboxes.clone()));
         let shared: Vec<Arc<ShardShared>> = (0..n)
             .map(|i| {
                 Arc::new(ShardShared {
-                    inbox: Arc::clone(&inboxes[i]),
+                    inbox: Arc::clone(&inboxes[i]) as Arc<dyn RingState>,
                     stats: Mutex::new(ShardStats::new(i)),
                 })
             })
@@ -344,21 +344,21 @@ impl<A: ShardApp> Runtime<A> {
                 }
             }
             Mode::Pipelined => {
-                let returns: Vec<Arc<Ring>> = (0..n)
+                let returns: Vec<Arc<Ring<D::Frame>>> = (0..n)
                     .map(|i| {
                         Ring::new(config.ring_size, Arc::clone(&rt.io_notifiers[i % io_count]))
                     })
                     .collect();
                 for (i, parker) in shard_parkers.into_iter().enumerate() {
-                    let pool = FramePool::new(
-                        config.pool_frames,
-                        caps.headroom + frame_max,
-                        caps.headroom,
-                    );
-                    let dev = RingDevice::new(
+                    let Some(alloc) = tx_allocator(&queues[0].dev, &config, frame_max, &caps)
+                    else {
+                        spawned = Err(RuntimeError::NoTxAllocator);
+                        break;
+                    };
+                    let dev = RingDevice::with_allocator(
                         Arc::clone(&inboxes[i]),
                         Arc::clone(&returns[i]),
-                        pool,
+                        alloc,
                         caps,
                     );
                     let cpu = placement.shards[i];
@@ -568,6 +568,32 @@ impl<A> Drop for Runtime<A> {
             let _ = h.join();
         }
     }
+}
+
+/// Transmit buffers for one shard in pipelined mode: the backend's own allocator, or for
+/// heap-frame backends that give none, a pool of the shard's own.
+fn tx_allocator<D: Device>(
+    dev: &D,
+    config: &RuntimeConfig,
+    frame_max: usize,
+    caps: &Capabilities,
+) -> Option<Box<dyn TxAllocator<D::Frame>>>
+where
+    D::Frame: 'static,
+{
+    if let Some(a) = dev.tx_allocator() {
+        return Some(a);
+    }
+    let pool: Box<dyn TxAllocator<HeapFrame>> = Box::new(FramePool::new(
+        config.pool_frames,
+        caps.headroom + frame_max,
+        caps.headroom,
+    ));
+    // Only when the backend's frames are heap frames: the downcast is the identity then.
+    let any: Box<dyn Any> = Box::new(pool);
+    any.downcast::<Box<dyn TxAllocator<D::Frame>>>()
+        .ok()
+        .map(|b| *b)
 }
 
 /// CPUs for the threads, from the topology and the configuration.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumpnet_stack::device::{Device, HeapFrame};
+use rumpnet_stack::device::{Device, Frame};
 use rumpnet_stack::iface::Port;
 use rumpnet_stack::stats::Stats;
 use rumpnet_stack::tcp::{
@@ -23,7 +23,7 @@ use rumpnet_stack::tcp::{
 use rumpnet_stack::time::Instant;
 use rumpnet_stack::Stack;
 
-use crate::ring::{Parker, Ring};
+use crate::ring::{Parker, RingState};
 use crate::rss::Rss;
 
 /// An application that runs on every shard, inside the shard's loop: it reads, writes,
@@ -410,7 +410,7 @@ impl ShardStats {
 /// What the runtime shares with one shard thread.
 #[derive(Debug)]
 pub(crate) struct ShardShared {
-    pub inbox: Arc<Ring>,
+    pub inbox: Arc<dyn RingState>,
     /// The latest snapshot, published every `stats_interval` and at exit.
     pub stats: Mutex<ShardStats>,
 }
@@ -455,18 +455,18 @@ pub(crate) struct ShardRun<D: ShardPort, A> {
 }
 
 /// A device a shard polls: a ring pair or a steered backend queue.
-pub(crate) trait ShardPort: Device<Frame = HeapFrame> {
+pub(crate) trait ShardPort: Device {
     /// Frames received here for other shards and passed on to them.
     fn forwarded(&self) -> u64;
 }
 
-impl ShardPort for crate::ring::RingDevice {
+impl<F: Frame> ShardPort for crate::ring::RingDevice<F> {
     fn forwarded(&self) -> u64 {
         0
     }
 }
 
-impl<D: Device<Frame = HeapFrame>> ShardPort for crate::steer::SteeredDevice<D> {
+impl<D: Device> ShardPort for crate::steer::SteeredDevice<D> {
     fn forwarded(&self) -> u64 {
         crate::steer::SteeredDevice::forwarded(self)
     }

@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use rumpnet_stack::device::{Capabilities, Device, Frame, FramePool, HeapFrame};
+#[cfg(test)]
+use rumpnet_stack::device::HeapFrame;
+use rumpnet_stack::device::{Capabilities, Device, Frame};
 
 use crate::ring::Ring;
 use crate::rss::{Rss, Steer};
@@ -27,24 +29,21 @@ pub struct DispatchCounts {
 }
 
 /// The shard map and every shard's receive ring.
+///
+/// Broadcast frames (ARP: rare, off the data path) are copied with
+/// [`Frame::try_clone`]; a copy that cannot be made is dropped and counted.
 #[derive(Debug)]
-pub struct Steering {
+pub struct Steering<F> {
     rss: Rss,
-    inboxes: Vec<Arc<Ring>>,
-    /// Buffers for the copies of broadcast frames (ARP: rare, off the data path).
-    copies: Arc<FramePool>,
+    inboxes: Vec<Arc<Ring<F>>>,
 }
 
-impl Steering {
+impl<F: Frame> Steering<F> {
     /// Steering over `inboxes` (shard `i` receives from `inboxes[i]`); `rss` must map to
     /// that many shards.
-    pub fn new(rss: Rss, inboxes: Vec<Arc<Ring>>, copy_buf: usize, headroom: usize) -> Self {
+    pub fn new(rss: Rss, inboxes: Vec<Arc<Ring<F>>>) -> Self {
         debug_assert_eq!(rss.shards(), inboxes.len());
-        Steering {
-            rss,
-            inboxes,
-            copies: FramePool::new(64, headroom + copy_buf, headroom),
-        }
+        Steering { rss, inboxes }
     }
 
     /// The shard map.
@@ -53,7 +52,7 @@ impl Steering {
     }
 
     /// Shard `i`'s receive ring.
-    pub fn inbox(&self, i: usize) -> &Arc<Ring> {
+    pub fn inbox(&self, i: usize) -> &Arc<Ring<F>> {
         &self.inboxes[i]
     }
 
@@ -64,8 +63,8 @@ impl Steering {
     /// caller's scratch for that, one flag per shard.
     pub fn dispatch(
         &self,
-        frames: &mut Vec<HeapFrame>,
-        mut me: Option<(usize, &mut Vec<HeapFrame>)>,
+        frames: &mut Vec<F>,
+        mut me: Option<(usize, &mut Vec<F>)>,
         woken: &mut [bool],
     ) -> DispatchCounts {
         let mut counts = DispatchCounts::default();
@@ -81,8 +80,10 @@ impl Steering {
                 Steer::Shard(s) => self.forward(s, frame, &mut counts, woken),
                 Steer::All => {
                     for s in (0..self.inboxes.len()).filter(|&s| Some(s) != mine) {
-                        let copy = self.copy(&frame);
-                        self.forward(s, copy, &mut counts, woken);
+                        match frame.try_clone() {
+                            Some(copy) => self.forward(s, copy, &mut counts, woken),
+                            None => counts.dropped += 1,
+                        }
                     }
                     match me.as_mut() {
                         Some((_, out)) => {
@@ -102,7 +103,7 @@ impl Steering {
         counts
     }
 
-    fn forward(&self, s: usize, frame: HeapFrame, counts: &mut DispatchCounts, woken: &mut [bool]) {
+    fn forward(&self, s: usize, frame: F, counts: &mut DispatchCounts, woken: &mut [bool]) {
         if self.inboxes[s].push(frame) {
             counts.forwarded += 1;
             if let Some(w) = woken.get_mut(s) {
@@ -112,39 +113,37 @@ impl Steering {
             counts.dropped += 1;
         }
     }
-
-    fn copy(&self, frame: &HeapFrame) -> HeapFrame {
-        let data = frame.data();
-        let mut copy = match self.copies.alloc(data.len()) {
-            Some(mut c) => {
-                c.data_mut().copy_from_slice(data);
-                c
-            }
-            None => HeapFrame::from_slice(data, self.copies.headroom()),
-        };
-        copy.set_rx_meta(frame.rx_meta());
-        copy
-    }
 }
 
 /// A shard's device in run-to-completion mode: its own queue of the backend, plus the
 /// ring where other shards put the frames of its flows that reached them.
-#[derive(Debug)]
-pub struct SteeredDevice<D> {
+pub struct SteeredDevice<D: Device> {
     inner: D,
     queue: u16,
     shard: usize,
-    inbox: Arc<Ring>,
-    steering: Arc<Steering>,
-    scratch: Vec<HeapFrame>,
+    inbox: Arc<Ring<D::Frame>>,
+    steering: Arc<Steering<D::Frame>>,
+    scratch: Vec<D::Frame>,
     woken: Vec<bool>,
     forwarded: u64,
     dropped: u64,
 }
 
-impl<D: Device<Frame = HeapFrame>> SteeredDevice<D> {
+impl<D: Device + std::fmt::Debug> std::fmt::Debug for SteeredDevice<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SteeredDevice")
+            .field("inner", &self.inner)
+            .field("queue", &self.queue)
+            .field("shard", &self.shard)
+            .field("forwarded", &self.forwarded)
+            .field("dropped", &self.dropped)
+            .finish()
+    }
+}
+
+impl<D: Device> SteeredDevice<D> {
     /// Shard `shard` driving `queue` of `inner`.
-    pub fn new(inner: D, queue: u16, shard: usize, steering: Arc<Steering>) -> Self {
+    pub fn new(inner: D, queue: u16, shard: usize, steering: Arc<Steering<D::Frame>>) -> Self {
         let n = steering.rss().shards();
         SteeredDevice {
             inner,
@@ -180,15 +179,15 @@ impl<D: Device<Frame = HeapFrame>> SteeredDevice<D> {
     }
 }
 
-impl<D: Device<Frame = HeapFrame>> Device for SteeredDevice<D> {
-    type Frame = HeapFrame;
+impl<D: Device> Device for SteeredDevice<D> {
+    type Frame = D::Frame;
 
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }
 
     /// Frames other shards passed here first, then this queue's own.
-    fn rx_burst(&mut self, _queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+    fn rx_burst(&mut self, _queue: u16, out: &mut Vec<D::Frame>, max: usize) -> usize {
         let mut n = self.inbox.pop_burst(out, max);
         if n < max {
             self.inner.rx_burst(self.queue, &mut self.scratch, max - n);
@@ -202,12 +201,16 @@ impl<D: Device<Frame = HeapFrame>> Device for SteeredDevice<D> {
         n
     }
 
-    fn tx_burst(&mut self, _queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+    fn tx_burst(&mut self, _queue: u16, frames: &mut Vec<D::Frame>) -> usize {
         self.inner.tx_burst(self.queue, frames)
     }
 
-    fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
+    fn alloc_tx(&mut self, len: usize) -> Option<D::Frame> {
         self.inner.alloc_tx(len)
+    }
+
+    fn tx_allocator(&self) -> Option<Box<dyn rumpnet_stack::device::TxAllocator<D::Frame>>> {
+        self.inner.tx_allocator()
     }
 }
 
@@ -238,16 +241,13 @@ mod tests {
         HeapFrame::from_slice(&f, 64)
     }
 
-    fn steering(shards: usize, ring: usize) -> (Steering, Vec<Parker>) {
+    fn steering(shards: usize, ring: usize) -> (Steering<HeapFrame>, Vec<Parker>) {
         let parkers: Vec<Parker> = (0..shards).map(|_| Parker::new().unwrap()).collect();
         let inboxes = parkers
             .iter()
             .map(|p| Ring::new(ring, Arc::clone(p.notifier())))
             .collect();
-        (
-            Steering::new(Rss::symmetric(shards), inboxes, 1518, 64),
-            parkers,
-        )
+        (Steering::new(Rss::symmetric(shards), inboxes), parkers)
     }
 
     fn shard_of(sport: u16, shards: usize) -> usize {

@@ -180,6 +180,29 @@ pub trait Frame {
     fn is_empty(&self) -> bool {
         self.data().is_empty()
     }
+    /// A copy of this frame in a new buffer of the same kind (its data and receive
+    /// metadata), or `None` when no buffer is free or the backend cannot copy. The
+    /// runtime copies the rare frames every shard must see (ARP) this way.
+    fn try_clone(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+}
+
+/// Transmit buffers of a device, usable from another thread than the one polling it:
+/// the runtime's pipelined mode gives one to each shard, which builds frames that an
+/// I/O thread then sends on the device.
+pub trait TxAllocator<F>: Send {
+    /// A frame whose data is `len` bytes, as [`Device::alloc_tx`] gives.
+    fn alloc(&mut self, len: usize) -> Option<F>;
+}
+
+impl TxAllocator<HeapFrame> for Arc<FramePool> {
+    fn alloc(&mut self, len: usize) -> Option<HeapFrame> {
+        FramePool::alloc(self, len)
+    }
 }
 
 /// A packet-I/O backend: batch receive, batch transmit, transmit buffers.
@@ -204,6 +227,13 @@ pub trait Device {
     /// A frame for transmit whose data is `len` bytes (contents unspecified) with the
     /// device's headroom in front; `None` when the pool is exhausted.
     fn alloc_tx(&mut self, len: usize) -> Option<Self::Frame>;
+
+    /// An allocator of this device's transmit frames for another thread (see
+    /// [`TxAllocator`]); `None` if the device cannot give one (the runtime then falls
+    /// back to heap frames where the frame type allows it).
+    fn tx_allocator(&self) -> Option<Box<dyn TxAllocator<Self::Frame>>> {
+        None
+    }
 }
 
 /// A pool of equally sized heap buffers shared by the [`HeapFrame`]s it hands out; a
@@ -381,6 +411,19 @@ impl Frame for HeapFrame {
     }
     fn set_tx_offload(&mut self, offload: TxOffload) {
         self.offload = offload;
+    }
+    fn try_clone(&self) -> Option<HeapFrame> {
+        let data = self.data();
+        let mut copy = match &self.pool {
+            Some(pool) => {
+                let mut c = pool.alloc(data.len())?;
+                c.data_mut().copy_from_slice(data);
+                c
+            }
+            None => HeapFrame::from_slice(data, self.start),
+        };
+        copy.meta = self.meta;
+        Some(copy)
     }
 }
 
