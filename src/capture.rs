@@ -15,6 +15,9 @@ pub struct CaptureDevice<D: Device> {
     inner: D,
     capture: Arc<PcapCapture>,
     now: Instant,
+    /// Stamp frames from this clock instead of [`set_now`](Self::set_now) (devices polled
+    /// by a runtime shard, whose loop the caller does not see).
+    epoch: Option<std::time::Instant>,
     /// Frames at the front of the transmit batch already recorded (the device did not
     /// take them last time; they are retried, not recorded twice).
     recorded: usize,
@@ -27,8 +30,25 @@ impl<D: Device> CaptureDevice<D> {
             inner,
             capture,
             now: Instant::ZERO,
+            epoch: None,
             recorded: 0,
         }
+    }
+
+    /// Record `inner`'s traffic into `capture`, stamped with the time since `epoch`
+    /// read at each burst.
+    pub fn with_epoch(inner: D, capture: Arc<PcapCapture>, epoch: std::time::Instant) -> Self {
+        CaptureDevice {
+            epoch: Some(epoch),
+            ..CaptureDevice::new(inner, capture)
+        }
+    }
+
+    fn stamp(&mut self) -> Instant {
+        if let Some(e) = self.epoch {
+            self.now = Instant::from_micros(e.elapsed().as_micros() as u64);
+        }
+        self.now
     }
 
     /// The time stamped on frames from now on.
@@ -57,15 +77,19 @@ impl<D: Device> Device for CaptureDevice<D> {
     fn rx_burst(&mut self, queue: u16, out: &mut Vec<D::Frame>, max: usize) -> usize {
         let start = out.len();
         let n = self.inner.rx_burst(queue, out, max);
-        for f in &out[start..] {
-            self.capture.record(self.now, f.data());
+        if n > 0 {
+            let now = self.stamp();
+            for f in &out[start..] {
+                self.capture.record(now, f.data());
+            }
         }
         n
     }
 
     fn tx_burst(&mut self, queue: u16, frames: &mut Vec<D::Frame>) -> usize {
+        let now = self.stamp();
         for f in frames.iter().skip(self.recorded) {
-            self.capture.record(self.now, f.data());
+            self.capture.record(now, f.data());
         }
         let n = self.inner.tx_burst(queue, frames);
         self.recorded = frames.len();
@@ -74,5 +98,9 @@ impl<D: Device> Device for CaptureDevice<D> {
 
     fn alloc_tx(&mut self, len: usize) -> Option<D::Frame> {
         self.inner.alloc_tx(len)
+    }
+
+    fn tx_allocator(&self) -> Option<Box<dyn rumpnet_stack::device::TxAllocator<D::Frame>>> {
+        self.inner.tx_allocator()
     }
 }

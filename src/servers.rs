@@ -10,6 +10,10 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use rumpnet_runtime::{ShardApp, ShardCtx};
 
 use rumpnet_stack::tcp::{Events, TcpError, TcpEvent, TcpHandle, TcpListenerHandle, TcpSocketRef};
 use rumpnet_stack::udp::{UdpError, UdpHandle};
@@ -69,6 +73,8 @@ pub struct ServerStats {
     pub http_requests: u64,
     pub http_bytes: u64,
     pub udp_echoed: u64,
+    /// Echoes not sent because the UDP send queue was full.
+    pub udp_dropped: u64,
 }
 
 /// The servers, driven from the stack's loop.
@@ -151,13 +157,25 @@ impl Servers {
         let mut events = std::mem::take(&mut self.events);
         events.clear();
         stack.tcp_events(&mut events);
-        for ev in &events {
+        self.handle(stack, &events);
+        self.events = events;
+    }
+
+    /// Serve the connections and listeners these events name (a batch of one poll).
+    pub fn handle(&mut self, stack: &mut Stack, events: &[TcpEvent]) {
+        for ev in events {
             match ev.socket {
                 TcpSocketRef::Listener(l) => self.accept_all(stack, l),
                 TcpSocketRef::Connection(h) => self.serve(stack, h, ev.events),
             }
         }
-        self.events = events;
+    }
+
+    /// Answer the UDP datagrams waiting; true if there were any.
+    pub fn run_udp(&mut self, stack: &mut Stack) -> bool {
+        let before = self.stats.udp_echoed;
+        self.serve_udp(stack);
+        self.stats.udp_echoed != before
     }
 
     fn accept_all(&mut self, stack: &mut Stack, l: TcpListenerHandle) {
@@ -273,6 +291,8 @@ impl Servers {
                     // A full send queue drops the echo, as a busy UDP server would.
                     if stack.udp_send_to(u, &self.scratch[..n], from).is_ok() {
                         self.stats.udp_echoed += 1;
+                    } else {
+                        self.stats.udp_dropped += 1;
                     }
                 }
                 Err(UdpError::WouldBlock) => break,
@@ -446,5 +466,77 @@ impl std::fmt::Write for ByteWriter<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
+    }
+}
+
+/// The built-in servers on every shard of a runtime (`rumpnet serve --cores`): each shard
+/// listens on the same ports and serves the connections software RSS brings it, inside
+/// its own loop (the on-shard API: no thread crossing, no lock).
+#[derive(Debug)]
+pub struct ShardServers {
+    ports: ServerPorts,
+    servers: Option<Servers>,
+    error: Option<String>,
+    started: Arc<AtomicUsize>,
+}
+
+impl ShardServers {
+    /// Servers on `ports`; `started` counts the shards whose listeners are open (or
+    /// failed to open: see [`ShardServers::error`]).
+    pub fn new(ports: ServerPorts, started: Arc<AtomicUsize>) -> ShardServers {
+        ShardServers {
+            ports,
+            servers: None,
+            error: None,
+            started,
+        }
+    }
+
+    /// Why the servers could not start on this shard, if they could not.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// This shard's counters.
+    pub fn stats(&self) -> ServerStats {
+        self.servers.as_ref().map(|s| s.stats()).unwrap_or_default()
+    }
+}
+
+impl ShardApp for ShardServers {
+    fn on_start(&mut self, ctx: &mut ShardCtx<'_>) {
+        match Servers::start(ctx.stack(), self.ports) {
+            Ok(s) => self.servers = Some(s),
+            Err(e) => self.error = Some(format!("shard {}: {e}", ctx.shard())),
+        }
+        self.started.fetch_add(1, Ordering::Release);
+    }
+
+    fn on_poll(&mut self, ctx: &mut ShardCtx<'_>, events: &[TcpEvent]) {
+        if let Some(s) = &mut self.servers {
+            s.handle(ctx.stack(), events);
+        }
+    }
+
+    fn on_turn(&mut self, ctx: &mut ShardCtx<'_>) -> bool {
+        match &mut self.servers {
+            Some(s) => s.run_udp(ctx.stack()),
+            None => false,
+        }
+    }
+}
+
+impl ServerStats {
+    /// Add another shard's counters.
+    pub fn add(&mut self, o: &ServerStats) {
+        self.accepted += o.accepted;
+        self.closed += o.closed;
+        self.http_requests += o.http_requests;
+        self.echo_bytes += o.echo_bytes;
+        self.discard_bytes += o.discard_bytes;
+        self.chargen_bytes += o.chargen_bytes;
+        self.http_bytes += o.http_bytes;
+        self.udp_echoed += o.udp_echoed;
+        self.udp_dropped += o.udp_dropped;
     }
 }

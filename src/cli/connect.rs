@@ -306,6 +306,9 @@ impl Client {
 
 /// Run `connect`: one connection, then exit. The report is what to print on success.
 pub fn run(args: &ConnectArgs, opts: ServeOptions) -> Result<String, String> {
+    if opts.cores.len() > 1 {
+        return Err("--cores: `connect` runs one stack on one thread; give at most one CPU".into());
+    }
     let stop = stop_on_signals()?;
     let mut client = Client {
         remote: args.remote,

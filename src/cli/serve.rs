@@ -6,15 +6,17 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 use clap::Args;
 
 use rumpnet::capture::CaptureDevice;
-use rumpnet::servers::Servers;
+use rumpnet::runtime::{IdlePolicy as RtIdle, Mode, Queue, Runtime, RuntimeConfig};
+use rumpnet::servers::{ServerStats, Servers, ShardServers};
 use rumpnet::stack::device::Device;
+use rumpnet::stack::device::{Capabilities, HeapFrame};
 use rumpnet::stack::iface::{InterfaceConfig, Port};
 use rumpnet::stack::link::PcapCapture;
 use rumpnet::stack::rand::Rand;
@@ -255,12 +257,23 @@ pub(crate) fn run_on_backend<A: StackApp>(
 
 /// Run `serve` until SIGINT/SIGTERM. Errors are one line for the user.
 pub fn run(opts: ServeOptions) -> Result<String, String> {
+    if !opts.cores.is_empty() {
+        return match &opts.backend {
+            Backend::Tap => run_sharded_tap(&opts),
+            _ => Err("--cores: sharded serving runs on the tap backend for now".into()),
+        };
+    }
     let stop = stop_on_signals()?;
     let mut app = ServeApp { servers: None };
     let stack = run_on_backend(&opts, &mut app, &stop)?;
     let s = app.servers.map(|s| s.stats()).unwrap_or_default();
-    Ok(format!(
-        "rumpnet: stopped\nservers: {} connections accepted, {} closed, {} http requests, echo {} B, discard {} B, chargen {} B, http {} B, {} udp datagrams echoed\nstack counters:\n{}",
+    Ok(report(&s, &stack.stats().to_string()))
+}
+
+/// The report `serve` prints when it stops.
+fn report(s: &ServerStats, counters: &str) -> String {
+    format!(
+        "rumpnet: stopped\nservers: {} connections accepted, {} closed, {} http requests, echo {} B, discard {} B, chargen {} B, http {} B, {} udp datagrams echoed\nstack counters:\n{counters}",
         s.accepted,
         s.closed,
         s.http_requests,
@@ -269,8 +282,177 @@ pub fn run(opts: ServeOptions) -> Result<String, String> {
         s.chargen_bytes,
         s.http_bytes,
         s.udp_echoed,
-        stack.stats()
-    ))
+    )
+}
+
+/// `serve --cores A,B,..`: one shard per CPU on a multi-queue TAP (one queue each, run to
+/// completion), the built-in servers on every shard (on-shard API). The kernel spreads
+/// new flows over the queues by its own hash and software RSS passes each frame on to
+/// the shard that owns its flow; replies leave from that shard's queue, and TUN then
+/// sends the flow's next frames to that queue.
+fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
+    let stop = stop_on_signals()?;
+    let n = opts.cores.len();
+    let tap_opts = TapOptions {
+        mtu: Some(opts.mtu),
+        offloads: opts.offloads,
+        // The shard loop does the idling (runtime IdlePolicy); the queues never block.
+        idle: IdlePolicy::BusyPoll,
+        ..TapOptions::default()
+    };
+    let queues = TapDevice::open_queues(&opts.tap, n, &tap_opts).map_err(|e| e.to_string())?;
+    if let Some(h) = opts.host_addr {
+        queues[0].set_host_addr(h).map_err(|e| e.to_string())?;
+    }
+    let spec = match &opts.impair {
+        Some(s) => Some(
+            s.parse::<ImpairSpec>()
+                .map_err(|e| format!("--impair: {e}"))?,
+        ),
+        None => None,
+    }
+    .filter(|s| !s.is_none());
+    let capture = match &opts.pcap {
+        Some(p) => Some(Arc::new(
+            PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let epoch = StdInstant::now();
+    let mut devs = Vec::with_capacity(n);
+    for (i, q) in queues.into_iter().enumerate() {
+        let dev = match spec {
+            Some(mut spec) => {
+                // Each queue draws its own impairments, replayable from the seed.
+                spec.seed = spec.seed.wrapping_add(2 * i as u64);
+                ShardTap::Impaired(Box::new(
+                    ImpairedDevice::from_spec(q, &spec).map_err(|e| format!("--impair: {e}"))?,
+                ))
+            }
+            None => ShardTap::Plain(q),
+        };
+        let cap = capture.clone().unwrap_or_else(null_capture);
+        devs.push(Queue::new(CaptureDevice::with_epoch(dev, cap, epoch), 0));
+    }
+    let mut iface = InterfaceConfig::new(opts.mac, opts.addr);
+    iface.mtu = Some(opts.mtu);
+    let mut config = RuntimeConfig::new(n, Mode::RunToCompletion, iface);
+    config.gateway = opts.gateway;
+    config.cpus = Some(opts.cores.clone());
+    config.idle = match opts.idle {
+        Idle::Busy => RtIdle::BusyPoll,
+        Idle::Wait => RtIdle::default(),
+    };
+    let started = Arc::new(AtomicUsize::new(0));
+    let ports = opts.ports;
+    let st = Arc::clone(&started);
+    let rt = Runtime::start(config, devs, move |_| {
+        ShardServers::new(ports, Arc::clone(&st))
+    })
+    .map_err(|e| format!("runtime: {e}"))?;
+    let by = StdInstant::now() + std::time::Duration::from_secs(10);
+    while started.load(Ordering::Acquire) < n {
+        if rt.is_finished() || StdInstant::now() > by {
+            let _ = rt.shutdown();
+            return Err("runtime: the shards did not start".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let placement = rt.placement().to_string();
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "ready: rumpnet serving on tap {} at {} (mac {}{}){}; {n} shards ({placement})",
+            opts.tap,
+            opts.addr,
+            opts.mac,
+            opts.host_addr
+                .map(|h| format!(", host side {h}"))
+                .unwrap_or_default(),
+            describe_ports(opts),
+        );
+        let _ = out.flush();
+    }
+    while !stop.load(Ordering::Relaxed) && !rt.is_finished() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let finished_early = !stop.load(Ordering::Relaxed);
+    let report_rt = rt.shutdown().map_err(|e| format!("runtime: {e}"))?;
+    if let Some(c) = &capture {
+        c.flush().map_err(|e| format!("--pcap: {e}"))?;
+    }
+    if let Some(e) = report_rt.apps.iter().find_map(|a| a.error()) {
+        return Err(e.to_string());
+    }
+    if finished_early {
+        return Err("runtime: the shards stopped on their own".into());
+    }
+    let mut s = ServerStats::default();
+    for a in &report_rt.apps {
+        s.add(&a.stats());
+    }
+    let mut counters = report_rt.stats.total().to_string();
+    for (sh, app) in report_rt.stats.shards.iter().zip(&report_rt.apps) {
+        counters.push_str(&format!(
+            "\nshard {} (cpu {}): {} connections accepted, {} polls, {} frames from other shards, {} passed on, {} ring drops",
+            sh.shard,
+            sh.cpu.map_or("-".to_string(), |c| c.to_string()),
+            app.stats().accepted,
+            sh.polls,
+            sh.ring_rx,
+            sh.forwarded,
+            sh.ring_rx_dropped,
+        ));
+    }
+    Ok(report(&s, &counters))
+}
+
+/// A TAP queue with or without impairments, as one type for the runtime.
+enum ShardTap {
+    Plain(TapDevice),
+    Impaired(Box<ImpairedDevice<TapDevice>>),
+}
+
+impl std::fmt::Debug for ShardTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShardTap::Plain(d) => d.fmt(f),
+            ShardTap::Impaired(_) => f.write_str("ImpairedDevice<TapDevice>"),
+        }
+    }
+}
+
+impl Device for ShardTap {
+    type Frame = HeapFrame;
+
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            ShardTap::Plain(d) => d.capabilities(),
+            ShardTap::Impaired(d) => d.capabilities(),
+        }
+    }
+
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+        match self {
+            ShardTap::Plain(d) => d.rx_burst(queue, out, max),
+            ShardTap::Impaired(d) => d.rx_burst(queue, out, max),
+        }
+    }
+
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+        match self {
+            ShardTap::Plain(d) => d.tx_burst(queue, frames),
+            ShardTap::Impaired(d) => d.tx_burst(queue, frames),
+        }
+    }
+
+    fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
+        match self {
+            ShardTap::Plain(d) => d.alloc_tx(len),
+            ShardTap::Impaired(d) => d.alloc_tx(len),
+        }
+    }
 }
 
 /// `serve`'s side of the loop: the built-in servers.
