@@ -325,9 +325,9 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
             Some(mut spec) => {
                 // Each queue draws its own impairments, replayable from the seed.
                 spec.seed = spec.seed.wrapping_add(2 * i as u64);
-                ShardTap::Impaired(Box::new(
+                ShardTap::Impaired(
                     ImpairedDevice::from_spec(q, &spec).map_err(|e| format!("--impair: {e}"))?,
-                ))
+                )
             }
             None => ShardTap::Plain(q),
         };
@@ -409,9 +409,11 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
 }
 
 /// A TAP queue with or without impairments, as one type for the runtime.
+// One per shard, owned by its thread for the whole run: the size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum ShardTap {
     Plain(TapDevice),
-    Impaired(Box<ImpairedDevice<TapDevice>>),
+    Impaired(ImpairedDevice<TapDevice>),
 }
 
 impl std::fmt::Debug for ShardTap {
