@@ -103,4 +103,12 @@ impl<D: Device> Device for CaptureDevice<D> {
     fn tx_allocator(&self) -> Option<Box<dyn rumpnet_stack::device::TxAllocator<D::Frame>>> {
         self.inner.tx_allocator()
     }
+
+    fn readiness_fd(&self) -> Option<i32> {
+        self.inner.readiness_fd()
+    }
+
+    fn recycle(&mut self, frames: &mut Vec<D::Frame>) {
+        self.inner.recycle(frames)
+    }
 }

@@ -324,6 +324,10 @@ fn emit<D: Device<Frame = HeapFrame>, Q: Extend<HeapFrame>>(
 }
 
 impl<D: Device<Frame = HeapFrame>> Device for ImpairedDevice<D> {
+    fn readiness_fd(&self) -> Option<i32> {
+        self.inner.readiness_fd()
+    }
+
     type Frame = HeapFrame;
 
     fn capabilities(&self) -> Capabilities {

@@ -588,6 +588,10 @@ impl TapDevice {
 }
 
 impl Device for TapDevice {
+    fn readiness_fd(&self) -> Option<i32> {
+        Some(self.file.as_raw_fd())
+    }
+
     type Frame = HeapFrame;
 
     fn capabilities(&self) -> Capabilities {

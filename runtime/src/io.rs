@@ -94,6 +94,7 @@ impl<D: Device> IoRun<D> {
         let mut next = 0usize;
         let mut exit_by: Option<std::time::Instant> = None;
         let c = Arc::clone(&self.counters);
+        self.idle.watch_device(&self.dev, &mut self.parker);
         loop {
             let received = self.dev.rx_burst(self.queue, &mut rx, burst);
             if received > 0 {

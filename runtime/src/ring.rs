@@ -69,6 +69,7 @@ impl fmt::Debug for Parker {
 }
 
 const WAKE: Token = Token(0);
+const DEVICE: Token = Token(1);
 
 impl Parker {
     /// A parker and the notifier that wakes it.
@@ -83,6 +84,15 @@ impl Parker {
                 waker,
             }),
         })
+    }
+
+    /// Also wake when `fd` becomes readable (a backend's [`Device::readiness_fd`]).
+    pub fn watch_fd(&mut self, fd: i32) -> std::io::Result<()> {
+        self.poll.registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            DEVICE,
+            mio::Interest::READABLE,
+        )
     }
 
     /// The notifier producers use.

@@ -240,6 +240,10 @@ impl Owned {
 /// closed itself, which the runtime cannot watch.
 const DRAIN_QUIET: Duration = Duration::from_millis(50);
 
+/// The longest sleep of a thread whose device wakes it: only a bound on how late a
+/// stop request or a lost wake-up is noticed.
+const DEVICE_SLEEP_MAX: Duration = Duration::from_millis(100);
+
 /// What a shard does when a poll found nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdlePolicy {
@@ -277,6 +281,9 @@ pub(crate) struct Idle {
     empty: u32,
     /// The thread shares its CPU with other runtime threads: yield instead of spinning.
     yield_cpu: bool,
+    /// The device wakes the thread when frames arrive ([`Idle::watch_device`]): sleep
+    /// until the next timer (at most [`DEVICE_SLEEP_MAX`]) rather than `max_sleep`.
+    device_wakes: bool,
     pub sleeps: u64,
 }
 
@@ -291,7 +298,19 @@ impl Idle {
             spin_limit,
             empty: 0,
             yield_cpu,
+            device_wakes: false,
             sleeps: 0,
+        }
+    }
+
+    /// Register `dev`'s readiness descriptor with `parker`, if it has one, so an idle
+    /// thread sleeps until frames arrive instead of napping `max_sleep` at a time.
+    pub fn watch_device<D: Device>(&mut self, dev: &D, parker: &mut Parker) {
+        if let Some(fd) = dev.readiness_fd() {
+            match parker.watch_fd(fd) {
+                Ok(()) => self.device_wakes = true,
+                Err(e) => tracing::warn!("cannot wait on the device (fd {fd}): {e}; napping"),
+            }
         }
     }
 
@@ -327,7 +346,12 @@ impl Idle {
             self.pause();
             return;
         }
-        let timeout = due.map_or(max_sleep, |d| d.min(max_sleep));
+        let cap = if self.device_wakes {
+            DEVICE_SLEEP_MAX
+        } else {
+            max_sleep
+        };
+        let timeout = due.map_or(cap, |d| d.min(cap));
         if timeout.is_zero() {
             // A timer is due: poll again rather than sleep.
             self.empty = 0;
@@ -477,6 +501,7 @@ impl<D: ShardPort, A: ShardApp> ShardRun<D, A> {
     pub fn run(mut self) -> (A, ShardStats) {
         let mut events: Vec<TcpEvent> = Vec::new();
         let mut polls = 0u64;
+        self.idle.watch_device(self.port.device(), &mut self.parker);
         let now = self.clock.now();
         self.app.on_start(&mut self.host.ctx(now, false));
         let mut draining: Option<Instant> = None;

@@ -428,6 +428,13 @@ impl std::fmt::Debug for ShardTap {
 impl Device for ShardTap {
     type Frame = HeapFrame;
 
+    fn readiness_fd(&self) -> Option<i32> {
+        match self {
+            ShardTap::Plain(d) => d.readiness_fd(),
+            ShardTap::Impaired(d) => d.readiness_fd(),
+        }
+    }
+
     fn capabilities(&self) -> Capabilities {
         match self {
             ShardTap::Plain(d) => d.capabilities(),

@@ -234,6 +234,25 @@ pub trait Device {
     fn tx_allocator(&self) -> Option<Box<dyn TxAllocator<Self::Frame>>> {
         None
     }
+
+    /// A file descriptor (Unix) that polls readable when frames arrive, for a host that
+    /// sleeps while idle (the runtime registers it, edge-triggered, next to its wake-up
+    /// eventfd). Only waited on after an `rx_burst` found nothing, so an edge is never
+    /// missed. `None`: the device cannot wake a thread (the host sleeps in short naps).
+    fn readiness_fd(&self) -> Option<i32> {
+        None
+    }
+
+    /// Take back, as one batch, received frames the stack is done with (`frames` is
+    /// left empty). A backend may keep their buffers for its next [`alloc_tx`]
+    /// (bounded), as DPDK's per-lcore mempool cache does, so a frame that goes out
+    /// and comes back costs no trip through a shared pool; the default simply drops
+    /// them, which returns each to its owner.
+    ///
+    /// [`alloc_tx`]: Device::alloc_tx
+    fn recycle(&mut self, frames: &mut Vec<Self::Frame>) {
+        frames.clear();
+    }
 }
 
 /// A pool of equally sized heap buffers shared by the [`HeapFrame`]s it hands out; a
@@ -352,6 +371,21 @@ impl HeapFrame {
     /// the whole tail of the buffer, then learn the length).
     pub fn set_len(&mut self, len: usize) {
         self.end = (self.start + len).min(self.buf.len());
+    }
+
+    /// Make this frame a fresh transmit frame of `len` bytes after `headroom` (as
+    /// [`FramePool::alloc`] gives), keeping its buffer and its pool: how a backend
+    /// reuses a received frame without a round trip through the pool. `false` (and
+    /// the frame unchanged) if the buffer is too small.
+    pub fn reuse(&mut self, headroom: usize, len: usize) -> bool {
+        if headroom.saturating_add(len) > self.buf.len() {
+            return false;
+        }
+        self.start = headroom;
+        self.end = headroom + len;
+        self.meta = RxMeta::default();
+        self.offload = TxOffload::default();
+        true
     }
 
     /// The whole writable space from the data start to the end of the buffer.
