@@ -19,6 +19,10 @@ pub use rumpnet_stack::{device, iface, link, rand, stats, tcp, time, udp, wire};
 /// on-shard application API.
 pub use rumpnet_runtime as runtime;
 
+/// `std::net` over the runtime's shards: `TcpListener`, `TcpStream`, `UdpSocket` with
+/// std's names and semantics, usable from any thread.
+pub use rumpnet_runtime::net;
+
 pub mod capture;
 pub mod servers;
 

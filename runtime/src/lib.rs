@@ -25,6 +25,7 @@
 
 pub mod io;
 pub mod memnic;
+pub mod net;
 pub mod ring;
 pub mod rss;
 mod runtime;

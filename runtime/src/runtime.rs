@@ -641,8 +641,11 @@ fn shard_rand(seed: Option<u64>, i: usize) -> Rand {
 /// Build shard `i`'s stack as the configuration says.
 fn build_stack(config: &RuntimeConfig, i: usize) -> Result<Stack, RuntimeError> {
     let mut stack = Stack::new(config.stack.clone(), shard_rand(config.seed, i));
+    let mut iface = config.iface.clone();
+    // Every shard learns from every ARP frame; shard 0 alone answers for the host.
+    iface.answer_arp &= i == 0;
     stack
-        .add_interface(config.iface.clone())
+        .add_interface(iface)
         .map_err(RuntimeError::Interface)?;
     if let Some(gw) = config.gateway {
         stack

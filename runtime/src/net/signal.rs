@@ -45,8 +45,7 @@ impl Signal {
             drop(self.lock());
             self.cv.notify_all();
         }
-        if self.mio_armed.load(Ordering::Relaxed) && self.mio_armed.swap(false, Ordering::AcqRel)
-        {
+        if self.mio_armed.load(Ordering::Relaxed) && self.mio_armed.swap(false, Ordering::AcqRel) {
             if let Ok(g) = self.mio.lock() {
                 if let Some(p) = g.as_ref() {
                     // A full pipe already says "readable": nothing is lost.

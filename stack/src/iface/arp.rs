@@ -54,7 +54,7 @@ impl Stack {
                 }
             }
         }
-        if for_us && repr.operation == Operation::Request {
+        if for_us && repr.operation == Operation::Request && self.ifaces[i].answer_arp {
             let reply = ArpRepr {
                 operation: Operation::Reply,
                 source_hardware_addr: self.ifaces[i].mac,

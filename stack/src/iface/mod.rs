@@ -34,6 +34,10 @@ pub struct InterfaceConfig {
     pub vlan: Option<u16>,
     /// Use an MTU below the device's (`None`: the device's).
     pub mtu: Option<usize>,
+    /// Answer ARP requests for our addresses and announce them (gratuitous ARP) at
+    /// start. Shards of one host share its addresses and all see every ARP frame (to
+    /// learn their neighbours), so only one of them speaks for the host.
+    pub answer_arp: bool,
 }
 
 impl InterfaceConfig {
@@ -44,6 +48,7 @@ impl InterfaceConfig {
             addrs: alloc::vec![addr],
             vlan: None,
             mtu: None,
+            answer_arp: true,
         }
     }
 }
@@ -64,6 +69,7 @@ pub struct Interface {
     pub(crate) mtu: Option<usize>,
     pub(crate) neighbors: NeighborCache<PendingPacket>,
     pub(crate) announced: bool,
+    pub(crate) answer_arp: bool,
 }
 
 impl Interface {
@@ -74,7 +80,9 @@ impl Interface {
             vlan: config.vlan,
             mtu: config.mtu,
             neighbors: NeighborCache::new(neighbor, seed),
-            announced: false,
+            // A stack that does not speak for the addresses has nothing to announce.
+            announced: !config.answer_arp,
+            answer_arp: config.answer_arp,
         }
     }
 
