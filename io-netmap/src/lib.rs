@@ -1,11 +1,48 @@
 //! rumpnet's netmap backend.
 //!
-//! It will exchange frames with a NIC (or a VALE port) through netmap's shared-memory
-//! rings (via `netmap_sys`), one ring pair per shard, behind the
-//! [`rumpnet_stack::device::Device`] trait. Its ring protocol is to be tested against an
-//! in-memory netmap layout, and on real NICs where the netmap module is loaded.
+//! netmap maps a NIC's rings (or a VALE switch port's, or a netmap pipe's) into the
+//! process: frames are received by reading slots of a shared ring in place and sent by
+//! writing buffer indices into slots, with one `ioctl` per batch. This crate puts such a
+//! port behind [`rumpnet_stack::device::Device`], zero-copy in both directions: an RX
+//! frame *is* the slot's buffer, a TX frame's buffer is swapped into the slot
+//! (`NS_BUF_CHANGED`). See [`port`] for the ownership protocol and `docs/NETMAP.md` for
+//! running it.
 //!
-//! The crate is an empty shell until the netmap issue lands; the `netmap` feature
-//! compiles but links nothing yet.
+//! The ring logic is separated from the kernel by the [`Kernel`] trait, so the tests run
+//! the very same code against a simulated kernel over a memory block laid out exactly as
+//! netmap lays out its mapping (this machine, like CI, has no netmap module).
+//!
+//! Without the `netmap` feature only the port-name parser ([`PortSpec`]) and the error
+//! type are compiled.
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
+
+mod error;
+pub mod name;
+
+pub use error::NetmapError;
+pub use name::{NameError, PortKind, PortSpec, RingMode};
+
+#[cfg(feature = "netmap")]
+#[allow(unsafe_code)]
+pub mod abi;
+#[cfg(feature = "netmap")]
+#[allow(unsafe_code)]
+pub mod port;
+#[cfg(feature = "netmap")]
+#[allow(unsafe_code)]
+pub mod region;
+#[cfg(feature = "netmap")]
+#[allow(unsafe_code)]
+mod sys;
+
+#[cfg(all(test, feature = "netmap"))]
+#[allow(unsafe_code)]
+mod sim;
+#[cfg(all(test, feature = "netmap"))]
+mod tests;
+
+#[cfg(feature = "netmap")]
+pub use port::{Kernel, NetmapFrame, NetmapPort, NetmapStats};
+#[cfg(feature = "netmap")]
+pub use sys::{open, open_at, FdKernel, NetmapDevice, OpenOptions, DEV_NETMAP};
