@@ -16,7 +16,8 @@ PACKAGES=(
     pkg-config     # how io-dpdk's build.rs finds libdpdk
     libdpdk-dev    # the `dpdk` feature of rumpnet-io-dpdk
     dpdk-dev       # DPDK tools and headers used by the DPDK backend tests
-    libhwloc-dev   # core/NUMA topology for pinning shards
+    libhwloc-dev   # core/NUMA topology for pinning shards (the `hwloc` feature)
+    libudev-dev    # hwloc's private link dependency (hwlocality links with `pkg-config --static`)
     ethtool        # offload settings of TAP/veth devices in the tests
     python3        # helper scripts
     iputils-ping   # `ping` from inside the netns in the TAP tests

@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::limits;
 use crate::machine::{self, Machine};
 use crate::systems::linux::{self, LinuxNet};
-use crate::systems::{rumpnet, smoltcp, BenchError, Placement, Sample, System, Transport};
+use crate::systems::{rumpnet, smoltcp, tap, BenchError, Placement, Sample, System, Transport};
 use crate::workload::{Kind, Spec};
 
 /// The four workloads of the issue.
@@ -83,6 +83,8 @@ pub struct Options {
     pub large_mtu: usize,
     /// Also run Linux over a veth pair between two namespaces (root only).
     pub veth: bool,
+    /// Also run rumpnet on a TAP device against a Linux client (root only).
+    pub tap: bool,
     /// Show a progress bar (on stderr, when it is a terminal).
     pub progress: bool,
 }
@@ -108,6 +110,7 @@ impl Options {
             mtu: 1500,
             large_mtu: 65535,
             veth: true,
+            tap: true,
             progress: true,
         }
     }
@@ -159,6 +162,8 @@ impl Case {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Runner {
     Rumpnet(Spec),
+    /// rumpnet on a TAP, a Linux client on the other side.
+    RumpnetTap(Spec),
     /// A timed workload over the `i`th Linux network.
     Linux(Spec, usize),
     Smoltcp(Spec),
@@ -307,6 +312,7 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
         notes.push("one core only: cross-core placement skipped".to_owned());
     }
     let same_core = placements.contains(&Placement::SameCore);
+    let tap = opts.tap && machine::is_root();
     for &w in &opts.workloads {
         let Some(kind) = w.kind() else {
             // conns: same-core only (one thread opens both ends).
@@ -412,6 +418,19 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
                             Runner::Rumpnet(spec),
                         ));
                     }
+                    // Over TAP at our MTU only: the kernel cuts and merges large
+                    // segments itself (TSO/GSO through the virtio-net header).
+                    if tap && mtu == opts.mtu {
+                        for &p in &placements {
+                            cases.push(case(
+                                System::Rumpnet,
+                                p,
+                                Transport::Tap,
+                                Some(mtu),
+                                Runner::RumpnetTap(spec),
+                            ));
+                        }
+                    }
                 }
                 if has(System::Smoltcp) && same_core {
                     cases.push(case(
@@ -449,11 +468,13 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
                 .to_owned(),
         );
     }
-    notes.push(
-        "rumpnet over TAP against a Linux client is not part of this run yet: \
-         scripts/tap-bench.sh measures it (docs/BENCHMARKS.md)"
-            .to_owned(),
-    );
+    if has(System::Rumpnet) && opts.tap && !tap {
+        notes.push(
+            "not root: rumpnet over TAP against a Linux client skipped (it needs a network \
+             namespace and /dev/net/tun)"
+                .to_owned(),
+        );
+    }
     cases
 }
 
@@ -467,6 +488,7 @@ fn lo_mtu() -> Option<usize> {
 fn run_case(case: &Case, opts: &Options, linux: &LinuxNets) -> Result<Sample, BenchError> {
     match case.run {
         Runner::Rumpnet(spec) => rumpnet::run(&spec, case.placement, case.mtu.unwrap_or(opts.mtu)),
+        Runner::RumpnetTap(spec) => tap::run(&spec, case.placement, case.mtu.unwrap_or(opts.mtu)),
         Runner::Linux(spec, i) => linux::run(&spec, case.placement, &linux.nets[i]),
         Runner::Smoltcp(spec) => smoltcp::run(&spec, case.mtu.unwrap_or(opts.mtu)),
         Runner::Memcpy => Ok(limits::memcpy(opts.duration)),

@@ -78,6 +78,10 @@ pub struct RuntimeConfig {
     pub pin: bool,
     /// Restrict placement to these CPUs (`None`: all the process may use).
     pub cpus: Option<Vec<usize>>,
+    /// The NUMA node of the device, when the backend knows it: cores on that node are
+    /// used first (`topology::pci_numa_node`, `netdev_numa_node`, or DPDK's
+    /// `rte_eth_dev_socket_id`).
+    pub numa_node: Option<usize>,
     /// Seed of the shards' randomness (`None`: from the OS). Tests use a seed.
     pub seed: Option<u64>,
     /// How long shutdown waits for connections to finish closing.
@@ -101,6 +105,7 @@ impl RuntimeConfig {
             idle: IdlePolicy::default(),
             pin: true,
             cpus: None,
+            numa_node: None,
             seed: None,
             drain_timeout: Duration::from_secs(2),
             stats_interval: Duration::from_millis(50),
@@ -598,27 +603,14 @@ where
 
 /// CPUs for the threads, from the topology and the configuration.
 fn place(config: &RuntimeConfig, shards: usize, io: usize) -> Placement {
-    let mut topo = Topology::detect();
-    if let Some(cpus) = &config.cpus {
-        let restricted = topo.restrict(cpus);
-        if restricted.cpus.is_empty() {
-            tracing::warn!("none of the configured cpus {cpus:?} is usable; using all");
-        } else {
-            topo = restricted;
-        }
-    }
-    if !config.pin {
-        return Placement::unpinned(shards, io, topo);
-    }
-    let p = topo.place(shards, io);
-    if p.shared {
-        tracing::warn!(
-            "{} runtime threads on {} cpus: threads share cpus",
-            shards + io,
-            topo.cpus.len()
-        );
-    }
-    p
+    Placement::plan(
+        Topology::detect(),
+        shards,
+        io,
+        config.cpus.as_deref(),
+        config.pin,
+        config.numa_node,
+    )
 }
 
 /// Randomness for shard `i`: from the configured seed, or from the OS (std's

@@ -7,11 +7,22 @@
 //! a cpuset stays inside it. Where sysfs is missing (not Linux, a restricted container),
 //! the mask alone is used, without core, node or cache information. Pinning that fails
 //! is logged and the thread runs unpinned: a runtime never fails for want of a CPU.
-//! (hwloc is not used: sysfs gives what placement needs on Linux, without a C library.)
+//!
+//! With the `hwloc` cargo feature the topology comes from the system's libhwloc
+//! ([`Topology::from_hwloc`]), falling back to sysfs and then to the mask when hwloc
+//! fails; without it sysfs gives what placement needs on Linux, without a C library.
+//! Where the backend knows its device's NUMA node ([`pci_numa_node`],
+//! [`netdev_numa_node`]), [`Topology::place_near`] puts the threads on that node's cores
+//! first, so frames are processed next to the memory the device writes them to.
 
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+#[cfg(feature = "hwloc")]
+mod hwloc;
+#[cfg(feature = "hwloc")]
+pub use hwloc::HwlocError;
 
 /// Where the topology came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +31,8 @@ pub enum TopologySource {
     Sysfs,
     /// The affinity mask only (no core, node or cache information).
     AffinityMask,
+    /// libhwloc (the `hwloc` feature).
+    Hwloc,
 }
 
 /// The kind of a CPU cache.
@@ -60,7 +73,7 @@ pub struct Cpu {
 }
 
 impl Cpu {
-    fn bare(id: usize) -> Cpu {
+    pub(crate) fn bare(id: usize) -> Cpu {
         Cpu {
             id,
             core: None,
@@ -86,10 +99,18 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// The machine's topology, restricted to the calling thread's affinity mask.
+    /// The machine's topology, restricted to the calling thread's affinity mask (so
+    /// call it from a thread that is not pinned yet): from hwloc with the `hwloc`
+    /// feature, else (or when hwloc fails) from sysfs, else the mask alone.
     pub fn detect() -> Topology {
         let allowed: Option<Vec<usize>> =
             core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|c| c.id).collect());
+        #[cfg(feature = "hwloc")]
+        match Topology::from_hwloc(allowed.as_deref()) {
+            Ok(t) if !t.cpus.is_empty() => return t,
+            Ok(_) => tracing::warn!("hwloc shows none of the allowed cpus; reading /sys"),
+            Err(e) => tracing::warn!("{e}; reading /sys"),
+        }
         match Topology::from_sysfs(Path::new("/sys/devices/system"), allowed.as_deref()) {
             Ok(t) if !t.cpus.is_empty() => t,
             _ => {
@@ -169,28 +190,52 @@ impl Topology {
     /// hardware thread of every physical core before any second thread of a core, so
     /// shards do not share a core while whole cores are free.
     pub fn placement_order(&self) -> Vec<usize> {
-        let mut keyed: Vec<(usize, usize, usize, usize)> = self
+        self.placement_order_near(None)
+    }
+
+    /// [`placement_order`](Self::placement_order) with node `near`'s CPUs first (when
+    /// given), the other nodes after them in their usual order.
+    pub fn placement_order_near(&self, near: Option<usize>) -> Vec<usize> {
+        let mut keyed: Vec<(bool, usize, usize, usize, usize)> = self
             .cpus
             .iter()
             .map(|c| {
                 let rank = c.siblings.iter().filter(|&&s| s < c.id).count();
-                (c.node.unwrap_or(0), rank, c.package.unwrap_or(0), c.id)
+                let far = near.is_some() && c.node != near;
+                (far, c.node.unwrap_or(0), rank, c.package.unwrap_or(0), c.id)
             })
             .collect();
         keyed.sort_unstable();
-        keyed.into_iter().map(|k| k.3).collect()
+        keyed.into_iter().map(|k| k.4).collect()
     }
 
     /// CPUs for `shards` shards and then `io` I/O threads, in
     /// [`placement_order`](Self::placement_order), wrapping around (threads then share
     /// CPUs) when there are more threads than CPUs.
     pub fn place(&self, shards: usize, io: usize) -> Placement {
-        let order = self.placement_order();
+        self.place_near(shards, io, None)
+    }
+
+    /// Like [`place`](Self::place), but on NUMA node `node`'s CPUs first: the node of
+    /// the device the threads serve, whose memory its DMA writes frames to. Threads that
+    /// do not fit on the node go to the other nodes (spilling beats sharing a CPU). A
+    /// node with none of our CPUs (unknown, or outside the mask) is warned about and
+    /// ignored; [`Placement::near`] says whether the preference applied.
+    pub fn place_near(&self, shards: usize, io: usize, node: Option<usize>) -> Placement {
+        let near = node.filter(|&n| {
+            let known = self.cpus.iter().any(|c| c.node == Some(n));
+            if !known {
+                tracing::warn!("none of the usable cpus is on NUMA node {n}; placing as usual");
+            }
+            known
+        });
+        let order = self.placement_order_near(near);
         let pick = |i: usize| (!order.is_empty()).then(|| order[i % order.len()]);
         Placement {
             shards: (0..shards).map(pick).collect(),
             io: (shards..shards + io).map(pick).collect(),
             shared: shards + io > order.len(),
+            near,
             topology: self.clone(),
         }
     }
@@ -203,6 +248,8 @@ pub struct Placement {
     pub io: Vec<Option<usize>>,
     /// More threads than CPUs: some share one.
     pub shared: bool,
+    /// The NUMA node whose CPUs were taken first (a preference that applied).
+    pub near: Option<usize>,
     pub topology: Topology,
 }
 
@@ -213,8 +260,43 @@ impl Placement {
             shards: vec![None; shards],
             io: vec![None; io],
             shared: false,
+            near: None,
             topology,
         }
+    }
+
+    /// What a runtime does with its configuration: the detected topology restricted
+    /// to `cpus` (ignored, with a warning, when none of them is usable), no pinning
+    /// unless `pin`, and the threads near NUMA node `node` when given.
+    pub fn plan(
+        topology: Topology,
+        shards: usize,
+        io: usize,
+        cpus: Option<&[usize]>,
+        pin: bool,
+        node: Option<usize>,
+    ) -> Placement {
+        let mut topo = topology;
+        if let Some(cpus) = cpus {
+            let restricted = topo.restrict(cpus);
+            if restricted.cpus.is_empty() {
+                tracing::warn!("none of the configured cpus {cpus:?} is usable; using all");
+            } else {
+                topo = restricted;
+            }
+        }
+        if !pin {
+            return Placement::unpinned(shards, io, topo);
+        }
+        let p = topo.place_near(shards, io, node);
+        if p.shared {
+            tracing::warn!(
+                "{} runtime threads on {} cpus: threads share cpus",
+                shards + io,
+                topo.cpus.len()
+            );
+        }
+        p
     }
 
     fn describe(
@@ -254,11 +336,18 @@ impl Placement {
 impl fmt::Display for Placement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<usize> = self.topology.cpus.iter().map(|c| c.id).collect();
+        write!(
+            f,
+            "placement over cpus {} ({:?})",
+            format_cpu_list(&ids),
+            self.topology.source
+        )?;
+        if let Some(n) = self.near {
+            write!(f, ", near node {n}")?;
+        }
         writeln!(
             f,
-            "placement over cpus {} ({:?}){}:",
-            format_cpu_list(&ids),
-            self.topology.source,
+            "{}:",
             if self.shared {
                 ", threads share cpus"
             } else {
@@ -283,6 +372,31 @@ pub fn pin_current(cpu: usize, what: &str) -> bool {
         tracing::warn!("{what}: could not pin to cpu {cpu}; running unpinned");
     }
     ok
+}
+
+/// The NUMA node of PCI device `addr` (`0000:3b:00.0`) as Linux reports it under
+/// `sys` (normally `/sys`): `None` when unknown (no such device, `-1`: no NUMA, or an
+/// address that is not a plain name).
+pub fn pci_numa_node(sys: &Path, addr: &str) -> Option<usize> {
+    plain_name(addr)?;
+    read_node(&sys.join("bus/pci/devices").join(addr).join("numa_node"))
+}
+
+/// The NUMA node of network interface `ifname`'s device (`None` for virtual devices
+/// such as TAP, and when unknown).
+pub fn netdev_numa_node(sys: &Path, ifname: &str) -> Option<usize> {
+    plain_name(ifname)?;
+    read_node(&sys.join("class/net").join(ifname).join("device/numa_node"))
+}
+
+/// A name that stays one path component (user input joined to a sysfs path).
+fn plain_name(s: &str) -> Option<()> {
+    (!s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])).then_some(())
+}
+
+/// A `numa_node` file: a node number, or `-1` for none.
+fn read_node(p: &Path) -> Option<usize> {
+    fs::read_to_string(p).ok()?.trim().parse().ok()
 }
 
 /// Parse a Linux CPU list (`0-3,8,10-11`); `None` if malformed. An empty string is an
@@ -501,6 +615,86 @@ mod tests {
         assert_eq!(p.shards, [Some(2), Some(6), Some(2)]);
         assert_eq!(p.io, [Some(6)]);
         assert!(p.shared);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn places_near_the_devices_node_first() {
+        let root = fake_sysfs();
+        let t = Topology::from_sysfs(&root, None).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        // Node 1's cores, its second threads, then node 0 as usual.
+        assert_eq!(t.placement_order_near(Some(1)), [2, 3, 6, 7, 0, 1, 4, 5]);
+        assert_eq!(t.placement_order_near(Some(0)), t.placement_order());
+        let p = t.place_near(3, 1, Some(1));
+        assert_eq!(p.shards, [Some(2), Some(3), Some(6)]);
+        assert_eq!(p.io, [Some(7)]);
+        assert_eq!(p.near, Some(1));
+        assert!(p.to_string().contains("near node 1:"), "{p}");
+        // More threads than the node has spill over to the other node, not onto
+        // the node's CPUs a second time.
+        let p = t.place_near(5, 1, Some(1));
+        assert_eq!(p.shards, [Some(2), Some(3), Some(6), Some(7), Some(0)]);
+        assert_eq!(p.io, [Some(1)]);
+        assert!(!p.shared);
+        // A node we have no CPU on is ignored.
+        let p = t.place_near(2, 0, Some(7));
+        assert_eq!((p.near, &p.shards[..]), (None, &[Some(0), Some(1)][..]));
+        // Under a mask that leaves node 1 out, the preference cannot apply.
+        let masked = t.restrict(&[0, 4]);
+        let p = masked.place_near(1, 0, Some(1));
+        assert_eq!((p.near, &p.shards[..]), (None, &[Some(0)][..]));
+        // A topology without node information knows no node.
+        assert_eq!(
+            Topology::from_ids(&[0, 1]).place_near(1, 0, Some(0)).near,
+            None
+        );
+    }
+
+    #[test]
+    fn plan_applies_the_configuration() {
+        let root = fake_sysfs();
+        let t = Topology::from_sysfs(&root, None).unwrap();
+        fs::remove_dir_all(&root).unwrap();
+        let p = Placement::plan(t.clone(), 2, 1, Some(&[0, 2, 6]), true, Some(1));
+        assert_eq!(
+            (&p.shards[..], &p.io[..]),
+            (&[Some(2), Some(6)][..], &[Some(0)][..])
+        );
+        assert_eq!(p.topology.cpus.len(), 3);
+        // None of the listed CPUs usable: all of them are used.
+        let p = Placement::plan(t.clone(), 1, 0, Some(&[99]), true, None);
+        assert_eq!((p.topology.cpus.len(), &p.shards[..]), (8, &[Some(0)][..]));
+        let p = Placement::plan(t, 2, 1, None, false, Some(1));
+        assert_eq!(
+            (&p.shards[..], &p.io[..], p.near),
+            (&[None, None][..], &[None][..], None)
+        );
+    }
+
+    #[test]
+    fn device_numa_nodes() {
+        let root = std::env::temp_dir().join(format!("rumpnet-numa-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let w = |p: PathBuf, s: &str| {
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, s).unwrap();
+        };
+        w(root.join("bus/pci/devices/0000:3b:00.0/numa_node"), "1\n");
+        w(root.join("bus/pci/devices/0000:00:03.0/numa_node"), "-1\n");
+        w(root.join("class/net/eth0/device/numa_node"), "0\n");
+        fs::create_dir_all(root.join("class/net/tap0")).unwrap();
+        assert_eq!(pci_numa_node(&root, "0000:3b:00.0"), Some(1));
+        assert_eq!(pci_numa_node(&root, "0000:00:03.0"), None);
+        assert_eq!(pci_numa_node(&root, "0000:99:00.0"), None);
+        assert_eq!(
+            pci_numa_node(&root, "../../bus/pci/devices/0000:3b:00.0"),
+            None
+        );
+        assert_eq!(pci_numa_node(&root, ".."), None);
+        assert_eq!(netdev_numa_node(&root, "eth0"), Some(0));
+        assert_eq!(netdev_numa_node(&root, "tap0"), None);
+        assert_eq!(netdev_numa_node(&root, ""), None);
         fs::remove_dir_all(&root).unwrap();
     }
 

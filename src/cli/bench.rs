@@ -93,6 +93,9 @@ pub struct BenchArgs {
     /// Skip Linux over a veth pair (run as root only).
     #[arg(long)]
     pub no_veth: bool,
+    /// Skip rumpnet on a TAP device against a Linux client (run as root only).
+    #[arg(long)]
+    pub no_tap: bool,
     /// Write every figure as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -178,6 +181,7 @@ impl BenchArgs {
         o.mtu = self.mtu as usize;
         o.large_mtu = self.large_mtu as usize;
         o.veth &= !self.no_veth;
+        o.tap &= !self.no_tap;
         o.progress = !self.no_progress;
         o
     }

@@ -202,7 +202,7 @@ impl LinuxNet {
 
 /// One side's kernel sockets. A connection is an index into `conns`.
 #[derive(Debug)]
-struct LinuxSockets {
+pub(crate) struct LinuxSockets {
     server: SocketAddr,
     listener: Option<TcpListener>,
     conns: Vec<Option<TcpStream>>,
@@ -214,7 +214,11 @@ struct LinuxSockets {
 }
 
 impl LinuxSockets {
-    fn new(server: SocketAddr, listener: Option<TcpListener>, spec: &Spec) -> LinuxSockets {
+    pub(crate) fn new(
+        server: SocketAddr,
+        listener: Option<TcpListener>,
+        spec: &Spec,
+    ) -> LinuxSockets {
         LinuxSockets {
             server,
             listener,
@@ -254,9 +258,14 @@ impl LinuxSockets {
             .ok_or_else(|| io::Error::other("no such connection"))
     }
 
+    /// One connection at a time: the sockets block (the kernel sleeps the thread).
+    pub(crate) fn is_blocking(&self) -> bool {
+        self.blocking
+    }
+
     /// Sleep in poll(2) until a socket is ready (or 10 ms pass).
     #[allow(unsafe_code)]
-    fn wait(&mut self) {
+    pub(crate) fn wait(&mut self) {
         let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.conns.len() + 1);
         if let Some(l) = &self.listener {
             fds.push(libc::pollfd {

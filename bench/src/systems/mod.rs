@@ -6,6 +6,7 @@
 pub mod linux;
 pub mod rumpnet;
 pub mod smoltcp;
+pub mod tap;
 
 use std::fmt;
 use std::io;

@@ -17,11 +17,11 @@
 //! more crates, and it asks pkg-config for static link flags, so hwloc's private
 //! dependency libudev must be installed as a development package (`libudev-dev`).
 
+use hwlocality::errors::{FlagsError, HybridError, RawHwlocError};
 use hwlocality::object::attributes::ObjectAttributes;
 use hwlocality::object::types::{CacheType, ObjectType};
 use hwlocality::object::TopologyObject;
 use hwlocality::topology::builder::{BuildFlags, StringInputError, TypeFilter};
-use hwlocality::errors::{FlagsError, HybridError, RawHwlocError};
 
 use super::{Cache, CacheKind, Cpu, Topology, TopologySource};
 
@@ -119,7 +119,8 @@ fn convert(hw: &hwlocality::Topology, allowed: Option<&[usize]>) -> Topology {
             }
             cpu.caches = pu.ancestors().filter_map(cache_of).collect();
             // sysfs lists a level's data cache before its instruction cache.
-            cpu.caches.sort_by_key(|c| (c.level, c.kind != CacheKind::Data));
+            cpu.caches
+                .sort_by_key(|c| (c.level, c.kind != CacheKind::Data));
             Some(cpu)
         })
         .collect();
@@ -162,8 +163,7 @@ mod tests {
     fn agrees_with_sysfs_on_this_machine() {
         let mask: Option<Vec<usize>> =
             core_affinity::get_core_ids().map(|ids| ids.into_iter().map(|c| c.id).collect());
-        let sys = match Topology::from_sysfs(Path::new("/sys/devices/system"), mask.as_deref())
-        {
+        let sys = match Topology::from_sysfs(Path::new("/sys/devices/system"), mask.as_deref()) {
             Ok(t) if !t.cpus.is_empty() => t,
             other => {
                 assert!(
@@ -196,7 +196,7 @@ mod tests {
     #[test]
     fn converts_a_synthetic_two_node_machine() {
         let t = Topology::from_hwloc_synthetic(
-            "pack:2 [numa] l3:1(size=32M) l2:2(size=1M) l1d:1(size=48K) core:1 pu:2",
+            "pack:2 [numa] l3:1(size=32MiB) l2:2(size=1MiB) l1d:1(size=48KiB) core:1 pu:2",
             None,
         )
         .expect("synthetic topology");
@@ -214,7 +214,10 @@ mod tests {
             ]
         );
         let llc = c5.last_level_cache().unwrap();
-        assert_eq!((llc.size, &llc.shared_with[..]), (Some(32 << 20), &[4, 5, 6, 7][..]));
+        assert_eq!(
+            (llc.size, &llc.shared_with[..]),
+            (Some(32 << 20), &[4, 5, 6, 7][..])
+        );
         assert_eq!(c5.caches[1].shared_with, [4, 5]);
         // Node 0's cores, its second threads, then node 1; or node 1 first when asked.
         assert_eq!(t.placement_order(), [0, 2, 1, 3, 4, 6, 5, 7]);
