@@ -22,8 +22,11 @@ use rumpnet::runtime::{Mode, Queue, Runtime, RuntimeConfig};
 use rumpnet::servers::{ServerPorts, ShardServers};
 use rumpnet::wire::EthernetAddress;
 
+/// A response: status line, headers, body.
+type Response = (String, Vec<(String, String)>, Vec<u8>);
+
 /// The client: plain std-style code.
-fn get(host: &str, path: &str) -> io::Result<(String, Vec<(String, String)>, Vec<u8>)> {
+fn get(host: &str, path: &str) -> io::Result<Response> {
     let mut stream = TcpStream::connect(host)?;
     stream.set_nodelay(true)?;
     write!(
