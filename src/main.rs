@@ -138,7 +138,7 @@ fn info(out: &mut impl Write) -> io::Result<()> {
 #[cfg(feature = "dpdk")]
 fn dpdk_status() -> String {
     format!(
-        "linked against {}, backend not yet implemented",
+        "linked against {}; `serve`/`connect --backend dpdk` (one queue pair, see docs/DPDK.md)",
         rumpnet::dpdk::dpdk_version()
     )
 }

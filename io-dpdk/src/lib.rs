@@ -1,26 +1,58 @@
 //! rumpnet's DPDK backend.
 //!
-//! It will drive NIC queues through the system DPDK (libdpdk, found with pkg-config, plus
-//! a small C shim for DPDK's static-inline burst and mbuf functions), handing mbufs to the
-//! stack zero-copy behind the [`rumpnet_stack::device::Device`] trait. DPDK virtual devices
-//! (net_memif between two processes, net_af_packet on a veth, net_tap) make it testable
-//! without a DPDK-capable NIC.
+//! It drives NIC queues through the system DPDK (libdpdk, found with pkg-config) and hands
+//! mbufs to the stack zero-copy behind the [`rumpnet_stack::device::Device`] trait: the
+//! stack parses a received mbuf in place and prepends headers into a transmit mbuf's
+//! headroom. DPDK virtual devices (net_memif between two processes, net_af_packet or
+//! net_af_xdp on a veth, net_tap, net_ring, net_null) make it testable without a
+//! DPDK-capable NIC.
 //!
-//! Today the crate only links libdpdk behind the `dpdk` cargo feature and reports its
-//! version; without the feature it is empty, so the workspace builds with cargo alone.
+//! Two layers:
+//! - [`sys`]: the raw FFI. DPDK's fast path is `static inline` in its headers, so a small
+//!   C shim (`shim/shim.c`, compiled by build.rs with `pkg-config --cflags libdpdk`)
+//!   exports wrappers, called once per burst; it also exports the mbuf field offsets
+//!   (`offsetof`), so no DPDK struct is mirrored by hand here.
+//! - The safe layer: [`Eal`] (started once per process from arguments), [`Mempool`],
+//!   [`PortBuilder`] → [`Port`] (link, statistics), and per queue an [`RxQueue`] /
+//!   [`TxQueue`] pair ([`QueuePair`], the stack's `Device`) owned by one core, moving
+//!   [`Mbuf`]s whose `Drop` returns them to their pool.
+//!
+//! Without the `dpdk` cargo feature the crate is empty, so the workspace builds with
+//! cargo alone.
 // Only the FFI calls into libdpdk opt back in, each with a `// SAFETY:` comment.
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
 #[cfg(feature = "dpdk")]
-mod ffi {
-    use core::ffi::c_char;
+mod eal;
+#[cfg(feature = "dpdk")]
+mod error;
+#[cfg(feature = "dpdk")]
+mod mbuf;
+#[cfg(feature = "dpdk")]
+mod mempool;
+#[cfg(feature = "dpdk")]
+mod port;
+#[cfg(feature = "dpdk")]
+pub mod sys;
 
-    #[link(name = "rte_eal")]
-    extern "C" {
-        /// `const char *rte_version(void)` from `rte_version.h`, exported by librte_eal.
-        pub fn rte_version() -> *const c_char;
-    }
+#[cfg(feature = "dpdk")]
+pub use eal::Eal;
+#[cfg(feature = "dpdk")]
+pub use error::{strerror, DpdkError};
+#[cfg(feature = "dpdk")]
+pub use mbuf::Mbuf;
+#[cfg(feature = "dpdk")]
+pub use mempool::Mempool;
+#[cfg(feature = "dpdk")]
+pub use port::{
+    Link, Port, PortBuilder, PortRef, PortStats, QueuePair, RxQueue, TxQueue, MAX_BURST,
+};
+
+/// Headroom DPDK leaves in front of a fresh mbuf's data (`RTE_PKTMBUF_HEADROOM`).
+#[cfg(feature = "dpdk")]
+pub fn mbuf_headroom() -> usize {
+    mbuf::layout().headroom as usize
 }
 
 /// The version string of the libdpdk this crate is linked against, such as
@@ -41,26 +73,11 @@ pub fn dpdk_version() -> String {
             // never rewritten after the first call; we copy it out at once. The OnceLock
             // guarantees this crate calls it only once, so it cannot race with itself.
             #[allow(unsafe_code)]
-            let s = unsafe { CStr::from_ptr(ffi::rte_version()) };
+            let s = unsafe { CStr::from_ptr(sys::rte_version()) };
             s.to_string_lossy().into_owned()
         })
         .clone()
 }
 
 #[cfg(all(test, feature = "dpdk"))]
-mod tests {
-    use super::dpdk_version;
-
-    #[test]
-    fn version_comes_from_linked_libdpdk() {
-        let v = dpdk_version();
-        assert!(v.starts_with("DPDK "), "unexpected rte_version(): {v:?}");
-        // The string the library reports agrees with what pkg-config found at build time.
-        let pkg = env!("RUMPNET_DPDK_PKG_VERSION");
-        assert!(
-            v.contains(pkg),
-            "rte_version() {v:?} does not mention pkg-config version {pkg}"
-        );
-        assert_eq!(v, dpdk_version(), "second call returns the cached string");
-    }
-}
+mod tests;
