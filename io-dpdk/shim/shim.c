@@ -126,6 +126,12 @@ void rn_free(struct rte_mbuf *m)
 	rte_pktmbuf_free(m);
 }
 
+/* A copy of m (data and metadata) in a new mbuf from m's own pool; NULL if none is free. */
+struct rte_mbuf *rn_copy(const struct rte_mbuf *m)
+{
+	return rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
+}
+
 /* ------------------------------------------------------------------ mempool */
 
 struct rte_mempool *rn_pool_create(const char *name, unsigned int n, unsigned int cache,
@@ -142,6 +148,19 @@ unsigned int rn_pool_in_use(const struct rte_mempool *pool)
 unsigned int rn_pool_avail(const struct rte_mempool *pool)
 {
 	return rte_mempool_avail_count(pool);
+}
+
+/* The name of the pool's ops ("ring_mp_mc", ...): whether several threads may get and put
+ * at once depends on it. */
+const char *rn_pool_ops_name(const struct rte_mempool *pool)
+{
+	return rte_mempool_get_ops(pool->ops_index)->name;
+}
+
+/* The pool's single-producer / single-consumer flags, if any is set (0: none). */
+unsigned int rn_pool_single_thread_flags(const struct rte_mempool *pool)
+{
+	return pool->flags & (RTE_MEMPOOL_F_SP_PUT | RTE_MEMPOOL_F_SC_GET);
 }
 
 /* ------------------------------------------------------------------ ports */

@@ -275,6 +275,19 @@ impl Frame for Mbuf {
         }
     }
 
+    /// A copy in a new mbuf of the same pool (`rte_pktmbuf_copy`): how the runtime
+    /// hands a broadcast frame (ARP) to every shard.
+    #[allow(unsafe_code)]
+    fn try_clone(&self) -> Option<Mbuf> {
+        // SAFETY: self.ptr is a valid single-segment mbuf we own; rte_pktmbuf_copy only
+        // reads it and returns a new mbuf (or NULL) that nobody else owns, which from_raw
+        // then owns. Allocating from the pool is thread-safe (see `Send` above).
+        unsafe {
+            let p = sys::rn_copy(self.ptr.as_ptr());
+            NonNull::new(p).map(|p| Mbuf::from_raw(p))
+        }
+    }
+
     fn set_tx_offload(&mut self, o: TxOffload) {
         let l = layout();
         let mut flags = self.ol_flags() | l.tx_ipv4;

@@ -143,6 +143,7 @@ extern "C" {
     pub fn rn_alloc_bulk(pool: *mut RteMempool, pkts: *mut *mut RteMbuf, n: c_uint) -> c_int;
     pub fn rn_free_bulk(pkts: *mut *mut RteMbuf, n: c_uint);
     pub fn rn_free(m: *mut RteMbuf);
+    pub fn rn_copy(m: *const RteMbuf) -> *mut RteMbuf;
     pub fn rn_pool_create(
         name: *const c_char,
         n: c_uint,
@@ -152,6 +153,8 @@ extern "C" {
     ) -> *mut RteMempool;
     pub fn rn_pool_in_use(pool: *const RteMempool) -> c_uint;
     pub fn rn_pool_avail(pool: *const RteMempool) -> c_uint;
+    pub fn rn_pool_ops_name(pool: *const RteMempool) -> *const c_char;
+    pub fn rn_pool_single_thread_flags(pool: *const RteMempool) -> c_uint;
     pub fn rn_port_info(port: u16, out: *mut RnDevInfo) -> c_int;
     pub fn rn_port_configure(port: u16, conf: *const RnPortConf, en: *mut RnPortEnabled) -> c_int;
     pub fn rn_port_reta_spread(port: u16, reta_size: u16, nb_rxq: u16) -> c_int;

@@ -322,9 +322,8 @@ pub(crate) fn run<A: StackApp>(
     let cfg = DpdkConfig::from_table(table)?;
     if cfg.rx_queues > 1 || cfg.tx_queues > 1 || opts.cores.len() > 1 {
         return Err(format!(
-            "backend `dpdk`: one queue pair on one core for now ({} rx / {} tx queues and {} cores asked); \
-             multi-queue ports are configured by io-dpdk (RSS with the runtime's key) but the sharded \
-             runtime does not take DPDK frames yet",
+            "backend `dpdk`: {} rx / {} tx queues and {} cores asked of a single-stack run; \
+             `serve --cores A,B,..` runs one shard per queue pair",
             cfg.rx_queues,
             cfg.tx_queues,
             opts.cores.len()
@@ -335,6 +334,94 @@ pub(crate) fn run<A: StackApp>(
     let result = run_port(&eal, &cfg, opts, mtu, app, stop);
     // Hand the EAL's resources back when nothing of it is left (always, unless a pool
     // had to be leaked with mbufs out).
+    let _ = eal.cleanup();
+    result
+}
+
+/// `serve --cores A,B,..` on DPDK: one RX/TX queue pair per shard (RSS with the
+/// runtime's symmetric key, so the NIC and software RSS agree), each shard polling its
+/// own pair, run to completion; the shards are placed near the port's NUMA node.
+pub(crate) fn run_sharded(opts: &ServeOptions, table: &toml::Table) -> Result<String, String> {
+    let cfg = DpdkConfig::from_table(table)?;
+    let n = opts.cores.len();
+    let nq = u16::try_from(n).map_err(|_| format!("--cores: {n} CPUs is too many"))?;
+    if (cfg.rx_queues > 1 && cfg.rx_queues != nq) || (cfg.tx_queues > 1 && cfg.tx_queues != nq) {
+        return Err(format!(
+            "backend `dpdk`: rx-queues {} / tx-queues {} do not match the {n} shards of --cores \
+             (one queue pair per shard; leave them out)",
+            cfg.rx_queues, cfg.tx_queues
+        ));
+    }
+    let mtu = u16::try_from(opts.mtu).map_err(|_| format!("--mtu {} too large", opts.mtu))?;
+    // The shards are the runtime's threads, pinned by it (DPDK's burst calls need no
+    // lcore; mbufs then bypass the per-lcore mempool cache).
+    // Its main lcore may run on any CPU the process may use, so the runtime still sees
+    // them all when it places the shards.
+    let eal = Eal::init(cfg.eal_args(&[])?).map_err(|e| format!("dpdk: {e}"))?;
+    let result = (|| {
+        let pools = (0..n)
+            .map(|q| {
+                Mempool::create(
+                    &eal,
+                    &format!("rumpnet-q{q}"),
+                    cfg.mempool_size,
+                    cfg.mempool_cache,
+                    data_room(opts.mtu)?,
+                    Some(eal.socket_id()),
+                )
+                .map_err(|e| format!("dpdk: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let port = PortBuilder::new(cfg.port_ref())
+            .queues(nq, nq)
+            .rings(cfg.rx_ring, cfg.tx_ring)
+            .mtu(mtu)
+            .burst(cfg.burst)
+            .checksum_offload(opts.offloads)
+            .rss_key(&SYMMETRIC_KEY)
+            .promiscuous(cfg.promiscuous)
+            .start(&eal, &pools)
+            .map_err(|e| format!("dpdk: {e}"))?;
+        let link = if cfg.link_timeout_ms > 0 {
+            port.wait_link_up(Duration::from_millis(cfg.link_timeout_ms))
+        } else {
+            port.link()
+        }
+        .map_err(|e| format!("dpdk: {e}"))?;
+        let mut opts = opts.clone();
+        if cfg.mac_from_port {
+            opts.mac = EthernetAddress(port.mac().map_err(|e| format!("dpdk: {e}"))?);
+        }
+        let devs = (0..nq)
+            .map(|q| {
+                port.queue_pair(q)
+                    .map(|qp| DpdkDevice {
+                        qp,
+                        // The runtime's shard loop does the idling.
+                        idle: Idle::Busy,
+                        idle_polls: 0,
+                    })
+                    .map_err(|e| format!("dpdk: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "dpdk: {} on port {} {} (driver {}), link {link}, {n} queue pairs, offloads: {}",
+                rumpnet::dpdk::dpdk_version(),
+                port.id(),
+                port.name(),
+                port.driver(),
+                describe_offloads(&devs[0].qp.capabilities()),
+            );
+            let _ = out.flush();
+        }
+        let numa = usize::try_from(eal.socket_id()).ok();
+        let report = super::serve::run_sharded(&opts, devs, numa);
+        print_port_stats(&port);
+        report
+    })();
     let _ = eal.cleanup();
     result
 }

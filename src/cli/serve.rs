@@ -257,10 +257,21 @@ pub(crate) fn run_on_backend<A: StackApp>(
 
 /// Run `serve` until SIGINT/SIGTERM. Errors are one line for the user.
 pub fn run(opts: ServeOptions) -> Result<String, String> {
-    if !opts.cores.is_empty() {
+    let sharded = match &opts.backend {
+        Backend::Tap => !opts.cores.is_empty(),
+        // One CPU: the single-thread loop on that lcore.
+        _ => opts.cores.len() > 1,
+    };
+    if sharded {
         return match &opts.backend {
             Backend::Tap => run_sharded_tap(&opts),
-            _ => Err("--cores: sharded serving runs on the tap backend for now".into()),
+            #[cfg(feature = "dpdk")]
+            Backend::Dpdk(table) => super::dpdk::run_sharded(&opts, table),
+            _ => Err(
+                "--cores: sharded serving runs on the tap and dpdk backends (netmap: one port per \
+                 shard is not wired yet; run one `serve` per ring pair)"
+                    .into(),
+            ),
         };
     }
     let stop = stop_on_signals()?;
@@ -291,7 +302,6 @@ fn report(s: &ServerStats, counters: &str) -> String {
 /// the shard that owns its flow; replies leave from that shard's queue, and TUN then
 /// sends the flow's next frames to that queue.
 fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
-    let stop = stop_on_signals()?;
     let n = opts.cores.len();
     let tap_opts = TapOptions {
         mtu: Some(opts.mtu),
@@ -312,16 +322,9 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
         None => None,
     }
     .filter(|s| !s.is_none());
-    let capture = match &opts.pcap {
-        Some(p) => Some(Arc::new(
-            PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
-        )),
-        None => None,
-    };
-    let epoch = StdInstant::now();
     let mut devs = Vec::with_capacity(n);
     for (i, q) in queues.into_iter().enumerate() {
-        let dev = match spec {
+        devs.push(match spec {
             Some(mut spec) => {
                 // Each queue draws its own impairments, replayable from the seed.
                 spec.seed = spec.seed.wrapping_add(2 * i as u64);
@@ -330,15 +333,46 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
                 )
             }
             None => ShardTap::Plain(q),
-        };
-        let cap = capture.clone().unwrap_or_else(null_capture);
-        devs.push(Queue::new(CaptureDevice::with_epoch(dev, cap, epoch), 0));
+        });
     }
+    run_sharded(opts, devs, None)
+}
+
+/// `serve --cores A,B,..` on any backend: one shard per CPU, shard `i` polling
+/// `devs[i]` (one queue pair each, run to completion), the built-in servers on every
+/// shard through the on-shard API; `numa_node`: the device's, to place shards near it.
+/// Runs until SIGINT/SIGTERM; returns the report.
+pub(crate) fn run_sharded<D>(
+    opts: &ServeOptions,
+    devs: Vec<D>,
+    numa_node: Option<usize>,
+) -> Result<String, String>
+where
+    D: Device + Send + 'static,
+    D::Frame: Send + 'static,
+{
+    let stop = stop_on_signals()?;
+    let n = devs.len();
+    let capture = match &opts.pcap {
+        Some(p) => Some(Arc::new(
+            PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
+        )),
+        None => None,
+    };
+    let epoch = StdInstant::now();
+    let queues: Vec<_> = devs
+        .into_iter()
+        .map(|d| {
+            let cap = capture.clone().unwrap_or_else(null_capture);
+            Queue::new(CaptureDevice::with_epoch(d, cap, epoch), 0)
+        })
+        .collect();
     let mut iface = InterfaceConfig::new(opts.mac, opts.addr);
     iface.mtu = Some(opts.mtu);
     let mut config = RuntimeConfig::new(n, Mode::RunToCompletion, iface);
     config.gateway = opts.gateway;
     config.cpus = Some(opts.cores.clone());
+    config.numa_node = numa_node;
     config.idle = match opts.idle {
         Idle::Busy => RtIdle::BusyPoll,
         Idle::Wait => RtIdle::default(),
@@ -346,7 +380,7 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
     let started = Arc::new(AtomicUsize::new(0));
     let ports = opts.ports;
     let st = Arc::clone(&started);
-    let rt = Runtime::start(config, devs, move |_| {
+    let rt = Runtime::start(config, queues, move |_| {
         ShardServers::new(ports, Arc::clone(&st))
     })
     .map_err(|e| format!("runtime: {e}"))?;
@@ -363,8 +397,8 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "ready: rumpnet serving on tap {} at {} (mac {}{}){}; {n} shards ({placement})",
-            opts.tap,
+            "ready: rumpnet serving on {} at {} (mac {}{}){}; {n} shards ({placement})",
+            backend_label(opts),
             opts.addr,
             opts.mac,
             opts.host_addr
@@ -406,6 +440,23 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
         ));
     }
     Ok(report(&s, &counters))
+}
+
+/// What the stack is on, for the `ready` line.
+pub(crate) fn backend_label(opts: &ServeOptions) -> String {
+    let port = |t: &toml::Table| {
+        t.get("port")
+            .map(|p| match p {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .unwrap_or_else(|| "0".into())
+    };
+    match &opts.backend {
+        Backend::Tap => format!("tap {}", opts.tap),
+        Backend::Dpdk(t) => format!("dpdk port {}", port(t)),
+        Backend::Netmap(t) => format!("netmap port {}", port(t)),
+    }
 }
 
 /// A TAP queue with or without impairments, as one type for the runtime.
@@ -475,8 +526,8 @@ impl StackApp for ServeApp {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "ready: rumpnet serving on tap {} at {} (mac {}{}){}",
-            opts.tap,
+            "ready: rumpnet serving on {} at {} (mac {}{}){}",
+            backend_label(opts),
             opts.addr,
             opts.mac,
             opts.host_addr
