@@ -13,7 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::limits;
 use crate::machine::{self, Machine};
 use crate::systems::linux::{self, LinuxNet};
-use crate::systems::{rumpnet, smoltcp, tap, BenchError, Placement, Sample, System, Transport};
+use crate::systems::{
+    dpdk, rumpnet, smoltcp, tap, BenchError, Placement, Sample, System, Transport,
+};
 use crate::workload::{Kind, Spec};
 
 /// The four workloads of the issue.
@@ -164,6 +166,8 @@ enum Runner {
     Rumpnet(Spec),
     /// rumpnet on a TAP, a Linux client on the other side.
     RumpnetTap(Spec),
+    /// rumpnet ↔ rumpnet over DPDK's net_memif, two processes.
+    DpdkMemif(Spec),
     /// A timed workload over the `i`th Linux network.
     Linux(Spec, usize),
     Smoltcp(Spec),
@@ -171,6 +175,7 @@ enum Runner {
     PingPong,
     RumpnetConns,
     LinuxConns(usize),
+    SmoltcpConns,
 }
 
 /// The samples of one case, or why it failed.
@@ -313,6 +318,17 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
     }
     let same_core = placements.contains(&Placement::SameCore);
     let tap = opts.tap && machine::is_root();
+    // Over DPDK memif beside TAP: the `dpdk` feature, root, and the rumpnet binary
+    // (whose `bench-peer` runs each end in a process of its own).
+    let dpdk = match dpdk::available() {
+        Ok(_) => true,
+        Err(why) => {
+            if has(System::Rumpnet) {
+                notes.push(format!("rumpnet over DPDK memif skipped: {why}"));
+            }
+            false
+        }
+    };
     for &w in &opts.workloads {
         let Some(kind) = w.kind() else {
             // conns: same-core only (one thread opens both ends).
@@ -326,6 +342,26 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
                     transport: Transport::Mem,
                     mtu: Some(opts.mtu),
                     run: Runner::RumpnetConns,
+                });
+            }
+            if has(System::Smoltcp) {
+                let want = opts.conns.min(smoltcp::CONNS_MAX);
+                if want < opts.conns {
+                    notes.push(format!(
+                        "smoltcp conns: {want} connections, not {}: every poll of a smoltcp \
+                         interface visits every socket, so opening N costs O(N²)",
+                        opts.conns
+                    ));
+                }
+                cases.push(Case {
+                    workload: w,
+                    conns: want.max(1),
+                    msg: 1,
+                    system: System::Smoltcp,
+                    placement: Placement::SameCore,
+                    transport: Transport::Loopback,
+                    mtu: Some(opts.mtu),
+                    run: Runner::SmoltcpConns,
                 });
             }
             if let Some((i, net)) = linux
@@ -431,6 +467,17 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
                             ));
                         }
                     }
+                    if dpdk && mtu == opts.mtu {
+                        for &p in &placements {
+                            cases.push(case(
+                                System::Rumpnet,
+                                p,
+                                Transport::DpdkMemif,
+                                Some(mtu),
+                                Runner::DpdkMemif(spec),
+                            ));
+                        }
+                    }
                 }
                 if has(System::Smoltcp) && same_core {
                     cases.push(case(
@@ -489,12 +536,17 @@ fn run_case(case: &Case, opts: &Options, linux: &LinuxNets) -> Result<Sample, Be
     match case.run {
         Runner::Rumpnet(spec) => rumpnet::run(&spec, case.placement, case.mtu.unwrap_or(opts.mtu)),
         Runner::RumpnetTap(spec) => tap::run(&spec, case.placement, case.mtu.unwrap_or(opts.mtu)),
+        Runner::DpdkMemif(spec) => dpdk::run(&spec, case.placement, case.mtu.unwrap_or(opts.mtu)),
         Runner::Linux(spec, i) => linux::run(&spec, case.placement, &linux.nets[i]),
         Runner::Smoltcp(spec) => smoltcp::run(&spec, case.mtu.unwrap_or(opts.mtu)),
         Runner::Memcpy => Ok(limits::memcpy(opts.duration)),
         Runner::PingPong => limits::ping_pong(case.placement, opts.duration),
         Runner::RumpnetConns => {
             let r = rumpnet::conns(case.conns)?;
+            conns_sample(r.count, r.bytes_per_conn, r.open, r.answered)
+        }
+        Runner::SmoltcpConns => {
+            let r = smoltcp::conns(case.conns)?;
             conns_sample(r.count, r.bytes_per_conn, r.open, r.answered)
         }
         Runner::LinuxConns(i) => {

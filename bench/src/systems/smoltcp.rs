@@ -278,10 +278,160 @@ fn run_pinned(spec: &Spec, mtu: usize) -> Result<Sample, BenchError> {
     sample(spec, client.outcome(), &server.outcome(), cpu, wall)
 }
 
+/// Most idle connections smoltcp is asked to hold: every `Interface::poll` visits every
+/// socket, so opening N connections costs O(N²) socket visits; at 20,000 that is
+/// already tens of seconds on a small machine (10,000: a few).
+pub const CONNS_MAX: usize = 10_000;
+
+/// `conns` on smoltcp: open `count` idle connections over the loopback (both ends in
+/// one `SocketSet`, 512-byte buffers each way as rumpnet's), measure the resident set
+/// before and after, then send one byte on every one and check it arrives.
+///
+/// smoltcp has no accept queue: each server end is a socket put to listen beforehand,
+/// which the SYN turns into the connection. Its buffers are allocated when the socket
+/// is made, so (unlike rumpnet's) they count in the figure.
+pub fn conns(count: usize) -> Result<super::rumpnet::ConnsResult, BenchError> {
+    let count = count.clamp(1, CONNS_MAX);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            machine::pin_to_core(0);
+            conns_inner(count)
+        })
+        .join()
+        .unwrap_or_else(|_| {
+            Err(BenchError::Setup(
+                "the smoltcp conns thread panicked".into(),
+            ))
+        })
+    })
+}
+
+fn conns_inner(count: usize) -> Result<super::rumpnet::ConnsResult, BenchError> {
+    use super::rumpnet::{ConnsResult, CONNS_BUF};
+    // Server ports (from PORT up), each taking up to this many client ports (distinct
+    // 4-tuples); client ports from 10,000 up never meet a server port.
+    const PER_PORT: usize = 50_000;
+    let epoch = WallInstant::now();
+    let spec = Spec {
+        kind: Kind::Rr,
+        conns: 1,
+        msg: 1,
+        duration: std::time::Duration::from_secs(1),
+    };
+    machine::release_free_memory();
+    let rss0 = machine::rss_bytes();
+    let mut net = SmolNet::new(&spec, 1500, 0, epoch);
+    // `new` made one listener on PORT; the buffers of every socket here are CONNS_BUF.
+    net.buf = CONNS_BUF;
+    let first = net.servers.remove(0).0;
+    net.sockets.remove(first);
+    let mut servers = Vec::with_capacity(count);
+    let mut clients = Vec::with_capacity(count);
+    for i in 0..count {
+        let port = PORT + (i / PER_PORT) as u16;
+        let mut s = net.new_socket();
+        s.listen(port)
+            .map_err(|e| BenchError::Setup(format!("smoltcp listen: {e}")))?;
+        servers.push(net.sockets.add(s));
+    }
+    let limit = epoch + std::time::Duration::from_secs(120);
+    // Connect in windows, as rumpnet's `conns` does: a SYN burst larger than the
+    // loopback's queue would only be dropped and retried.
+    const WINDOW: usize = 128;
+    let established = |net: &SmolNet, h: SocketHandle| {
+        net.sockets.get::<tcp::Socket>(h).state() == State::Established
+    };
+    let mut done = 0usize;
+    while done < count {
+        while clients.len() < count && clients.len() < done + WINDOW {
+            let i = clients.len();
+            let s = net.new_socket();
+            let h = net.sockets.add(s);
+            let port = PORT + (i / PER_PORT) as u16;
+            let local = 10_000 + (i % PER_PORT) as u16;
+            let cx = net.iface.context();
+            net.sockets
+                .get_mut::<tcp::Socket>(h)
+                .connect(cx, (IpAddress::v4(127, 0, 0, 1), port), local)
+                .map_err(|e| BenchError::Setup(format!("smoltcp connect: {e}")))?;
+            clients.push(h);
+        }
+        loop {
+            let now = WallInstant::now();
+            net.poll(now);
+            let upto = clients.len();
+            while done < upto && established(&net, clients[done]) {
+                done += 1;
+            }
+            if done == upto {
+                break;
+            }
+            if now > limit {
+                return Err(BenchError::Stalled("smoltcp conns: opening"));
+            }
+        }
+    }
+    // The server ends too: a SYN-ACK's ACK may still be on its way.
+    loop {
+        net.poll(WallInstant::now());
+        if servers.iter().all(|&h| established(&net, h)) {
+            break;
+        }
+        if WallInstant::now() > limit {
+            return Err(BenchError::Stalled("smoltcp conns: server ends"));
+        }
+    }
+    let open = epoch.elapsed();
+    let rss1 = machine::rss_bytes();
+    // Every connection still answers: one byte from the client, echoed by the server.
+    for &h in &clients {
+        let _ = net.sockets.get_mut::<tcp::Socket>(h).send_slice(b"x");
+    }
+    let mut answered = 0usize;
+    // 0: nothing yet, 1: the server got it and echoed it, 2: the client got it back.
+    let mut stage = vec![0u8; count];
+    let deadline = WallInstant::now() + std::time::Duration::from_secs(60);
+    while answered < count && WallInstant::now() < deadline {
+        net.poll(WallInstant::now());
+        for i in 0..count {
+            let mut b = [0u8; 1];
+            if stage[i] == 0 {
+                let s = net.sockets.get_mut::<tcp::Socket>(servers[i]);
+                if let Ok(1) = s.recv_slice(&mut b) {
+                    if b[0] == b'x' && s.send_slice(b"x") == Ok(1) {
+                        stage[i] = 1;
+                    }
+                }
+            } else if stage[i] == 1 {
+                let c = net.sockets.get_mut::<tcp::Socket>(clients[i]);
+                if let Ok(1) = c.recv_slice(&mut b) {
+                    if b[0] == b'x' {
+                        stage[i] = 2;
+                        answered += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(ConnsResult {
+        count,
+        bytes_per_conn: rss1.saturating_sub(rss0) as f64 / count as f64,
+        open,
+        answered,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn idle_connections_answer() {
+        let r = conns(300).unwrap();
+        assert_eq!((r.count, r.answered), (300, 300));
+        assert!(r.bytes_per_conn > 0.0, "{r:?}");
+    }
 
     #[test]
     fn every_workload_runs() {
