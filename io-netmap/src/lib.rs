@@ -37,6 +37,8 @@ pub mod region;
 mod sys;
 
 #[cfg(all(test, feature = "netmap"))]
+mod sharded_tests;
+#[cfg(all(test, feature = "netmap"))]
 #[allow(unsafe_code)]
 mod sim;
 #[cfg(all(test, feature = "netmap"))]

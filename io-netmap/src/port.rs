@@ -335,6 +335,7 @@ pub struct NetmapPort<K: Kernel> {
     stats: NetmapStats,
     last_error: Option<NetmapError>,
     max_burst: usize,
+    nic_rings: (usize, usize),
 }
 
 impl<K: Kernel> fmt::Debug for NetmapPort<K> {
@@ -357,6 +358,8 @@ pub(crate) struct Discovered {
     bufs_offset: usize,
     buf_size: u32,
     nbufs: u32,
+    /// Hardware TX and RX rings of the interface, bound or not.
+    nic_rings: (usize, usize),
 }
 
 /// Find the rings `mode` bound in the netmap_if at `nifp_offset`, checking that every
@@ -499,6 +502,7 @@ pub(crate) fn discover(
         bufs_offset,
         buf_size,
         nbufs,
+        nic_rings: (ntx, nrx),
     })
 }
 
@@ -593,6 +597,7 @@ impl<K: Kernel> NetmapPort<K> {
             stats: NetmapStats::default(),
             last_error: None,
             max_burst: (min_slots.unwrap_or(2) as usize - 1).clamp(1, 256),
+            nic_rings: d.nic_rings,
         })
     }
 
@@ -609,6 +614,14 @@ impl<K: Kernel> NetmapPort<K> {
     /// The last failed sync, if any (`rx_burst`/`tx_burst` cannot return errors).
     pub fn take_error(&mut self) -> Option<NetmapError> {
         self.last_error.take()
+    }
+
+    /// The hardware (TX, RX) rings of the interface, bound to this port or not
+    /// (`ni_tx_rings`/`ni_rx_rings`). A port opened on one ring pair per shard checks it
+    /// against the shard count: the NIC spreads flows over all its RX rings, and frames on
+    /// a ring no port binds are never received.
+    pub fn interface_rings(&self) -> (usize, usize) {
+        self.nic_rings
     }
 
     /// Size of each netmap buffer (the largest frame).

@@ -4,12 +4,20 @@
 //! kernel's part of the head/cur/tail protocol on it: it checks what userspace published,
 //! honours `NS_BUF_CHANGED`, delivers frames up to one slot before `head` and transmits
 //! what lies before `head`, by as much as the test (or a seeded generator) lets it.
+//!
+//! [`build`] registers every ring on one descriptor; [`build_nic`] registers a NIC once
+//! per ring pair, as `serve --cores` does. A kernel normally exchanges frames with the
+//! test through `inbound`/`sent`; [`SimWire`] (test-only) instead joins it to a peer
+//! stack on another thread, one burst per sync.
 
 use std::collections::VecDeque;
 use std::io;
 use std::ptr::{addr_of_mut, NonNull};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rumpnet_stack::device::{Device, Frame, HeapFrame};
+use rumpnet_stack::link::LinkEnd;
 
 use crate::abi::{netmap_if, netmap_ring, netmap_slot, NS_BUF_CHANGED, RING_HEADER};
 use crate::port::Kernel;
@@ -65,6 +73,56 @@ pub struct SimKernel {
     pub buf_changes: u64,
     pub rxsyncs: u64,
     pub txsyncs: u64,
+    /// Test-only cable to a peer (see [`SimWire`]); `None`: `inbound`/`sent` are the wire.
+    wire: Option<SimWire>,
+    /// Keeps the memory the rings and `bufs` point into alive.
+    _block: Arc<HeapBlock>,
+}
+
+// SAFETY: the raw pointers (`bufs`, the ring views) point into `_block`, which the kernel
+// keeps alive, and only the rings this kernel owns are touched, from whichever thread
+// drives the port that owns the kernel (`Kernel` methods take `&mut self`).
+unsafe impl Send for SimKernel {}
+
+/// Test-only: the cable of a simulated NIC with one ring pair, so a port can run on
+/// another thread (a runtime shard) against a peer stack. It replaces `inbound` and
+/// `sent`: each `rxsync` takes one burst from `end` into the free RX slots, each `txsync`
+/// sends the transmitted slots onto `end` as one burst (what the link does not take
+/// stays in the TX ring, as on a NIC whose wire is busy). Frames are copied in and out,
+/// as a NIC's DMA would. When the kernel is dropped (with its port, on the shard's
+/// thread) it leaves its counters and any protocol violation in `report`.
+pub struct SimWire {
+    pub end: LinkEnd,
+    pub report: Arc<Mutex<SimReport>>,
+    batch: Vec<HeapFrame>,
+    /// TX ring positions of the frames in `batch`.
+    batch_slots: Vec<u32>,
+}
+
+/// What a wired simulated kernel did (see [`SimWire`]).
+#[derive(Debug, Default, Clone)]
+pub struct SimReport {
+    pub violations: Vec<String>,
+    /// Frames put into RX slots / taken from TX slots onto the wire.
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    /// Slots returned with `NS_BUF_CHANGED`.
+    pub buf_changes: u64,
+    /// Buffer indices seen in the TX ring's slots when sent (all distinct per send).
+    pub tx_bufs_seen: Vec<u32>,
+    /// The kernel was dropped (its port is gone).
+    pub closed: bool,
+}
+
+impl SimWire {
+    pub fn new(end: LinkEnd, report: Arc<Mutex<SimReport>>) -> SimWire {
+        SimWire {
+            end,
+            report,
+            batch: Vec::with_capacity(256),
+            batch_slots: Vec::with_capacity(256),
+        }
+    }
 }
 
 impl std::fmt::Debug for SimKernel {
@@ -75,7 +133,8 @@ impl std::fmt::Debug for SimKernel {
     }
 }
 
-/// The region, where its netmap_if is, and the kernel that owns its rings.
+/// One registration (one `/dev/netmap` descriptor): the region as it maps it, where its
+/// netmap_if is, and the kernel that owns the rings it bound.
 pub struct SimPort {
     pub block: Arc<HeapBlock>,
     pub region: Region,
@@ -83,6 +142,53 @@ pub struct SimPort {
     pub kernel: SimKernel,
     /// Every valid buffer index of the region.
     pub all_bufs: Vec<u32>,
+    /// The buffers this registration starts with: its bound rings' slots and its extra
+    /// buffers. Each port keeps exactly these (sorted) if no frame crosses ports by swap.
+    pub own_bufs: Vec<u32>,
+}
+
+/// One NIC with `n` ring pairs registered `n` times, one ring pair per descriptor
+/// (`netmap:nic-0`, `netmap:nic-1`, ...), as netmap lays that out: the NIC's rings and the
+/// buffer pool exist once in the memory region every descriptor maps (buffer indices are
+/// global to it); each registration gets its own netmap_if (its own `nr_offset`), whose
+/// ring offset table holds only the ring pair it bound (0 for the others), and its own
+/// list of extra buffers.
+pub struct SimNic {
+    pub block: Arc<HeapBlock>,
+    /// One per ring pair, in ring order.
+    pub ports: Vec<SimPort>,
+    /// Every ring: (TX, RX) per pair.
+    rings: Vec<(RingPtr, RingPtr)>,
+    nifp_offsets: Vec<usize>,
+}
+
+// SAFETY: ring views into `block`, which the SimNic keeps alive; the test thread only
+// reads the rings through it once every port is gone.
+unsafe impl Send for SimNic {}
+
+impl SimNic {
+    /// Take the ports out (the rings stay readable through `self`).
+    pub fn take_ports(&mut self) -> Vec<SimPort> {
+        std::mem::take(&mut self.ports)
+    }
+
+    /// The buffer indices now in the slots of ring pair `k`.
+    pub fn pair_bufs(&self, k: usize) -> Vec<u32> {
+        let (tx, rx) = self.rings[k];
+        let mut v = Vec::new();
+        for r in [tx, rx] {
+            for i in 0..r.num_slots() {
+                // SAFETY: a slot inside a ring of the live block.
+                v.push(unsafe { (*r.slot(i)).buf_idx });
+            }
+        }
+        v
+    }
+
+    /// The extra-buffer list registration `k` handed back on close.
+    pub fn returned_extra_bufs(&self, k: usize) -> Vec<u32> {
+        bufs_list(&self.block, self.nifp_offsets[k])
+    }
 }
 
 const PAGE: usize = 4096;
@@ -93,45 +199,53 @@ fn align(x: usize) -> usize {
 
 /// Lay out a region as netmap does: the netmap_if first, the rings after it (page
 /// aligned), then the buffer pool whose indices 0 and 1 are reserved. One (unbound, offset
-/// 0) host ring pair sits in the offset table, as on a NIC.
+/// 0) host ring pair sits in the offset table, as on a NIC. One registration binds every
+/// ring.
 pub fn build(cfg: SimConfig, seed: u64) -> SimPort {
+    lay_out(cfg, false, seed)
+        .ports
+        .pop()
+        .expect("one registration")
+}
+
+/// [`build`] for a NIC registered once per ring pair (see [`SimNic`]); `cfg.extra_bufs`
+/// per registration. Needs as many TX as RX rings.
+pub fn build_nic(cfg: SimConfig, seed: u64) -> SimNic {
+    assert_eq!(cfg.tx_rings, cfg.rx_rings, "ring pairs");
+    lay_out(cfg, true, seed)
+}
+
+fn lay_out(cfg: SimConfig, per_pair: bool, seed: u64) -> SimNic {
     let (ntx, nrx, n) = (cfg.tx_rings as usize, cfg.rx_rings as usize, cfg.slots);
+    let regs = if per_pair { ntx } else { 1 };
     let table = ntx + 1 + nrx + 1;
-    let if_size = std::mem::size_of::<netmap_if>() + table * 8;
+    // netmap_ifs come from their own pool, one per registration, then the ring pool.
+    let if_stride = (std::mem::size_of::<netmap_if>() + table * 8).next_multiple_of(64);
     let ring_size = align(RING_HEADER + n as usize * std::mem::size_of::<netmap_slot>());
-    let rings_off = align(if_size);
+    let rings_off = align(regs * if_stride);
     let bufs_off = rings_off + (ntx + nrx) * ring_size;
-    let nbufs = 2 + (ntx + nrx) as u32 * n + cfg.extra_bufs;
+    let nbufs = 2 + (ntx + nrx) as u32 * n + regs as u32 * cfg.extra_bufs;
     let len = bufs_off + nbufs as usize * cfg.buf_size as usize;
     let block = HeapBlock::new(len);
     let base = block.base();
-    let nifp_offset = 0;
     let mut next_buf = 2u32;
     let mut tx = Vec::new();
     let mut rx = Vec::new();
+    // Buffers each registration starts with (ring slots, then extras).
+    let mut own: Vec<Vec<u32>> = vec![Vec::new(); regs];
+    let reg_of_ring = |pair: usize| if per_pair { pair } else { 0 };
     // SAFETY: every write below is inside the `len`-byte block just allocated, at offsets
     // computed from the layout above, and nothing else uses the block yet.
     unsafe {
-        let nifp = base.add(nifp_offset).cast::<netmap_if>();
-        addr_of_mut!((*nifp).ni_tx_rings).write(cfg.tx_rings);
-        addr_of_mut!((*nifp).ni_rx_rings).write(cfg.rx_rings);
-        addr_of_mut!((*nifp).ni_spare1).write([1, 1, 0, 0, 0]);
-        let ofs_table = base
-            .add(nifp_offset + std::mem::size_of::<netmap_if>())
-            .cast::<isize>();
         for r in 0..ntx + nrx {
             let is_tx = r < ntx;
+            let pair = if is_tx { r } else { r - ntx };
             let ring_off = rings_off + r * ring_size;
-            // Table order: NIC tx, host tx (unbound: 0), NIC rx, host rx (unbound: 0).
-            let entry = if is_tx { r } else { ntx + 1 + (r - ntx) };
-            ofs_table
-                .add(entry)
-                .write(ring_off as isize - nifp_offset as isize);
             let ring = base.add(ring_off).cast::<netmap_ring>();
             addr_of_mut!((*ring).buf_ofs).write(bufs_off as i64 - ring_off as i64);
             addr_of_mut!((*ring).num_slots).write(n);
             addr_of_mut!((*ring).nr_buf_size).write(cfg.buf_size);
-            addr_of_mut!((*ring).ringid).write(if is_tx { r } else { r - ntx } as u16);
+            addr_of_mut!((*ring).ringid).write(pair as u16);
             addr_of_mut!((*ring).dir).write(if is_tx { 0 } else { 1 });
             // TX starts with every slot but one free for userspace; RX starts empty.
             addr_of_mut!((*ring).head).write(0);
@@ -143,59 +257,116 @@ pub fn build(cfg: SimConfig, seed: u64) -> SimPort {
                 addr_of_mut!((*s).buf_idx).write(next_buf);
                 addr_of_mut!((*s).len).write(0);
                 addr_of_mut!((*s).flags).write(0);
+                own[reg_of_ring(pair)].push(next_buf);
                 next_buf += 1;
             }
             let view = RingPtr::new(NonNull::new_unchecked(ring), n);
-            let sim = SimRing {
-                ring: view,
-                hwcur: 0,
-                done: 0,
-            };
             if is_tx {
-                tx.push(sim)
+                tx.push(view)
             } else {
-                rx.push(sim)
+                rx.push(view)
             }
         }
-        // The extra buffers: a list from ni_bufs_head through each buffer's first word.
-        let mut head = 0u32;
-        for _ in 0..cfg.extra_bufs {
-            let idx = next_buf;
-            next_buf += 1;
-            base.add(bufs_off + idx as usize * cfg.buf_size as usize)
-                .cast::<u32>()
-                .write(head);
-            head = idx;
+        for (k, own) in own.iter_mut().enumerate() {
+            let nifp_offset = k * if_stride;
+            let nifp = base.add(nifp_offset).cast::<netmap_if>();
+            addr_of_mut!((*nifp).ni_tx_rings).write(cfg.tx_rings);
+            addr_of_mut!((*nifp).ni_rx_rings).write(cfg.rx_rings);
+            addr_of_mut!((*nifp).ni_spare1).write([1, 1, 0, 0, 0]);
+            let ofs_table = base
+                .add(nifp_offset + std::mem::size_of::<netmap_if>())
+                .cast::<isize>();
+            // Table order: NIC tx, host tx, NIC rx, host rx; rings this registration did
+            // not bind (here: the host rings, and with `per_pair` the other pairs) are 0.
+            for r in 0..ntx + nrx {
+                let is_tx = r < ntx;
+                let pair = if is_tx { r } else { r - ntx };
+                if reg_of_ring(pair) != k {
+                    continue;
+                }
+                let entry = if is_tx { r } else { ntx + 1 + pair };
+                let ring_off = rings_off + r * ring_size;
+                ofs_table
+                    .add(entry)
+                    .write(ring_off as isize - nifp_offset as isize);
+            }
+            // The extra buffers: a list from ni_bufs_head through each buffer's first word.
+            let mut head = 0u32;
+            for _ in 0..cfg.extra_bufs {
+                let idx = next_buf;
+                next_buf += 1;
+                base.add(bufs_off + idx as usize * cfg.buf_size as usize)
+                    .cast::<u32>()
+                    .write(head);
+                head = idx;
+                own.push(idx);
+            }
+            addr_of_mut!((*nifp).ni_bufs_head).write(head);
+            own.sort_unstable();
         }
-        addr_of_mut!((*nifp).ni_bufs_head).write(head);
     }
-    let kernel = SimKernel {
-        tx,
-        rx,
-        // SAFETY: inside the block.
-        bufs: unsafe { base.add(bufs_off) },
-        buf_size: cfg.buf_size,
-        nbufs,
-        inbound: vec![VecDeque::new(); nrx],
-        sent: vec![Vec::new(); ntx],
-        sent_idx: vec![Vec::new(); ntx],
-        progress: Progress::All,
-        rng: seed | 1,
-        violations: Vec::new(),
-        buf_changes: 0,
-        rxsyncs: 0,
-        txsyncs: 0,
+    let sim_ring = |ring| SimRing {
+        ring,
+        hwcur: 0,
+        done: 0,
     };
-    SimPort {
-        region: Region::heap(&block),
+    let mut ports = Vec::new();
+    for (k, own_bufs) in own.into_iter().enumerate() {
+        let (ktx, krx): (Vec<SimRing>, Vec<SimRing>) = if per_pair {
+            (vec![sim_ring(tx[k])], vec![sim_ring(rx[k])])
+        } else {
+            (
+                tx.iter().copied().map(sim_ring).collect(),
+                rx.iter().copied().map(sim_ring).collect(),
+            )
+        };
+        let (ntx_k, nrx_k) = (ktx.len(), krx.len());
+        let kernel = SimKernel {
+            tx: ktx,
+            rx: krx,
+            // SAFETY: inside the block.
+            bufs: unsafe { base.add(bufs_off) },
+            buf_size: cfg.buf_size,
+            nbufs,
+            inbound: vec![VecDeque::new(); nrx_k],
+            sent: vec![Vec::new(); ntx_k],
+            sent_idx: vec![Vec::new(); ntx_k],
+            progress: Progress::All,
+            rng: (seed.wrapping_add(k as u64)) | 1,
+            violations: Vec::new(),
+            buf_changes: 0,
+            rxsyncs: 0,
+            txsyncs: 0,
+            wire: None,
+            _block: Arc::clone(&block),
+        };
+        ports.push(SimPort {
+            region: Region::heap(&block),
+            block: Arc::clone(&block),
+            nifp_offset: k * if_stride,
+            kernel,
+            all_bufs: (2..nbufs).collect(),
+            own_bufs,
+        });
+    }
+    SimNic {
+        nifp_offsets: ports.iter().map(|p| p.nifp_offset).collect(),
         block,
-        nifp_offset,
-        kernel,
-        all_bufs: (2..nbufs).collect(),
+        ports,
+        rings: tx.into_iter().zip(rx).collect(),
     }
 }
 
 impl SimKernel {
+    /// Put the (single) ring pair on a cable to a peer instead of `inbound`/`sent`.
+    pub fn attach_wire(&mut self, wire: SimWire) {
+        assert!(
+            self.rx.len() == 1 && self.tx.len() == 1,
+            "a wire carries one ring pair"
+        );
+        self.wire = Some(wire);
+    }
+
     fn rand(&mut self, bound: u32) -> u32 {
         // xorshift64*: deterministic per seed.
         self.rng ^= self.rng >> 12;
@@ -270,6 +441,64 @@ impl SimKernel {
     }
 }
 
+impl SimKernel {
+    /// Send up to `k` pending slots of TX ring `r` onto the wire as one burst; the slots
+    /// the link did not take stay pending.
+    fn transmit_on_wire(&mut self, w: &mut SimWire, r: usize, k: u32) {
+        let ring = self.tx[r].ring;
+        let start = self.tx[r].done;
+        w.batch.clear();
+        w.batch_slots.clear();
+        let mut i = start;
+        for _ in 0..k {
+            // SAFETY: a slot inside the ring, before head: the kernel's to read.
+            let (idx, len) = unsafe { ((*ring.slot(i)).buf_idx, (*ring.slot(i)).len) };
+            if (2..self.nbufs).contains(&idx) && u32::from(len) <= self.buf_size {
+                let Some(mut f) = w.end.alloc_tx(len as usize) else {
+                    break;
+                };
+                // SAFETY: `len` bytes of a buffer inside the block, owned by the kernel
+                // while its slot lies before head.
+                let bytes = unsafe { std::slice::from_raw_parts(self.buf(idx), len as usize) };
+                f.data_mut().copy_from_slice(bytes);
+                w.batch.push(f);
+                w.batch_slots.push(i);
+            }
+            i = ring.next(i);
+        }
+        let end = i;
+        let built = w.batch.len();
+        let taken = w.end.tx_burst(0, &mut w.batch);
+        w.batch.clear();
+        // Consumed: every slot up to the first frame the link did not take.
+        let stop = if taken < built {
+            w.batch_slots[taken]
+        } else {
+            end
+        };
+        let mut rep = w.report.lock().unwrap();
+        rep.tx_frames += taken as u64;
+        let mut i = start;
+        while i != stop {
+            let idx = self.take_slot(ring, i, "tx");
+            rep.tx_bufs_seen.push(idx);
+            i = ring.next(i);
+        }
+        self.tx[r].done = stop;
+    }
+}
+
+impl Drop for SimKernel {
+    fn drop(&mut self) {
+        if let Some(w) = &self.wire {
+            let mut rep = w.report.lock().unwrap_or_else(|e| e.into_inner());
+            rep.violations.append(&mut self.violations);
+            rep.buf_changes += self.buf_changes;
+            rep.closed = true;
+        }
+    }
+}
+
 impl Kernel for SimKernel {
     fn rxsync(&mut self) -> io::Result<()> {
         self.rxsyncs += 1;
@@ -294,6 +523,28 @@ impl Kernel for SimKernel {
             } else {
                 owned - 1
             };
+            if let Some(mut w) = self.wire.take() {
+                let want = self.amount(room) as usize;
+                w.batch.clear();
+                w.end.rx_burst(0, &mut w.batch, want);
+                w.report.lock().unwrap().rx_frames += w.batch.len() as u64;
+                for f in w.batch.drain(..) {
+                    let s = ring.slot(tail);
+                    // SAFETY: the slot and its buffer are the kernel's (outside
+                    // [head, tail)).
+                    unsafe {
+                        let idx = (*s).buf_idx;
+                        let len = f.len().min(self.buf_size as usize);
+                        std::ptr::copy_nonoverlapping(f.data().as_ptr(), self.buf(idx), len);
+                        (*s).len = len as u16;
+                        (*s).flags = 0;
+                    }
+                    tail = ring.next(tail);
+                }
+                self.wire = Some(w);
+                ring.set_tail(tail);
+                continue;
+            }
             let want = self.amount(room.min(self.inbound[r].len() as u32));
             for _ in 0..want {
                 let frame = self.inbound[r].pop_front().expect("counted");
@@ -323,6 +574,13 @@ impl Kernel for SimKernel {
             self.tx[r].hwcur = head;
             let pending = ring.distance(self.tx[r].done, head);
             let k = self.amount(pending);
+            if let Some(mut w) = self.wire.take() {
+                self.transmit_on_wire(&mut w, r, k);
+                self.wire = Some(w);
+                let done = self.tx[r].done;
+                ring.set_tail((done + ring.num_slots() - 1) % ring.num_slots());
+                continue;
+            }
             for _ in 0..k {
                 let i = self.tx[r].done;
                 let idx = self.take_slot(ring, i, "tx");
@@ -355,13 +613,20 @@ impl Kernel for SimKernel {
 }
 
 fn first_ring(block: &HeapBlock, nifp_offset: usize) -> *mut netmap_ring {
-    // SAFETY: a block laid out by `build`: the table's first entry is TX ring 0's offset.
+    // SAFETY: a block laid out by `build`: the table follows the netmap_if, its entries
+    // are ring offsets from the netmap_if, 0 for rings this registration did not bind,
+    // and every registration bound at least one ring.
     unsafe {
-        let ofs = block
+        let nifp = block.base().add(nifp_offset).cast::<netmap_if>();
+        let entries = (*nifp).ni_tx_rings + (*nifp).ni_rx_rings + 2;
+        let table = block
             .base()
             .add(nifp_offset + std::mem::size_of::<netmap_if>())
-            .cast::<isize>()
-            .read();
+            .cast::<isize>();
+        let ofs = (0..entries as usize)
+            .map(|e| table.add(e).read())
+            .find(|&o| o != 0)
+            .expect("a bound ring");
         block.base().offset(nifp_offset as isize + ofs).cast()
     }
 }

@@ -267,9 +267,13 @@ pub fn run(opts: ServeOptions) -> Result<String, String> {
             Backend::Tap => run_sharded_tap(&opts),
             #[cfg(feature = "dpdk")]
             Backend::Dpdk(table) => super::dpdk::run_sharded(&opts, table),
+            #[cfg(feature = "netmap")]
+            Backend::Netmap(table) => super::netmap::run_sharded(&opts, table),
+            // Only reachable in builds without a backend's feature.
+            #[allow(unreachable_patterns)]
             _ => Err(
-                "--cores: sharded serving runs on the tap and dpdk backends (netmap: one port per \
-                 shard is not wired yet; run one `serve` per ring pair)"
+                "--cores: this rumpnet was built without the backend (cargo build --features \
+                 dpdk / --features netmap)"
                     .into(),
             ),
         };
