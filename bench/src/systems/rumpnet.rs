@@ -571,8 +571,16 @@ mod tests {
                 (Kind::Rr, 4, 64),
                 (Kind::Crr, 1, 64),
             ] {
-                let s = run(&spec(kind, conns, msg), placement, 1500)
+                let mut s = run(&spec(kind, conns, msg), placement, 1500)
                     .unwrap_or_else(|e| panic!("{kind:?} {placement:?}: {e}"));
+                if s.value == 0.0 {
+                    // On a machine loaded by other work, a pinned thread can be kept off
+                    // its core for the whole 150 ms window: once more, for longer.
+                    let mut long = spec(kind, conns, msg);
+                    long.duration = Duration::from_secs(2);
+                    s = run(&long, placement, 1500)
+                        .unwrap_or_else(|e| panic!("{kind:?} {placement:?}: {e}"));
+                }
                 assert!(s.value > 0.0, "{kind:?} {placement:?}: {s:?}");
                 assert!(s.checked > 0);
                 assert_eq!(s.errors, 0);
