@@ -306,9 +306,11 @@ impl Stack {
             let queue = ports[i].queue;
             ports[i].dev.rx_burst(queue, &mut rx, burst);
             result.rx_frames += rx.len();
-            for frame in rx.drain(..) {
+            for frame in rx.iter() {
                 self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
             }
+            // The burst goes back whole: the device may reuse the buffers.
+            ports[i].dev.recycle(&mut rx);
             ports[i].rx = rx;
         }
         self.run_timers(now, ports);

@@ -11,7 +11,10 @@
 //! The same link carries benchmarks (two stacks on two threads), so the unimpaired path
 //! is cheap: a burst moves through a crossbeam [`ArrayQueue`] with no lock and no
 //! allocation per frame; frames are [`HeapFrame`]s whose buffers go back to the sending
-//! end's [`FramePool`] when the receiver drops them.
+//! end's [`FramePool`] when the receiver drops them. A stack hands each received burst
+//! back through [`Device::recycle`], and the receiving end keeps up to two bursts of
+//! those frames for its own next transmissions, so request/response traffic moves
+//! frames with no atomic operation on a shared pool.
 //!
 //! ## Time
 //!
@@ -273,6 +276,12 @@ pub struct LinkEnd {
     rx_timed: bool,
     in_flight: BinaryHeap<Reverse<Slot>>,
     injected: VecDeque<HeapFrame>,
+    /// Received frames the stack gave back ([`Device::recycle`]), reused by
+    /// [`alloc_tx`](Device::alloc_tx) before the pool: a frame that comes in and one
+    /// that goes out cost no atomic operation on a shared pool. At most `spare_max`;
+    /// the excess goes back to the pools.
+    spare: Vec<HeapFrame>,
+    spare_max: usize,
     caps: Capabilities,
     max_frame: usize,
     capacity: usize,
@@ -349,6 +358,10 @@ impl LinkEnd {
                 BinaryHeap::new()
             },
             injected: VecDeque::new(),
+            // Two bursts' worth, and never more than a quarter of the pool (64 KiB
+            // frames at large MTUs).
+            spare: Vec::new(),
+            spare_max: (2 * MAX_BURST).min(config.pool_frames / 4),
             caps: Capabilities {
                 mtu: config.mtu,
                 max_burst: MAX_BURST,
@@ -491,7 +504,10 @@ impl Device for LinkEnd {
         }
         let from_link_start = n;
         if !self.rx_timed {
-            while n < max {
+            // Pop only what the ring holds: a pop that finds it empty costs a full
+            // fence in crossbeam, and most polls of a busy link find it empty.
+            let avail = self.rx.ring.len().min(max - n);
+            for _ in 0..avail {
                 match self.rx.ring.pop() {
                     Some(slot) => out.push(slot.frame),
                     None => break,
@@ -579,8 +595,29 @@ impl Device for LinkEnd {
         n
     }
 
-    /// A frame from this end's pool; `None` if `len` is over `mtu + LINK_HEADER_MAX`.
+    /// A frame from this end's spare frames or its pool; `None` if `len` is over
+    /// `mtu + LINK_HEADER_MAX`.
     fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
+        if len > self.max_frame {
+            return None;
+        }
+        while let Some(mut f) = self.spare.pop() {
+            if f.reuse(self.emitter.headroom, len) {
+                return Some(f);
+            }
+            // An injected frame of another size: let it go.
+        }
         self.emitter.pool.alloc(len)
+    }
+
+    /// Keeps up to `spare_max` frames for [`alloc_tx`](Device::alloc_tx); the rest
+    /// go back to their pools.
+    fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
+        let keep = self
+            .spare_max
+            .saturating_sub(self.spare.len())
+            .min(frames.len());
+        self.spare.extend(frames.drain(..keep));
+        frames.clear();
     }
 }

@@ -22,7 +22,69 @@
 
 use alloc::boxed::Box;
 use alloc::vec;
+use alloc::vec::Vec;
 use core::fmt;
+
+/// Storage of the rings of finished connections, handed to new ones on their first
+/// write: a stack that opens and closes connections at a high rate (HTTP/1.0, crr)
+/// then allocates, zeroes and frees no ring memory per connection. Bounded in count
+/// and in the size of a buffer it keeps, so it holds at most
+/// `max_buffers * max_len` bytes; beyond, buffers are freed as before.
+#[derive(Debug)]
+pub struct BufferCache {
+    free: Vec<Box<[u8]>>,
+    max_buffers: usize,
+    max_len: usize,
+}
+
+impl BufferCache {
+    /// A cache of at most `max_buffers` buffers of at most `max_len` bytes each.
+    pub fn new(max_buffers: usize, max_len: usize) -> BufferCache {
+        BufferCache {
+            free: Vec::new(),
+            max_buffers,
+            max_len,
+        }
+    }
+
+    /// Buffers held.
+    pub fn len(&self) -> usize {
+        self.free.len()
+    }
+
+    /// No buffer is held.
+    pub fn is_empty(&self) -> bool {
+        self.free.is_empty()
+    }
+
+    /// Keep `buf` for reuse, or free it when the cache is full or it is too large.
+    pub fn put(&mut self, buf: Box<[u8]>) {
+        if self.free.len() < self.max_buffers && buf.len() <= self.max_len {
+            self.free.push(buf);
+        }
+    }
+
+    /// Take the storage of `ring` back into the cache (the ring forgets its data).
+    pub fn reclaim(&mut self, ring: &mut RingBuffer) {
+        if let Some(buf) = ring.take_storage() {
+            self.put(buf);
+        }
+    }
+
+    /// Give `ring` a cached buffer of its capacity if it has no storage yet.
+    pub fn supply(&mut self, ring: &mut RingBuffer) {
+        if ring.allocated() != 0 || ring.capacity() == 0 {
+            return;
+        }
+        let cap = ring.capacity();
+        if let Some(i) = self.free.iter().rposition(|b| b.len() == cap) {
+            let buf = self.free.swap_remove(i);
+            if let Err(buf) = ring.provide(buf) {
+                self.put(buf);
+            }
+        }
+    }
+}
 
 /// A fixed-capacity byte ring (see the module documentation).
 pub struct RingBuffer {
@@ -57,6 +119,30 @@ impl RingBuffer {
     /// Bytes of memory the ring holds now (0 until the first write).
     pub fn allocated(&self) -> usize {
         self.storage.len()
+    }
+
+    /// Give the ring its storage before its first write, from a cache of released
+    /// buffers, so a new connection costs no allocation (nor the zeroing of one). The
+    /// contents need not be zero: no byte becomes readable before it is written.
+    /// `storage` comes back as the error if the ring already has storage or it is not
+    /// `capacity` bytes long.
+    pub fn provide(&mut self, storage: Box<[u8]>) -> Result<(), Box<[u8]>> {
+        if self.storage.len() == self.capacity || storage.len() != self.capacity {
+            return Err(storage);
+        }
+        self.storage = storage;
+        Ok(())
+    }
+
+    /// Take the storage away (for reuse by another ring), forgetting all data, as
+    /// [`clear`](Self::clear) does; a later write allocates again. `None` if there
+    /// was none.
+    pub fn take_storage(&mut self) -> Option<Box<[u8]>> {
+        self.clear();
+        if self.storage.is_empty() {
+            return None;
+        }
+        Some(core::mem::take(&mut self.storage))
     }
 
     /// Total size in bytes.
@@ -232,6 +318,35 @@ mod tests {
         assert_eq!(r.dequeue_allocated(head), head);
         assert!(r.is_empty());
         r
+    }
+
+    #[test]
+    fn cached_storage_moves_to_a_new_ring_and_shows_no_old_data() {
+        let mut cache = BufferCache::new(2, 64);
+        let mut old = RingBuffer::new(16);
+        assert_eq!(old.enqueue_slice(b"old bytes"), 9);
+        cache.reclaim(&mut old);
+        assert_eq!((cache.len(), old.allocated(), old.len()), (1, 0, 0));
+        // A ring of another size is not served from it.
+        let mut other = RingBuffer::new(32);
+        cache.supply(&mut other);
+        assert_eq!((cache.len(), other.allocated()), (1, 0));
+        let mut new = RingBuffer::new(16);
+        cache.supply(&mut new);
+        assert_eq!((cache.len(), new.allocated(), new.len()), (0, 16, 0));
+        assert_eq!(new.peek(0, 16), (&[][..], &[][..]), "nothing readable");
+        assert_eq!(new.enqueue_slice(b"new"), 3);
+        let mut out = [0u8; 16];
+        assert_eq!(new.dequeue_slice(&mut out), 3);
+        assert_eq!(&out[..3], b"new");
+        // A ring that has storage refuses more; the bounds hold.
+        assert!(new.provide(vec![0; 16].into_boxed_slice()).is_err());
+        cache.put(vec![0; 65].into_boxed_slice());
+        assert!(cache.is_empty(), "too large to keep");
+        for _ in 0..3 {
+            cache.put(vec![0; 16].into_boxed_slice());
+        }
+        assert_eq!(cache.len(), 2, "at most max_buffers");
     }
 
     fn joined(pieces: (&[u8], &[u8])) -> Vec<u8> {

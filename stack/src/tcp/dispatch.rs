@@ -98,6 +98,9 @@ impl Stack {
         let Some(c) = self.tcp.conns.get_mut(key) else {
             return;
         };
+        if !seg.payload.is_empty() && c.tcb.rcv_buf.allocated() == 0 {
+            self.tcp.bufs.supply(&mut c.tcb.rcv_buf);
+        }
         match c.tcb.input(now, seg) {
             InputOutcome::Ok => {}
             InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),

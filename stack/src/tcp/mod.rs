@@ -176,7 +176,18 @@ pub(crate) struct TcpTable {
     pub expired: Vec<(SlabKey, Instant)>,
     /// Connections reset because their listener's accept queue was full.
     pub overflows: u64,
+    /// Ring storage of finished connections, for new ones.
+    pub bufs: buffer::BufferCache,
 }
+
+/// Stale timer entries (of connections gone or deadlines moved) the wheel may hold
+/// beyond twice the live connections before they are purged in bulk.
+const WHEEL_STALE_SLACK: usize = 4096;
+
+/// Ring buffers the stack keeps for reuse (see [`buffer::BufferCache`]): enough for a
+/// few connections opening and closing at once, at most 2 MiB.
+const BUF_CACHE_BUFFERS: usize = 32;
+const BUF_CACHE_MAX_LEN: usize = 64 * 1024;
 
 impl TcpTable {
     pub fn new(config: TcpConfig, rand: &mut Rand, now: Instant) -> Self {
@@ -192,6 +203,7 @@ impl TcpTable {
             cookies: SynCookies::new(rand),
             expired: Vec::new(),
             overflows: 0,
+            bufs: buffer::BufferCache::new(BUF_CACHE_BUFFERS, BUF_CACHE_MAX_LEN),
             config,
         }
     }
@@ -227,7 +239,9 @@ impl TcpTable {
 
     /// Free a connection's slot and its 4-tuple.
     pub fn remove(&mut self, key: SlabKey) {
-        if let Some(c) = self.conns.remove(key) {
+        if let Some(mut c) = self.conns.remove(key) {
+            self.bufs.reclaim(&mut c.tcb.snd_buf);
+            self.bufs.reclaim(&mut c.tcb.rcv_buf);
             let tuple = (c.tcb.local, c.tcb.remote);
             if self.demux.get(&tuple) == Some(&key) {
                 self.demux.remove(&tuple);
@@ -235,7 +249,22 @@ impl TcpTable {
             if let Some(l) = c.listener.and_then(|l| self.listeners.get_mut(l)) {
                 l.forget(key, c.queued);
             }
+            self.purge_stale_timers();
         }
+    }
+
+    /// The wheel cancels lazily: a connection that goes away, or whose deadline moves
+    /// earlier, leaves an entry behind that is ignored when it fires. At a high
+    /// connection rate (each one leaves a 60 s TIME-WAIT entry) those would pile up
+    /// by the million and be walked at every refill; once they outnumber the live
+    /// connections twice over (plus a slack, so the purge is amortized), drop them.
+    fn purge_stale_timers(&mut self) {
+        if self.wheel.len() <= 2 * self.conns.len() + WHEEL_STALE_SLACK {
+            return;
+        }
+        let conns = &self.conns;
+        self.wheel
+            .retain(|key, at| conns.get(key).is_some_and(|c| c.wheel_at == Some(at)));
     }
 
     /// After anything touched a connection: free it if it is done and nobody holds
@@ -249,6 +278,22 @@ impl TcpTable {
             self.remove(key);
             return;
         }
+        if c.tcb.state == State::TimeWait
+            && (c.tcb.snd_buf.allocated() != 0 || c.tcb.rcv_buf.allocated() != 0)
+            && c.tcb.snd_buf.is_empty()
+            && (!c.owned || c.tcb.rcv_buf.is_empty())
+        {
+            // TIME-WAIT only answers retransmitted FINs: nothing more can be sent or
+            // arrive, and what was received is read (or nobody can read it). Its
+            // rings go to the next connection rather than wait out 2 MSL.
+            if let Some(c) = self.conns.get_mut(key) {
+                self.bufs.reclaim(&mut c.tcb.snd_buf);
+                self.bufs.reclaim(&mut c.tcb.rcv_buf);
+            }
+        }
+        let Some(c) = self.conns.get(key) else {
+            return;
+        };
         let handoff = match (c.listener, c.queued) {
             (Some(lk), false) if c.tcb.state.is_synchronized() => Some(lk),
             _ => None,
@@ -279,8 +324,12 @@ impl TcpTable {
         };
         if let Some(d) = c.tcb.next_deadline() {
             if c.wheel_at.is_none_or(|w| d < w) {
+                let stale = c.wheel_at.is_some();
                 c.wheel_at = Some(d);
                 self.wheel.schedule(key, d);
+                if stale {
+                    self.purge_stale_timers();
+                }
             }
         }
         self.mark_evented(key);

@@ -307,7 +307,14 @@ impl Stack {
         if c.tcb.fin_queued {
             return Err(TcpError::InvalidState);
         }
-        let n = c.tcb.snd_buf.enqueue_slice(data);
+        let n = if c.tcb.snd_buf.allocated() == 0 && !data.is_empty() {
+            let tcp = &mut self.tcp;
+            let c = tcp.conns.get_mut(h.0).ok_or(TcpError::InvalidHandle)?;
+            tcp.bufs.supply(&mut c.tcb.snd_buf);
+            c.tcb.snd_buf.enqueue_slice(data)
+        } else {
+            c.tcb.snd_buf.enqueue_slice(data)
+        };
         if n == 0 && !data.is_empty() {
             return Err(TcpError::WouldBlock);
         }

@@ -109,6 +109,14 @@ pub struct TimerWheel<K: Copy + Eq> {
     overflow: Vec<Entry<K>>,
     /// The earliest `at` in `overflow`, `Instant::from_micros(u64::MAX)` if empty.
     overflow_min: Instant,
+    /// No entry is due before this (a lower bound, exact after each poll that hands
+    /// entries out): a poll before it only moves the cursor. The stack polls far more
+    /// often than timers fire (every burst, microseconds apart), so that is the common
+    /// case, and it costs a comparison.
+    next_due: Instant,
+    /// The first instant of tick `cursor + 1`: a poll before it and before `next_due`
+    /// has nothing to do at all.
+    cursor_end: Instant,
 }
 
 const NEVER: Instant = Instant::from_micros(u64::MAX);
@@ -121,6 +129,11 @@ const TICK_LIMIT: u64 = u64::MAX >> 1;
 /// The tick `at` falls in.
 fn tick_of(at: Instant, tick_us: u64) -> u64 {
     (at.total_micros() / tick_us).min(TICK_LIMIT)
+}
+
+/// The first instant of tick `tick`.
+fn tick_start(tick: u64, tick_us: u64) -> Instant {
+    Instant::from_micros(tick.saturating_mul(tick_us))
 }
 
 impl<K: Copy + Eq> TimerWheel<K> {
@@ -145,6 +158,8 @@ impl<K: Copy + Eq> TimerWheel<K> {
             wheel_len: 0,
             overflow: Vec::new(),
             overflow_min: NEVER,
+            next_due: NEVER,
+            cursor_end: tick_start(cursor.saturating_add(1), tick_us),
         }
     }
 
@@ -166,6 +181,7 @@ impl<K: Copy + Eq> TimerWheel<K> {
     /// Scheduling a key again does not replace its earlier entry (see the module docs).
     pub fn schedule(&mut self, key: K, at: Instant) {
         let entry = Entry { key, at };
+        self.next_due = self.next_due.min(at);
         let tick = self.tick_of(at).max(self.cursor);
         if tick < self.horizon {
             self.push_slot(tick, entry);
@@ -184,6 +200,30 @@ impl<K: Copy + Eq> TimerWheel<K> {
     /// skipped through the bitmap, and an empty wheel jumps its cursor at once, however
     /// far `now` has moved. A `now` earlier than a previous poll's is harmless.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<(K, Instant)>) {
+        if now < self.next_due {
+            if now < self.cursor_end {
+                return;
+            }
+            // Nothing is due, so no tick before now's holds an entry: the cursor moves
+            // straight to now.
+            let now_tick = self.tick_of(now);
+            if now_tick > self.cursor {
+                self.cursor = now_tick;
+                if self.cursor >= self.horizon {
+                    self.refill();
+                } else {
+                    self.keep_horizon_ahead();
+                }
+                self.cursor_end = tick_start(self.cursor.saturating_add(1), self.tick_us);
+            }
+            return;
+        }
+        self.poll_due(now, out);
+        self.next_due = self.next_expiry().unwrap_or(NEVER);
+        self.cursor_end = tick_start(self.cursor.saturating_add(1), self.tick_us);
+    }
+
+    fn poll_due(&mut self, now: Instant, out: &mut Vec<(K, Instant)>) {
         let now_tick = self.tick_of(now);
         if now_tick < self.cursor {
             return;
@@ -239,6 +279,37 @@ impl<K: Copy + Eq> TimerWheel<K> {
             }
         }
         (!self.overflow.is_empty()).then_some(self.overflow_min)
+    }
+
+    /// Keeps only the entries for which `keep(key, at)` is true: how an owner purges
+    /// the stale entries of lazy cancellation in bulk (see the module docs) when they
+    /// outnumber its live deadlines, so the wheel's memory follows the live timers and
+    /// not the rate at which deadlines were cancelled. O(entries + occupied slots).
+    pub fn retain(&mut self, mut keep: impl FnMut(K, Instant) -> bool) {
+        for w in 0..self.occupied.len() {
+            let mut word = self.occupied[w];
+            while word != 0 {
+                let i = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let slot = &mut self.slots[i];
+                let before = slot.len();
+                slot.retain(|e| keep(e.key, e.at));
+                self.wheel_len -= before - slot.len();
+                if slot.is_empty() {
+                    self.occupied[w] &= !(1 << (i % 64));
+                }
+            }
+        }
+        let mut min = NEVER;
+        self.overflow.retain(|e| {
+            let k = keep(e.key, e.at);
+            if k {
+                min = min.min(e.at);
+            }
+            k
+        });
+        self.overflow_min = min;
+        self.next_due = self.next_expiry().unwrap_or(NEVER);
     }
 
     fn tick_of(&self, at: Instant) -> u64 {
@@ -391,6 +462,29 @@ mod tests {
             pending.iter().map(|&(_, at)| at).min(),
             "next_expiry at {now:?}"
         );
+    }
+
+    #[test]
+    fn retain_purges_entries_in_the_wheel_and_beyond_it() {
+        let mut wheel = TimerWheel::new(Duration::from_millis(1), 64, Instant::ZERO);
+        // Half within the 64 ms horizon, half in the overflow list.
+        for k in 0..200u32 {
+            wheel.schedule(k, ms(1 + u64::from(k)));
+        }
+        wheel.retain(|k, _| k % 2 == 1 && k != 1);
+        assert_eq!(wheel.len(), 99);
+        assert_eq!(
+            wheel.next_expiry(),
+            Some(ms(4)),
+            "key 3 at 4 ms is the earliest left"
+        );
+        let mut out = Vec::new();
+        wheel.poll(ms(500), &mut out);
+        let mut keys: Vec<u32> = out.iter().map(|&(k, _)| k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, (3..200).step_by(2).collect::<Vec<u32>>());
+        assert!(wheel.is_empty());
+        assert_eq!(wheel.next_expiry(), None);
     }
 
     #[test]
