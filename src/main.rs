@@ -37,6 +37,10 @@ enum Command {
     Connect(cli::connect::ConnectArgs),
     /// Print the version, the backends compiled into this binary and the stack's build facts.
     Info,
+    /// One end of `rumpnet bench`'s dpdk-memif transport (started by `rumpnet bench`).
+    #[cfg(feature = "dpdk")]
+    #[command(hide = true)]
+    BenchPeer(cli::bench_peer::BenchPeerArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
             Ok(text) => write!(io::stdout().lock(), "{text}"),
             Err(e) => Err(io::Error::other(e)),
         },
+        #[cfg(feature = "dpdk")]
+        Command::BenchPeer(args) => cli::bench_peer::run(&args).map_err(io::Error::other),
         Command::Sim(args) => match cli::sim::run(&args) {
             Ok(report) => writeln!(io::stdout().lock(), "{}", report.text),
             Err(e) => Err(io::Error::other(e)),

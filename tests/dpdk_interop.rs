@@ -2,7 +2,9 @@
 //!
 //! - net_memif: two rumpnet processes (a `serve` as memif server, a `connect` as memif
 //!   client) share frames through a memif socket in a temp dir: a bulk TCP echo checked
-//!   byte for byte, and many connections one after the other.
+//!   byte for byte, connections one after the other, 1,000 concurrent connections each
+//!   echo-checked (`connect --conns`), UDP echo of many sizes (`connect --udp`), and
+//!   `rumpnet bench`'s dpdk-memif transport (two `bench-peer` processes).
 //! - net_af_packet and net_af_xdp: rumpnet bound to one end of a veth pair in a network
 //!   namespace of its own, the Linux kernel on the other end in a second namespace:
 //!   ping, curl of `/bytes/N` (checked against the chargen pattern), a 16 MB echo with
@@ -363,7 +365,7 @@ impl MemifPair {
             "server.toml",
             &format!(
                 "backend = \"dpdk\"\naddr = \"10.78.0.1/24\"\nidle = \"wait\"\n\
-                 echo = {ECHO}\ndiscard = {DISCARD}\n\n[dpdk]\n\
+                 echo = {ECHO}\ndiscard = {DISCARD}\nudp-echo = {UDP_ECHO}\n\n[dpdk]\n\
                  vdevs = [\"net_memif0,role=server,id=0,socket={sock}\"]\n\
                  port = \"net_memif0\"\nlink-timeout-ms = 0\n"
             ),
@@ -483,6 +485,189 @@ fn memif_connections_one_after_another_then_a_discard_upload() {
     let report = server.stop();
     assert!(report.contains("4 connections accepted"), "{report}");
     assert!(report.contains("discard 4000000 B"), "{report}");
+}
+
+/// A figure of the `servers:` line of `serve`'s report (`1000 connections accepted`,
+/// `echo 4096000 B`, `2000 udp datagrams echoed`).
+fn server_figure(report: &str, name: &str) -> u64 {
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("servers:"))
+        .unwrap_or_else(|| panic!("no servers: line in\n{report}"));
+    line["servers:".len()..]
+        .split(',')
+        .map(str::trim)
+        .find_map(|part| {
+            let v = part
+                .strip_suffix(name)
+                .or_else(|| part.strip_prefix(name))?;
+            v.trim().trim_end_matches(" B").parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no `{name}` in {line}"))
+}
+
+#[test]
+fn memif_thousand_concurrent_connections_then_udp_echo() {
+    if !can_run(
+        "memif_thousand_concurrent_connections_then_udp_echo",
+        &[],
+        "net_memif",
+    ) {
+        return;
+    }
+    let pair = MemifPair::new();
+    let server = pair.serve();
+    // 1,000 connections established together (each held open until every echo is
+    // checked), each with its own seeded 4 KB stream.
+    let (n, each) = (1000u64, 4096u64);
+    let t = Instant::now();
+    let out = pair.connect(
+        ECHO,
+        &[
+            "--conns",
+            &n.to_string(),
+            "--send",
+            &each.to_string(),
+            "--seed",
+            "21",
+            "--timeout",
+            "100",
+        ],
+        120,
+    );
+    let secs = t.elapsed().as_secs_f64();
+    assert!(out.contains("driver net_memif"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    let f = fields(last);
+    assert_eq!(field::<u64>(&f, "conns", last), n, "{out}");
+    assert_eq!(field::<u64>(&f, "verified", last), n, "{out}");
+    assert_eq!(field::<u64>(&f, "closed", last), n, "{out}");
+    assert_eq!(field::<u64>(&f, "failed", last), 0, "{out}");
+    assert_eq!(field::<u64>(&f, "peak_open", last), n, "{out}");
+    assert_eq!(field::<u64>(&f, "received", last), n * each, "{out}");
+    assert_eq!(f["echo"], "verified", "{out}");
+    eprintln!("dpdk memif: {n} concurrent connections in {secs:.1} s: {last}");
+
+    // UDP echo: datagrams in one frame, then fragmented ones (reassembled by both
+    // stacks). memif does not drop, so every echo must come back.
+    let mut datagrams = 0;
+    for (count, sizes) in [(2000u64, "1-1472"), (200, "1473-8000")] {
+        let out = pair.connect(
+            UDP_ECHO,
+            &[
+                "--udp",
+                "--datagrams",
+                &count.to_string(),
+                "--sizes",
+                sizes,
+                "--window",
+                "32",
+                "--timeout",
+                "60",
+            ],
+            90,
+        );
+        let last = out.lines().last().unwrap_or_default();
+        let f = fields(last);
+        assert_eq!(field::<u64>(&f, "verified", last), count, "{out}");
+        assert_eq!(field::<u64>(&f, "lost", last), 0, "{out}");
+        assert_eq!(field::<u64>(&f, "bad", last), 0, "{out}");
+        eprintln!("dpdk memif: udp {sizes}: {last}");
+        datagrams += count;
+    }
+    let report = server.stop();
+    assert_eq!(
+        server_figure(&report, "connections accepted"),
+        n,
+        "{report}"
+    );
+    assert_eq!(server_figure(&report, "echo"), n * each, "{report}");
+    assert_eq!(
+        server_figure(&report, "udp datagrams echoed"),
+        datagrams,
+        "{report}"
+    );
+}
+
+// ------------------------------------------------------------------ bench
+
+/// `rumpnet bench`'s dpdk-memif transport: two `rumpnet bench-peer` processes of this
+/// binary run the workloads over memif; the samples come back checked.
+#[test]
+fn bench_dpdk_memif_rr_and_stream() {
+    use rumpnet_bench::systems::dpdk::{run_with, PeerCommand};
+    use rumpnet_bench::systems::Placement;
+    use rumpnet_bench::workload::{Kind, Spec};
+
+    if !can_run("bench_dpdk_memif_rr_and_stream", &[], "net_memif") {
+        return;
+    }
+    let peer = PeerCommand::new(BIN);
+    for (kind, conns, msg) in [(Kind::Rr, 1, 64), (Kind::Stream, 1, 65536)] {
+        let spec = Spec {
+            kind,
+            conns,
+            msg,
+            duration: Duration::from_millis(300),
+        };
+        let s = run_with(&spec, Placement::SameCore, 1500, &peer)
+            .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        eprintln!("bench dpdk-memif {kind:?}: {s:?}");
+        assert!(s.value > 0.0, "{kind:?}: {s:?}");
+        assert!(s.checked > 0, "{kind:?}: {s:?}");
+        assert_eq!(s.errors, 0, "{kind:?}: {s:?}");
+        if kind == Kind::Rr {
+            // Every transaction's echo was compared byte for byte: 64 bytes each.
+            assert!(s.checked >= 64, "{s:?}");
+            assert!(s
+                .extra
+                .iter()
+                .any(|(n, v)| *n == "latency_p50_us" && *v > 0.0));
+        }
+    }
+
+    // The same through `rumpnet bench`: the rows carry the transport's name.
+    let dir = TempDir::new("bench");
+    let json = dir.path().join("bench.json");
+    let json_s = json.to_string_lossy().into_owned();
+    let p = Proc::spawn(
+        "rumpnet bench",
+        &mut rumpnet(&[
+            "bench",
+            "--systems",
+            "rumpnet",
+            "--workloads",
+            "crr",
+            "--placements",
+            "same-core",
+            "--duration",
+            "0.2",
+            "--repeat",
+            "1",
+            "--no-tap",
+            "--no-progress",
+            "--json",
+            &json_s,
+        ]),
+    );
+    let (ok, out, err) = p.finish(120);
+    assert!(ok, "rumpnet bench failed; stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("dpdk-memif"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON")).expect("JSON");
+    let rows: Vec<&serde_json::Value> = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["transport"] == "dpdk-memif")
+        .collect();
+    assert_eq!(rows.len(), 1, "one crr row over memif: {v}");
+    let r = rows[0];
+    assert_eq!(r["system"], "rumpnet", "{r}");
+    assert_eq!(r["workload"], "crr", "{r}");
+    assert_eq!(r["metric"], "conn_per_s", "{r}");
+    assert!(r["median"].as_f64().unwrap_or(0.0) > 0.0, "{r}");
+    assert!(r["error"].is_null(), "{r}");
 }
 
 // ------------------------------------------------------------------ veth + kernel

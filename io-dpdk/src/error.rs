@@ -80,6 +80,14 @@ pub enum DpdkError {
         queue: u16,
         why: &'static str,
     },
+    /// A pool whose get or put is single-threaded cannot feed another thread's
+    /// allocator (see [`Mempool::tx_allocator`](crate::Mempool::tx_allocator)).
+    #[error("mempool {name:?} uses ops {ops:?}{flags}: not safe to take mbufs from several threads at once (give a pool with the default \"ring_mp_mc\" ops)")]
+    PoolNotThreadSafe {
+        name: String,
+        ops: String,
+        flags: &'static str,
+    },
 }
 
 /// DPDK's text for an error code (`rte_strerror`; it knows DPDK's own codes beyond errno).

@@ -43,7 +43,7 @@ pub use error::{strerror, DpdkError};
 #[cfg(feature = "dpdk")]
 pub use mbuf::Mbuf;
 #[cfg(feature = "dpdk")]
-pub use mempool::Mempool;
+pub use mempool::{MbufAllocator, Mempool, ALLOC_BATCH};
 #[cfg(feature = "dpdk")]
 pub use port::{
     Link, Port, PortBuilder, PortRef, PortStats, QueuePair, RxQueue, TxQueue, MAX_BURST,

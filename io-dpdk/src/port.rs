@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rumpnet_stack::device::{Capabilities, ChecksumCaps, Device};
+use rumpnet_stack::device::{Capabilities, ChecksumCaps, Device, TxAllocator};
 
 use crate::eal::Eal;
 use crate::error::{strerror, DpdkError};
@@ -926,6 +926,14 @@ impl Device for QueuePair {
 
     fn alloc_tx(&mut self, len: usize) -> Option<Mbuf> {
         self.tx.alloc(len)
+    }
+
+    /// Transmit mbufs from this pair's transmit pool for another thread (the runtime's
+    /// pipelined mode), the same size as [`alloc_tx`](Device::alloc_tx) gives; `None`
+    /// if the pool is not multi-thread safe (see [`Mempool::tx_allocator`]).
+    fn tx_allocator(&self) -> Option<Box<dyn TxAllocator<Mbuf>>> {
+        let a = self.tx.pool.tx_allocator(self.tx.max_len).ok()?;
+        Some(Box::new(a))
     }
 
     /// Free the stack's finished receive frames with one `rte_pktmbuf_free_bulk` per

@@ -43,6 +43,10 @@ fn in_own_process(name: &str, body: impl FnOnce()) {
 }
 
 fn eal(vdevs: &[&str]) -> Eal {
+    eal_with(vdevs, &[])
+}
+
+fn eal_with(vdevs: &[&str], extra: &[&str]) -> Eal {
     let mut args: Vec<String> = [
         "rumpnet-unit",
         "--no-huge",
@@ -65,6 +69,7 @@ fn eal(vdevs: &[&str]) -> Eal {
         args.push("--vdev".into());
         args.push(v.to_string());
     }
+    args.extend(extra.iter().map(|s| s.to_string()));
     Eal::init(args).expect("EAL starts without hugepages")
 }
 
@@ -314,5 +319,129 @@ fn port_errors_name_the_port_and_the_limit() {
         drop(dev);
         drop(port);
         assert_eq!(pool.in_use(), 0, "closing the port returned its mbufs");
+    });
+}
+
+#[test]
+fn tx_allocator_builds_frames_on_other_threads_for_the_poller_to_send() {
+    in_own_process(
+        "tests::tx_allocator_builds_frames_on_other_threads_for_the_poller_to_send",
+        || {
+            let e = eal(&["net_ring0"]);
+            // A per-lcore cache, as serve's pools have: the allocating threads are not
+            // EAL lcores, so they must bypass it (and the main lcore's cache must not
+            // be corrupted by them: the poller below allocates through it meanwhile).
+            let pool = Mempool::create(&e, "txa", 4095, 256, 2048 + 128, None).unwrap();
+            assert_eq!(pool.ops_name(), "ring_mp_mc");
+            assert!(pool.is_thread_safe());
+            let port = PortBuilder::new(PortRef::Name("net_ring0".into()))
+                .rings(1024, 1024)
+                .start(&e, std::slice::from_ref(&pool))
+                .unwrap();
+            let mut dev = port.queue_pair(0).unwrap();
+            // Two shards' allocators, each on its own thread, building frames at once.
+            let per_thread = 600usize;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Mbuf>(64);
+            let builders: Vec<_> = (0..2u8)
+                .map(|t| {
+                    let mut a = dev.tx_allocator().expect("a thread-safe pool");
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        assert!(a.alloc(4096).is_none(), "over one mbuf");
+                        for i in 0..per_thread {
+                            let len = 60 + i % 200;
+                            let mut f = a.alloc(len).expect("the pool has room");
+                            assert_eq!(f.len(), len);
+                            assert_eq!(f.headroom(), mbuf_headroom());
+                            f.data_mut().fill(t);
+                            f.data_mut()[..2].copy_from_slice(&(i as u16).to_le_bytes());
+                            tx.send(f).unwrap();
+                        }
+                        // `a` is dropped here, on its thread: its unused batch goes back.
+                    })
+                })
+                .collect();
+            drop(tx);
+            // The poller sends what the builders made and reads it back off the ring,
+            // allocating frames of its own in between (through lcore 0's cache).
+            let mut next = [0usize; 2];
+            let mut batch = Vec::new();
+            let mut back = Vec::new();
+            let mut own = 0usize;
+            for f in rx.iter() {
+                batch.push(f);
+                let mut mine = dev.alloc_tx(64).unwrap();
+                mine.data_mut().fill(0xee);
+                own += 1;
+                batch.push(mine);
+                while !batch.is_empty() {
+                    dev.tx_burst(0, &mut batch);
+                    dev.rx_burst(0, &mut back, 64);
+                }
+                while dev.rx_burst(0, &mut back, 64) > 0 {}
+                for f in back.drain(..) {
+                    let d = f.data();
+                    if d.iter().all(|&b| b == 0xee) {
+                        own -= 1;
+                        continue;
+                    }
+                    let t = usize::from(d[2]);
+                    let i = usize::from(u16::from_le_bytes([d[0], d[1]]));
+                    assert!(t < 2, "a frame from thread {t}?");
+                    assert_eq!(i, next[t], "thread {t}'s frames in order, none lost");
+                    assert_eq!(d.len(), 60 + i % 200);
+                    assert!(d[2..].iter().all(|&b| b == t as u8));
+                    next[t] += 1;
+                }
+            }
+            for b in builders {
+                b.join().unwrap();
+            }
+            assert_eq!(next, [per_thread; 2]);
+            assert_eq!(own, 0, "every frame of the poller's came back too");
+            drop(dev);
+            assert_eq!(pool.in_use(), 0, "every mbuf is back, caches included");
+
+            // An allocator drains a pool to empty, says so, and gives all back.
+            let small = Mempool::create(&e, "txs", 127, 0, 2048 + 128, None).unwrap();
+            let mut a = small.tx_allocator(1500).unwrap();
+            assert_eq!(a.max_len(), 1500);
+            let mut held = Vec::new();
+            while let Some(f) = a.alloc(100) {
+                held.push(f);
+                assert!(held.len() <= 127);
+            }
+            assert_eq!(held.len(), 127, "every mbuf of the pool, then None");
+            assert_eq!(a.cached(), 0);
+            drop(held);
+            let f = a.alloc(100).unwrap();
+            assert_eq!(a.cached(), ALLOC_BATCH - 1);
+            assert_eq!(small.in_use() as usize, ALLOC_BATCH);
+            drop(f);
+            drop(a);
+            assert_eq!(small.in_use(), 0);
+        },
+    );
+}
+
+#[test]
+fn tx_allocator_refuses_a_single_consumer_pool() {
+    in_own_process("tests::tx_allocator_refuses_a_single_consumer_pool", || {
+        // The EAL makes every mbuf pool single-producer/single-consumer.
+        let e = eal_with(&["net_ring0"], &["--mbuf-pool-ops-name", "ring_sp_sc"]);
+        let pool = Mempool::create(&e, "spsc", 1023, 0, 2048 + 128, None).unwrap();
+        assert_eq!(pool.ops_name(), "ring_sp_sc");
+        assert!(!pool.is_thread_safe());
+        let err = pool.tx_allocator(1500).unwrap_err();
+        assert!(matches!(err, DpdkError::PoolNotThreadSafe { .. }), "{err}");
+        assert!(err.to_string().contains("ring_sp_sc"), "{err}");
+        let port = PortBuilder::new(PortRef::Name("net_ring0".into()))
+            .start(&e, std::slice::from_ref(&pool))
+            .unwrap();
+        let dev = port.queue_pair(0).unwrap();
+        assert!(
+            dev.tx_allocator().is_none(),
+            "the runtime must not get an allocator it cannot use from a shard"
+        );
     });
 }

@@ -3,6 +3,7 @@
 //! loopback or a veth pair in network namespaces of our own) and [`smoltcp`] (its loopback
 //! device), plus the machine's own [`limits`](crate::limits).
 
+pub mod dpdk;
 pub mod linux;
 pub mod rumpnet;
 pub mod smoltcp;
@@ -82,6 +83,8 @@ pub enum Transport {
     Loopback,
     /// A Linux veth pair between two network namespaces.
     Veth,
+    /// DPDK's net_memif between two rumpnet processes (shared-memory rings).
+    DpdkMemif,
 }
 
 impl Transport {
@@ -91,6 +94,7 @@ impl Transport {
             Transport::Tap => "tap",
             Transport::Loopback => "loopback",
             Transport::Veth => "veth",
+            Transport::DpdkMemif => "dpdk-memif",
         }
     }
 }
