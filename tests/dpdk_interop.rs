@@ -757,8 +757,8 @@ impl VethLab {
     }
 
     /// `rumpnet serve` in the dpdk namespace on `vdev` (the veth's name is appended as
-    /// `iface=`); returns once it says ready.
-    fn serve(&self, vdev: &str, port: &str) -> Proc {
+    /// `iface=`) with `extra` flags; returns once it says ready.
+    fn serve(&self, vdev: &str, port: &str, extra: &[&str]) -> Proc {
         let cfg = self.dir.config(
             "serve.toml",
             &format!(
@@ -782,7 +782,8 @@ impl VethLab {
             "serve",
             "--config",
             &cfg,
-        ]);
+        ])
+        .args(extra);
         let p = Proc::spawn("rumpnet serve (veth)", &mut c);
         p.wait_for("ready", 30);
         p
@@ -903,9 +904,9 @@ fn chargen_pattern() -> Vec<u8> {
 
 /// ping, curl of /bytes/N, a 16 MB echo with hash check and UDP echo against the stack
 /// on `vdev`, with the kernel as the peer.
-fn kernel_peer_checks(tag: &str, vdev: &str, port: &str) {
+fn kernel_peer_checks(tag: &str, vdev: &str, port: &str, extra: &[&str]) -> String {
     let lab = VethLab::new(tag);
-    let server = lab.serve(vdev, port);
+    let server = lab.serve(vdev, port, extra);
     let stack = lab.stack_ip();
 
     let out = lab.host(
@@ -963,6 +964,7 @@ fn kernel_peer_checks(tag: &str, vdev: &str, port: &str) {
         counter(&report, "frames received by the device") > (m / 1500) as u64,
         "{report}"
     );
+    report
 }
 
 #[test]
@@ -974,7 +976,30 @@ fn af_packet_on_a_veth_with_the_kernel_as_peer() {
     ) {
         return;
     }
-    kernel_peer_checks("afp", "net_af_packet0,qpairs=1", "net_af_packet0");
+    kernel_peer_checks("afp", "net_af_packet0,qpairs=1", "net_af_packet0", &[]);
+}
+
+/// `serve --cores 0,1` on DPDK: two shards, each on its own queue pair of an af_packet
+/// port (the kernel spreads flows over the two sockets by its own hash; software RSS
+/// passes each frame to the shard that owns its flow), the same kernel-peer checks.
+#[test]
+fn af_packet_two_shards_on_two_queue_pairs() {
+    if !can_run(
+        "af_packet_two_shards_on_two_queue_pairs",
+        &["ping", "curl", "ethtool"],
+        "net_af_packet",
+    ) {
+        return;
+    }
+    let report = kernel_peer_checks(
+        "afp2",
+        "net_af_packet0,qpairs=2",
+        "net_af_packet0",
+        &["--cores", "0,1"],
+    );
+    assert!(report.contains("2 queue pairs"), "{report}");
+    let shards = report.lines().filter(|l| l.starts_with("shard ")).count();
+    assert_eq!(shards, 2, "{report}");
 }
 
 #[test]
@@ -990,5 +1015,6 @@ fn af_xdp_on_a_veth_with_the_kernel_as_peer() {
         "xdp",
         "net_af_xdp0,start_queue=0,queue_count=1",
         "net_af_xdp0",
+        &[],
     );
 }
