@@ -1002,6 +1002,29 @@ fn af_packet_two_shards_on_two_queue_pairs() {
     assert_eq!(shards, 2, "{report}");
 }
 
+/// `serve --cores 0,1 --mode pipelined` on DPDK: the runtime's I/O thread polls one
+/// af_packet queue pair and moves batches through rings to two shards, whose transmit
+/// mbufs come from the port's mempool through `Device::tx_allocator`.
+#[test]
+fn af_packet_pipelined_to_two_shards() {
+    if !can_run(
+        "af_packet_pipelined_to_two_shards",
+        &["ping", "curl", "ethtool"],
+        "net_af_packet",
+    ) {
+        return;
+    }
+    let report = kernel_peer_checks(
+        "afpp",
+        "net_af_packet0,qpairs=1",
+        "net_af_packet0",
+        &["--cores", "0,1", "--mode", "pipelined"],
+    );
+    assert!(report.contains("pipelined"), "{report}");
+    let shards = report.lines().filter(|l| l.starts_with("shard ")).count();
+    assert_eq!(shards, 2, "{report}");
+}
+
 #[test]
 fn af_xdp_on_a_veth_with_the_kernel_as_peer() {
     if !can_run(

@@ -96,6 +96,12 @@ pub struct BenchArgs {
     /// Skip rumpnet on a TAP device against a Linux client (run as root only).
     #[arg(long)]
     pub no_tap: bool,
+    /// rumpnet's in-memory link offloads checksums and segmentation (TSO up to 64 KiB,
+    /// received as one GRO super-segment; the MTU is unchanged), as Linux's `lo` does,
+    /// and smoltcp skips checksums as its stock loopback does. `false`: every checksum
+    /// in software on both, one segment per MTU-sized frame.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub link_offloads: bool,
     /// Write every figure as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -182,6 +188,7 @@ impl BenchArgs {
         o.large_mtu = self.large_mtu as usize;
         o.veth &= !self.no_veth;
         o.tap &= !self.no_tap;
+        o.link_offloads = self.link_offloads;
         o.progress = !self.no_progress;
         o
     }
@@ -239,6 +246,18 @@ mod tests {
         assert_eq!(o.rr_conns, vec![1, 4]);
         assert_eq!(o.duration, Duration::from_millis(500));
         assert_eq!(o.conns, Options::quick().conns);
+    }
+
+    #[test]
+    fn link_offloads_default_on_and_can_be_turned_off() {
+        let on = Cli::try_parse_from(["bench"]).unwrap().bench.options();
+        assert!(on.link_offloads);
+        let off = Cli::try_parse_from(["bench", "--link-offloads", "false"])
+            .unwrap()
+            .bench
+            .options();
+        assert!(!off.link_offloads);
+        assert!(Cli::try_parse_from(["bench", "--link-offloads", "maybe"]).is_err());
     }
 
     #[test]

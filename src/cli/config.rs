@@ -17,6 +17,9 @@ pub struct FileConfig {
     pub backend: Option<String>,
     /// CPUs to run shards on, one shard each (`[0, 1]`); absent: one thread, unpinned.
     pub cores: Option<Vec<usize>>,
+    /// With `cores`: `run-to-completion` (one backend queue per shard, the default) or
+    /// `pipelined` (one I/O thread on one queue, rings to the shards).
+    pub mode: Option<String>,
     /// The `[dpdk]` table, checked by the DPDK backend's glue (src/cli/dpdk.rs).
     pub dpdk: Option<toml::Table>,
     /// The `[netmap]` table, checked by the netmap backend's glue (src/cli/netmap.rs).
@@ -55,8 +58,8 @@ impl FileConfig {
             ($($f:ident),*) => { $( if flags.$f.is_some() { self.$f = flags.$f; } )* };
         }
         take!(
-            backend, cores, dpdk, netmap, tap, addr, gateway, mac, host_addr, mtu, pcap, offloads,
-            impair, idle, echo, discard, chargen, http, udp_echo
+            backend, cores, mode, dpdk, netmap, tap, addr, gateway, mac, host_addr, mtu, pcap,
+            offloads, impair, idle, echo, discard, chargen, http, udp_echo
         );
         self
     }
@@ -88,6 +91,9 @@ pub struct ServeOptions {
     pub backend: Backend,
     /// CPUs for the shards (one shard each); empty: one unpinned thread, as before.
     pub cores: Vec<usize>,
+    /// With `cores`: an I/O thread moves frames between one backend queue and the
+    /// shards through rings (instead of each shard polling its own queue).
+    pub pipelined: bool,
     pub tap: String,
     pub addr: Ipv4Cidr,
     pub gateway: Option<Ipv4Addr>,
@@ -208,9 +214,22 @@ impl ServeOptions {
                 return Err(format!("--cores: CPU {a} is given twice"));
             }
         }
+        let pipelined = match c.mode.as_deref().unwrap_or("run-to-completion") {
+            "run-to-completion" | "rtc" => false,
+            "pipelined" => true,
+            other => {
+                return Err(format!(
+                    "--mode `{other}`: expected `run-to-completion` or `pipelined`"
+                ))
+            }
+        };
+        if pipelined && cores.is_empty() {
+            return Err("--mode pipelined needs --cores (the CPUs of the shards)".into());
+        }
         Ok(ServeOptions {
             backend,
             cores,
+            pipelined,
             tap,
             addr,
             gateway,
@@ -273,6 +292,10 @@ mod tests {
         assert!(e("addr = \"10.0.0.1/24\"\nmac = \"ff:ff:ff:ff:ff:ff\"").contains("--mac"));
         assert!(e("addr = \"10.0.0.1/24\"\necho = 7\nhttp = 7").contains("two servers"));
         assert!(e("addr = \"10.0.0.1/24\"\nidle = \"nap\"").contains("--idle"));
+        assert!(e("addr = \"10.0.0.1/24\"\nmode = \"turbo\"").contains("--mode"));
+        assert!(e("addr = \"10.0.0.1/24\"\nmode = \"pipelined\"").contains("--cores"));
+        assert!(e("addr = \"10.0.0.1/24\"\ncores = [0, 0]").contains("twice"));
+        assert!(e("addr = \"10.0.0.1/24\"\nbackend = \"vpp\"").contains("--backend"));
         assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
     }
 

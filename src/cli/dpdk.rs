@@ -292,6 +292,10 @@ impl Device for DpdkDevice {
     fn recycle(&mut self, frames: &mut Vec<Mbuf>) {
         self.qp.recycle(frames)
     }
+
+    fn tx_allocator(&self) -> Option<Box<dyn rumpnet::stack::device::TxAllocator<Mbuf>>> {
+        self.qp.tx_allocator()
+    }
 }
 
 impl Sleep for DpdkDevice {
@@ -343,7 +347,7 @@ pub(crate) fn run<A: StackApp>(
 /// own pair, run to completion; the shards are placed near the port's NUMA node.
 pub(crate) fn run_sharded(opts: &ServeOptions, table: &toml::Table) -> Result<String, String> {
     let cfg = DpdkConfig::from_table(table)?;
-    let n = opts.cores.len();
+    let n = if opts.pipelined { 1 } else { opts.cores.len() };
     let nq = u16::try_from(n).map_err(|_| format!("--cores: {n} CPUs is too many"))?;
     if (cfg.rx_queues > 1 && cfg.rx_queues != nq) || (cfg.tx_queues > 1 && cfg.tx_queues != nq) {
         return Err(format!(

@@ -260,6 +260,13 @@ impl Drop for ShardPort {
 /// (the NIC spreads flows over all of them). Runs until SIGINT/SIGTERM.
 pub(crate) fn run_sharded(opts: &ServeOptions, table: &toml::Table) -> Result<String, String> {
     let cfg = NetmapConfig::from_table(table)?;
+    if opts.pipelined {
+        return Err(
+            "--mode pipelined: not on netmap, whose ring pairs each belong to one shard \
+             (run to completion)"
+                .into(),
+        );
+    }
     let n = opts.cores.len();
     let names = shard_port_names(&cfg, n)?;
     let open = OpenOptions {

@@ -41,6 +41,11 @@ pub struct DeviceArgs {
     /// Run one shard per CPU in this list, each pinned (e.g. 0,1) [default: one thread].
     #[arg(long, value_name = "CPU,CPU,...", value_delimiter = ',')]
     pub cores: Option<Vec<usize>>,
+    /// With --cores: `run-to-completion` (each shard polls its own backend queue) or
+    /// `pipelined` (an I/O thread polls one queue and moves batches through rings to
+    /// the shards and back) [default: run-to-completion].
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
     /// TAP interface to create or attach to [default: rumpnet0].
     #[arg(long, value_name = "NAME")]
     pub tap: Option<String>,
@@ -84,6 +89,7 @@ impl DeviceArgs {
         let flags = FileConfig {
             backend: self.backend.clone(),
             cores: self.cores.clone(),
+            mode: self.mode.clone(),
             tap: self.tap.clone(),
             addr: self.addr.clone(),
             gateway: self.gateway.clone(),
@@ -306,7 +312,7 @@ fn report(s: &ServerStats, counters: &str) -> String {
 /// the shard that owns its flow; replies leave from that shard's queue, and TUN then
 /// sends the flow's next frames to that queue.
 fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
-    let n = opts.cores.len();
+    let n = if opts.pipelined { 1 } else { opts.cores.len() };
     let tap_opts = TapOptions {
         mtu: Some(opts.mtu),
         offloads: opts.offloads,
@@ -342,10 +348,11 @@ fn run_sharded_tap(opts: &ServeOptions) -> Result<String, String> {
     run_sharded(opts, devs, None)
 }
 
-/// `serve --cores A,B,..` on any backend: one shard per CPU, shard `i` polling
-/// `devs[i]` (one queue pair each, run to completion), the built-in servers on every
-/// shard through the on-shard API; `numa_node`: the device's, to place shards near it.
-/// Runs until SIGINT/SIGTERM; returns the report.
+/// `serve --cores A,B,..` on any backend: one shard per CPU, the built-in servers on
+/// every shard through the on-shard API. Run to completion, shard `i` polls `devs[i]`
+/// (one queue pair each); pipelined, one I/O thread per device moves frames through
+/// rings to the shards (software RSS) and back. `numa_node`: the device's, to place
+/// the threads near it. Runs until SIGINT/SIGTERM; returns the report.
 pub(crate) fn run_sharded<D>(
     opts: &ServeOptions,
     devs: Vec<D>,
@@ -356,7 +363,12 @@ where
     D::Frame: Send + 'static,
 {
     let stop = stop_on_signals()?;
-    let n = devs.len();
+    let n = opts.cores.len();
+    let mode = if opts.pipelined {
+        Mode::Pipelined
+    } else {
+        Mode::RunToCompletion
+    };
     let capture = match &opts.pcap {
         Some(p) => Some(Arc::new(
             PcapCapture::create(p).map_err(|e| format!("--pcap {}: {e}", p.display()))?,
@@ -373,7 +385,7 @@ where
         .collect();
     let mut iface = InterfaceConfig::new(opts.mac, opts.addr);
     iface.mtu = Some(opts.mtu);
-    let mut config = RuntimeConfig::new(n, Mode::RunToCompletion, iface);
+    let mut config = RuntimeConfig::new(n, mode, iface);
     config.gateway = opts.gateway;
     config.cpus = Some(opts.cores.clone());
     config.numa_node = numa_node;
@@ -401,7 +413,7 @@ where
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
-            "ready: rumpnet serving on {} at {} (mac {}{}){}; {n} shards ({placement})",
+            "ready: rumpnet serving on {} at {} (mac {}{}){}; {n} shards, {} ({placement})",
             backend_label(opts),
             opts.addr,
             opts.mac,
@@ -409,6 +421,11 @@ where
                 .map(|h| format!(", host side {h}"))
                 .unwrap_or_default(),
             describe_ports(opts),
+            if opts.pipelined {
+                "pipelined"
+            } else {
+                "run to completion"
+            },
         );
         let _ = out.flush();
     }
