@@ -67,6 +67,8 @@ pub fn rt_config(shards: usize, mode: Mode) -> RuntimeConfig {
 }
 
 /// The backend: the peer's device and the runtime's queues.
+// One per test, moved once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     Link(LinkEnd, Vec<Queue<LinkEnd>>),
     Nic(RssWire, Vec<Queue<LinkEnd>>),
