@@ -72,8 +72,11 @@ pub struct Options {
     /// Idle connections `conns` opens on rumpnet.
     pub conns: usize,
     /// At most this many on Linux (two file descriptors and several kernel objects
-    /// each) and on smoltcp (whose poll visits every socket).
+    /// each).
     pub conns_linux_max: usize,
+    /// At most this many idle connections on smoltcp (its poll visits every socket,
+    /// so opening N costs O(N²)); at most [`smoltcp::CONNS_MAX`].
+    pub conns_smoltcp_max: usize,
     /// Measured time of each timed run (a tenth more is warm-up).
     pub duration: Duration,
     /// Rounds; min / median / max are over these.
@@ -112,6 +115,7 @@ impl Options {
             rr_msg: 64,
             conns: 100_000,
             conns_linux_max: 100_000,
+            conns_smoltcp_max: smoltcp::CONNS_MAX,
             duration: Duration::from_secs(2),
             repeat: 3,
             mtu: 1500,
@@ -129,6 +133,7 @@ impl Options {
             duration: Duration::from_millis(150),
             conns: 10_000,
             conns_linux_max: 10_000,
+            conns_smoltcp_max: 2_000,
             ..Options::full()
         }
     }
@@ -369,7 +374,10 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
                 });
             }
             if has(System::Smoltcp) {
-                let want = opts.conns.min(smoltcp::CONNS_MAX);
+                let want = opts
+                    .conns
+                    .min(opts.conns_smoltcp_max)
+                    .min(smoltcp::CONNS_MAX);
                 if want < opts.conns {
                     notes.push(format!(
                         "smoltcp conns: {want} connections, not {}: every poll of a smoltcp \

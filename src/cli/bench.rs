@@ -83,6 +83,9 @@ pub struct BenchArgs {
     /// At most this many idle connections on Linux [default: 100000, --quick 10000].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4_000_000))]
     pub conns_linux: Option<u32>,
+    /// At most this many idle connections on smoltcp [default: 10000, --quick 2000; 10000 at most].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub conns_smoltcp: Option<u32>,
     /// The MTU every system shares.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=65535))]
     pub mtu: u32,
@@ -183,6 +186,9 @@ impl BenchArgs {
         }
         if let Some(c) = self.conns_linux {
             o.conns_linux_max = c as usize;
+        }
+        if let Some(c) = self.conns_smoltcp {
+            o.conns_smoltcp_max = c as usize;
         }
         o.mtu = self.mtu as usize;
         o.large_mtu = self.large_mtu as usize;
