@@ -158,6 +158,13 @@ pub fn text(report: &Report) -> String {
             }
         };
         let mut detail = detail(row);
+        if let Some(link) = c.link_detail() {
+            detail = if detail.is_empty() {
+                link.to_owned()
+            } else {
+                format!("{link}; {detail}")
+            };
+        }
         if let Some(e) = &row.error {
             detail = format!(
                 "FAILED ({} of {} rounds ok): {e}",
@@ -362,6 +369,7 @@ pub fn json(report: &Report) -> Value {
                 "system": c.system.name(),
                 "placement": c.placement.name(),
                 "transport": c.transport.name(),
+                "link": c.link_detail(),
                 "mtu": c.mtu,
                 "conns": c.conns,
                 "msg_bytes": c.msg,

@@ -551,6 +551,15 @@ fn plan(opts: &Options, linux: &LinuxNets, notes: &mut Vec<String>) -> Vec<Case>
             }
         }
     }
+    if has(System::Rumpnet) && opts.link_offloads {
+        notes.push(
+            "rumpnet's in-memory link offloads checksums and segmentation (TSO up to 64 KiB, \
+             received as one GRO super-segment; the MTU is unchanged), as Linux's lo does; \
+             smoltcp skips checksums likewise and has no TSO; the `no offloads` row and \
+             --link-offloads false show the software path"
+                .to_owned(),
+        );
+    }
     if has(System::Smoltcp) {
         notes.push(
             "smoltcp is single-threaded (one interface, its sockets in one set): same-core only"

@@ -57,10 +57,18 @@ pub fn socket_options(spec: &Spec) -> TcpSocketOptions {
 }
 
 /// The link between the two stacks: no impairment, so no delay and no clock (frames
-/// are deliverable as soon as they are on the ring).
+/// are deliverable as soon as they are on the ring); no offloads.
 pub fn link_config(mtu: usize) -> LinkConfig {
+    link_config_with(mtu, false)
+}
+
+/// [`link_config`], with the link's checksum and segmentation offloads when `offloads`
+/// (see [`LinkConfig::offloads`]: what Linux's `lo` and a virtio-net or TSO/LRO NIC
+/// do; the MTU is unchanged).
+pub fn link_config_with(mtu: usize, offloads: bool) -> LinkConfig {
     let mut config = LinkConfig {
         mtu,
+        offloads,
         ..LinkConfig::default()
     };
     if mtu > 9000 {
@@ -75,10 +83,11 @@ pub fn link_config(mtu: usize) -> LinkConfig {
 /// Hosts A (client, 10.0.0.1) and B (server, 10.0.0.2, listening on [`PORT`]).
 fn hosts(
     mtu: usize,
+    offloads: bool,
     tcp: TcpConfig,
     opts: TcpSocketOptions,
 ) -> Result<(Host, Host, TcpListenerHandle), BenchError> {
-    let (ea, eb) = link::pair(link_config(mtu));
+    let (ea, eb) = link::pair(link_config_with(mtu, offloads));
     let config = StackConfig {
         tcp,
         ..StackConfig::default()
@@ -186,10 +195,21 @@ impl Sockets for RumpSockets<'_> {
     }
 }
 
-/// Run a timed workload (stream, rr, crr) once; `mtu` is the link's.
+/// Run a timed workload (stream, rr, crr) once; `mtu` is the link's, which offloads
+/// nothing.
 pub fn run(spec: &Spec, placement: Placement, mtu: usize) -> Result<Sample, BenchError> {
+    run_with(spec, placement, mtu, false)
+}
+
+/// [`run`], over a link with checksum and segmentation offloads when `offloads`.
+pub fn run_with(
+    spec: &Spec,
+    placement: Placement,
+    mtu: usize,
+    offloads: bool,
+) -> Result<Sample, BenchError> {
     let opts = socket_options(spec);
-    let (a, b, listener) = hosts(mtu, TcpConfig::default(), opts)?;
+    let (a, b, listener) = hosts(mtu, offloads, TcpConfig::default(), opts)?;
     match placement {
         Placement::SameCore => {
             let spec = *spec;
@@ -407,7 +427,7 @@ fn conns_inner(count: usize) -> Result<ConnsResult, BenchError> {
         max_connections: count + 1024,
         ..TcpConfig::default()
     };
-    let (mut a, mut b, first) = hosts(1500, tcp, opts)?;
+    let (mut a, mut b, first) = hosts(1500, false, tcp, opts)?;
     let listeners = count.div_ceil(PORTS_PER_LISTENER);
     let mut ls = vec![first];
     for i in 1..listeners {
@@ -585,6 +605,27 @@ mod tests {
                 assert!(s.checked > 0);
                 assert_eq!(s.errors, 0);
             }
+        }
+    }
+
+    #[test]
+    fn every_workload_runs_over_a_link_with_offloads() {
+        for (kind, conns, msg) in [
+            (Kind::Stream, 1, 65536),
+            (Kind::Rr, 1, 64),
+            (Kind::Crr, 1, 64),
+        ] {
+            let mut s = run_with(&spec(kind, conns, msg), Placement::SameCore, 1500, true)
+                .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            if s.value == 0.0 {
+                let mut long = spec(kind, conns, msg);
+                long.duration = Duration::from_secs(2);
+                s = run_with(&long, Placement::SameCore, 1500, true)
+                    .unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+            }
+            assert!(s.value > 0.0, "{kind:?}: {s:?}");
+            assert!(s.checked > 0);
+            assert_eq!(s.errors, 0);
         }
     }
 

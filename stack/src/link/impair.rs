@@ -199,6 +199,9 @@ impl Wire {
             if let Some(byte) = data.get_mut((bit / 8) as usize) {
                 *byte ^= 1 << (bit % 8);
                 stats.corrupted.fetch_add(1, Relaxed);
+                // A link with offloads marked the frame verified; the receiving NIC's
+                // check would now fail, so the stack must verify (and drop) it.
+                frame.set_rx_meta(crate::device::RxMeta::default());
             }
         }
         let dup = self.rand.chance(self.imp.duplicate);

@@ -50,7 +50,7 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::device::{Capabilities, ChecksumCaps, Device, Frame, FramePool, HeapFrame};
+use crate::device::{Capabilities, ChecksumCaps, Device, Frame, FramePool, HeapFrame, RxMeta};
 use crate::time::Instant;
 
 use impair::Wire;
@@ -76,7 +76,25 @@ pub struct LinkConfig {
     pub pool_frames: usize,
     /// Headroom in front of the data of every allocated frame.
     pub headroom: usize,
+    /// Model a NIC (or Linux's `lo`) with checksum and segmentation offload: each end
+    /// advertises IPv4/TCP/UDP transmit and receive checksum offload and TSO up to
+    /// [`OFFLOAD_TSO_MAX`] bytes, and delivers every frame it carried with
+    /// [`RxMeta::ipv4_csum_ok`] and [`RxMeta::l4_csum_ok`] set (what a NIC that verified
+    /// them, or `lo`'s `CHECKSUM_UNNECESSARY`, tells the stack) and, for a TSO frame,
+    /// [`RxMeta::gso_size`] = the MSS the sender asked for: the receiver gets it as one
+    /// LRO/GRO super-segment, as the NIC that cut it into MTU-sized packets and the one
+    /// that coalesced them again would hand it over. The MTU is unchanged: no packet
+    /// the link conceptually carries is larger. Off by default, so every protocol test
+    /// exercises the software checksums. With offloads, a frame flipped by `corrupt`
+    /// loses its verified flags (the receiving NIC's check failed), so the stack
+    /// verifies it in software and drops it; `loss` drops a TSO frame whole (every
+    /// packet of the burst, where a real wire would lose one of them).
+    pub offloads: bool,
 }
+
+/// Largest IP packet a link with [`LinkConfig::offloads`] accepts for segmentation
+/// (TSO), as Linux's 64 KiB GSO limit.
+pub const OFFLOAD_TSO_MAX: usize = 65_535;
 
 impl Default for LinkConfig {
     fn default() -> Self {
@@ -87,6 +105,7 @@ impl Default for LinkConfig {
             b_to_a: Impairments::default(),
             pool_frames: 4096,
             headroom: 128,
+            offloads: false,
         }
     }
 }
@@ -225,7 +244,11 @@ impl Emitter {
     /// Put `frame` (and a copy if `dup`) on the ring, deliverable at `at`, recording what
     /// goes on the wire. The caller has reserved the slots.
     fn emit(&mut self, frame: HeapFrame, at: Instant, dup: bool, now: Instant) {
-        let copy = dup.then(|| copy_frame(&self.pool, frame.data(), self.headroom));
+        let copy = dup.then(|| {
+            let mut c = copy_frame(&self.pool, frame.data(), self.headroom);
+            c.set_rx_meta(frame.rx_meta());
+            c
+        });
         self.push(frame, at, now);
         if let Some(copy) = copy {
             self.push(copy, at, now);
@@ -262,6 +285,29 @@ fn copy_frame(pool: &Arc<FramePool>, data: &[u8], headroom: usize) -> HeapFrame 
     }
 }
 
+/// Whether the link carries `frame`: at most `max_frame` bytes, or, with offloads
+/// (`offload` = the longest TSO frame), that many when it asks for TSO. With offloads,
+/// stamps what the receiving NIC reports: checksums verified (the sender's NIC filled
+/// them in), and the MSS of a TSO frame, which arrives as one coalesced super-segment.
+#[inline]
+fn admit(frame: &mut HeapFrame, max_frame: usize, offload: Option<usize>) -> bool {
+    let Some(max_tso) = offload else {
+        return frame.len() <= max_frame;
+    };
+    let tso_mss = frame.tx_offload().tso_mss;
+    let limit = if tso_mss > 0 { max_tso } else { max_frame };
+    if frame.len() > limit {
+        return false;
+    }
+    frame.set_rx_meta(RxMeta {
+        ipv4_csum_ok: true,
+        l4_csum_ok: true,
+        gso_size: tso_mss,
+        ..RxMeta::default()
+    });
+    true
+}
+
 /// A test's choice of frames to drop: called with each frame an end sends, before any
 /// impairment; `true` drops it.
 pub type DropFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
@@ -284,6 +330,13 @@ pub struct LinkEnd {
     spare_max: usize,
     caps: Capabilities,
     max_frame: usize,
+    /// With offloads: buffers for TSO frames (longer than `max_frame`), allocated only
+    /// when a TSO frame is first asked for, so small frames keep their small buffers.
+    big_pool: Option<Arc<FramePool>>,
+    /// With offloads: the longest frame that asks for TSO (`OFFLOAD_TSO_MAX` plus the
+    /// link header, or `max_frame` when the MTU is that large already). `None`: the
+    /// link offloads nothing.
+    offload_max_frame: Option<usize>,
     capacity: usize,
     now: Instant,
 }
@@ -340,6 +393,27 @@ impl LinkEnd {
         );
         let rx_timed = rx_imp.is_timed();
         let capacity = config.capacity.max(1);
+        let all = ChecksumCaps {
+            ipv4: true,
+            tcp: true,
+            udp: true,
+        };
+        let (csum, tso_max, big_pool) = if config.offloads && config.mtu < OFFLOAD_TSO_MAX {
+            // A few super-frames in flight per direction fill a 1 MiB window; keep no
+            // more than that many 64 KiB buffers.
+            let cached = config.pool_frames.min(64);
+            let big = FramePool::new(
+                cached,
+                config.headroom + OFFLOAD_TSO_MAX + LINK_HEADER_MAX,
+                config.headroom,
+            );
+            (all, OFFLOAD_TSO_MAX, Some(big))
+        } else if config.offloads {
+            // The MTU is already as large as TSO would make frames: checksums only.
+            (all, 0, None)
+        } else {
+            (ChecksumCaps::default(), 0, None)
+        };
         LinkEnd {
             emitter: Emitter {
                 ring: tx,
@@ -365,15 +439,21 @@ impl LinkEnd {
             caps: Capabilities {
                 mtu: config.mtu,
                 max_burst: MAX_BURST,
-                rx_checksum: ChecksumCaps::default(),
-                tx_checksum: ChecksumCaps::default(),
-                tso_max: 0,
+                rx_checksum: csum,
+                tx_checksum: csum,
+                tso_max,
                 rss_hash: false,
                 rx_queues: 1,
                 tx_queues: 1,
                 headroom: config.headroom,
             },
             max_frame,
+            big_pool,
+            offload_max_frame: config.offloads.then_some(if tso_max > 0 {
+                OFFLOAD_TSO_MAX + LINK_HEADER_MAX
+            } else {
+                max_frame
+            }),
             capacity,
             now: Instant::ZERO,
         }
@@ -552,12 +632,13 @@ impl Device for LinkEnd {
         }
         counters.sent.fetch_add(n as u64, Relaxed);
         let max_frame = self.max_frame;
+        let offload = self.offload_max_frame;
         let now = self.now;
         if self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none() {
             // Fast path: no per-frame decision, no capture; `n` slots are free.
             let ring = &self.emitter.ring;
-            for frame in frames.drain(..n) {
-                if frame.len() > max_frame {
+            for mut frame in frames.drain(..n) {
+                if !admit(&mut frame, max_frame, offload) {
                     ring.tx.oversize.fetch_add(1, Relaxed);
                     continue;
                 }
@@ -577,8 +658,8 @@ impl Device for LinkEnd {
         // mutably by the closure while the wire counts into them.
         let channel = Arc::clone(&self.emitter.ring);
         let emitter = &mut self.emitter;
-        for frame in frames.drain(..n) {
-            if frame.len() > max_frame {
+        for mut frame in frames.drain(..n) {
+            if !admit(&mut frame, max_frame, offload) {
                 channel.tx.oversize.fetch_add(1, Relaxed);
                 continue;
             }
@@ -599,7 +680,12 @@ impl Device for LinkEnd {
     /// `mtu + LINK_HEADER_MAX`.
     fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
         if len > self.max_frame {
-            return None;
+            // A TSO frame, from the pool of 64 KiB buffers (never the spare frames,
+            // which are mostly MTU-sized).
+            return match (&self.big_pool, self.offload_max_frame) {
+                (Some(big), Some(max)) if len <= max => big.alloc(len),
+                _ => None,
+            };
         }
         while let Some(mut f) = self.spare.pop() {
             if f.reuse(self.emitter.headroom, len) {
