@@ -949,6 +949,9 @@ struct Outstanding {
     sent_wall: StdInstant,
 }
 
+/// How long the first datagram may wait for its echo: address resolution with retries.
+const FIRST_DATAGRAM_WAIT: Duration = Duration::from_secs(5);
+
 /// Datagrams counted lost that are still recognised if their echo turns up late.
 const LATE_MEMORY: usize = 256;
 
@@ -1085,10 +1088,17 @@ impl UdpClient {
     }
 
     fn expire(&mut self, now: Instant) {
-        let wait = self.wait;
         let mut k = 0;
         while k < self.outstanding.len() {
             let o = self.outstanding[k];
+            // The first datagram waits for the peer's address: when the first ARP
+            // request is lost (a link that just came up), the stack asks again a
+            // second later, so its echo may take that long and is not lost.
+            let wait = if o.seq == 0 {
+                self.wait.max(FIRST_DATAGRAM_WAIT)
+            } else {
+                self.wait
+            };
             if now.saturating_duration_since(o.sent_at) >= wait {
                 self.outstanding.swap_remove(k);
                 self.lost += 1;
