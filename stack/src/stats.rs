@@ -142,6 +142,9 @@ drop_reasons! {
     TcpBadAck => "tcp unacceptable ack",
     /// A RST or SYN answered with a challenge ACK (RFC 5961).
     TcpChallenged => "tcp challenge ack sent",
+    /// A RST or SYN that would have been challenged, beyond the connection's budget of
+    /// challenge ACKs (RFC 5961 §7).
+    TcpChallengeLimited => "tcp challenge ack rate-limited",
     /// Too many holes in a connection's out-of-order data.
     TcpReassemblyFull => "tcp out-of-order queue full",
     /// A final handshake ACK whose SYN cookie did not verify.

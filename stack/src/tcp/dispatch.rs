@@ -27,6 +27,7 @@ fn drop_reason(d: TcpDrop) -> DropReason {
         TcpDrop::NoAck => DropReason::TcpNoAck,
         TcpDrop::BadAck => DropReason::TcpBadAck,
         TcpDrop::Challenged => DropReason::TcpChallenged,
+        TcpDrop::ChallengeLimited => DropReason::TcpChallengeLimited,
         TcpDrop::ReassemblyFull => DropReason::TcpReassemblyFull,
     }
 }

@@ -35,6 +35,9 @@ pub enum TcpDrop {
     BadAck,
     /// A RST or SYN answered with a challenge ACK (RFC 5961 §3, §4).
     Challenged,
+    /// A RST or SYN that would have been challenged, past the connection's budget of
+    /// challenge ACKs (RFC 5961 §7): dropped without an answer.
+    ChallengeLimited,
     /// Too many holes in the out-of-order queue.
     ReassemblyFull,
 }
@@ -42,7 +45,29 @@ pub enum TcpDrop {
 /// 24 days: a TS.Recent older than this is invalid (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
+/// RFC 5961 §7: at most this many challenge ACKs per connection per
+/// [`CHALLENGE_ACK_INTERVAL`], so forged RSTs and SYNs cannot turn a connection into an
+/// ACK reflector (and, counted per connection rather than per host as Linux first did,
+/// cannot be used to probe another connection's sequence numbers either).
+pub const CHALLENGE_ACK_LIMIT: u8 = 10;
+/// The window of [`CHALLENGE_ACK_LIMIT`].
+pub const CHALLENGE_ACK_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Tcb {
+    /// Owe a challenge ACK if the connection's budget allows one (RFC 5961 §7).
+    fn challenge(&mut self, now: Instant) -> TcpDrop {
+        if now.saturating_duration_since(self.challenge_window) >= CHALLENGE_ACK_INTERVAL {
+            self.challenge_window = now;
+            self.challenges = 0;
+        }
+        if self.challenges >= CHALLENGE_ACK_LIMIT {
+            return TcpDrop::ChallengeLimited;
+        }
+        self.challenges += 1;
+        self.challenge_ack = true;
+        TcpDrop::Challenged
+    }
+
     /// A segment for this connection arrived.
     pub fn input(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
         match self.state {
@@ -231,8 +256,7 @@ impl Tcb {
         // Second: RST (RFC 5961 §3.2: exact match resets, in window challenges).
         if f.contains(Flags::RST) {
             if seq != self.rcv_nxt {
-                self.challenge_ack = true;
-                return InputOutcome::Dropped(TcpDrop::Challenged);
+                return InputOutcome::Dropped(self.challenge(now));
             }
             if self.state == State::SynReceived && self.passive_open() {
                 // Back to LISTEN: for us that means the embryonic connection goes away.
@@ -249,8 +273,7 @@ impl Tcb {
 
         // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4.2).
         if f.contains(Flags::SYN) {
-            self.challenge_ack = true;
-            return InputOutcome::Dropped(TcpDrop::Challenged);
+            return InputOutcome::Dropped(self.challenge(now));
         }
 
         // Fifth: the ACK field.
@@ -299,7 +322,7 @@ impl Tcb {
         }
         let oldest = self.snd_una - self.max_snd_wnd.max(1) as usize;
         if ack.lt(oldest) {
-            self.challenge_ack = true;
+            let _ = self.challenge(now);
             return InputOutcome::Dropped(TcpDrop::BadAck);
         }
 

@@ -286,6 +286,10 @@ pub struct Tcb {
     pub window_update: bool,
     /// A challenge ACK is owed (RFC 5961).
     pub challenge_ack: bool,
+    /// Start of the current window of the challenge ACK budget (RFC 5961 §7).
+    pub challenge_window: Instant,
+    /// Challenge ACKs owed in the current window.
+    pub challenges: u8,
     /// Send a RST and close (abort).
     pub send_rst: bool,
     /// When we last sent anything (idle restart, RFC 5681 §4.1).
@@ -406,6 +410,8 @@ impl Tcb {
             segs_unacked: 0,
             window_update: false,
             challenge_ack: false,
+            challenge_window: now,
+            challenges: 0,
             send_rst: false,
             last_send: now,
             last_recv: now,

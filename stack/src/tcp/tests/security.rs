@@ -31,6 +31,31 @@ fn in_window_rst_gets_a_challenge_ack() {
 }
 
 #[test]
+fn challenge_acks_are_rate_limited_per_connection() {
+    // RFC 5961 §7: a flood of in-window RSTs gets at most CHALLENGE_ACK_LIMIT
+    // challenge ACKs per interval; the rest are dropped without an answer, and the
+    // budget comes back with the next interval.
+    use crate::tcp::input::{CHALLENGE_ACK_INTERVAL, CHALLENGE_ACK_LIMIT};
+    let (mut h, c) = established();
+    let limit = u64::from(CHALLENGE_ACK_LIMIT);
+    for i in 0..limit + 5 {
+        h.inject(seg! {flags: "R", seq: 1002 + i as u32});
+        if i < limit {
+            expect!(h, flags: ".", seq: 1, ack: 1001);
+        } else {
+            h.expect_none();
+        }
+    }
+    let stats = h.stack.stats();
+    assert_eq!(stats.dropped(DropReason::TcpChallenged), limit);
+    assert_eq!(stats.dropped(DropReason::TcpChallengeLimited), 5);
+    h.advance(CHALLENGE_ACK_INTERVAL);
+    h.inject(seg! {flags: "S", seq: 5_000_000, mss: 1460});
+    expect!(h, flags: ".", seq: 1, ack: 1001);
+    assert_eq!(h.stack.tcp_state(c), Ok(State::Established));
+}
+
+#[test]
 fn out_of_window_rst_is_dropped_silently() {
     // RFC 5961 §3.2 / RFC 9293 §3.10.7.4: a RST outside the window is dropped, with no
     // reply (a reply would let an attacker probe the window).
