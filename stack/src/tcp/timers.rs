@@ -160,6 +160,13 @@ impl Tcb {
             self.keepalive_at = Some(self.last_recv + k.idle);
             return;
         }
+        if self.snd_una != self.snd_max || self.persisting || !self.snd_buf.is_empty() {
+            // Data in flight or waiting to go: the retransmission and persist timers
+            // already watch the peer and give up on their own (Linux
+            // tcp_keepalive_timer reschedules in this case too).
+            self.keepalive_at = Some(now + k.idle);
+            return;
+        }
         if self.keepalive_probes >= k.count {
             // The peer is gone: reset (in case it is not, but our probes were lost) and
             // close, as Linux tcp_keepalive_timer does; output sends the RST, then

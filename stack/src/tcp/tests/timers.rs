@@ -19,6 +19,24 @@ fn with_keepalive() -> (Harness, TcpHandle) {
 }
 
 #[test]
+fn no_keepalive_probe_while_data_is_in_flight() {
+    // With data unacknowledged the retransmission timer watches the peer: keepalive
+    // sends no probe (RFC 1122 §4.2.3.6 probes an idle connection; Linux
+    // tcp_keepalive_timer reschedules while packets are out).
+    let (mut h, c) = with_keepalive();
+    h.stack.tcp_send(c, &[7u8; 100]).unwrap();
+    expect!(h, seq: 1, len: 100);
+    h.advance(secs(30));
+    for s in h.drain() {
+        assert_eq!(
+            (s.seq, s.data.len()),
+            (1, 100),
+            "only retransmissions: {s:?}"
+        );
+    }
+}
+
+#[test]
 fn keepalive_probes_an_idle_peer_then_gives_up() {
     // RFC 1122 §4.2.3.6: after `idle` without anything from the peer, send a probe
     // (SEG.SEQ = SND.NXT - 1, no data, so the peer must answer); every `interval`
