@@ -13,12 +13,15 @@
 //! and a counter; a guard kills what runs in the namespace and deletes it, also when a
 //! test fails. Every wait is bounded.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "host/mod.rs"]
+mod host;
+use host::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rumpnet");
 
@@ -26,21 +29,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_rumpnet");
 const ECHO: u16 = 7;
 const BAD: u16 = 8;
 const CLOSED: u16 = 9;
-
-fn euid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// Whether `test` can run here; prints why not. Under `CI=true` a skip is a failure.
 fn can_run(test: &str) -> bool {
@@ -58,37 +46,6 @@ fn can_run(test: &str) -> bool {
     }
     let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
     false
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-fn ip(args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg("20")
-        .arg("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ip")
-}
-
-/// `key=value` tokens of a line.
-fn fields(s: &str) -> HashMap<String, String> {
-    s.split_whitespace()
-        .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn field<T: std::str::FromStr>(s: &str, key: &str) -> T {

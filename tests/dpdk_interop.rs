@@ -22,8 +22,7 @@
 //! `RUMPNET_DPDK_BULK_MB`.
 #![cfg(feature = "dpdk")]
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +30,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+#[path = "host/mod.rs"]
+mod host;
+use host::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rumpnet");
 
@@ -40,21 +43,6 @@ const HTTP: u16 = 80;
 const UDP_ECHO: u16 = 7;
 
 // ------------------------------------------------------------------ skipping
-
-fn euid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
 
 /// The directory DPDK loads its drivers from, and whether `pmd` is there.
 fn have_pmd(pmd: &str) -> bool {
@@ -82,46 +70,15 @@ fn can_run(test: &str, tools: &[&str], pmd: &str) -> bool {
         "needs root (network namespaces, veth, AF_PACKET/AF_XDP sockets)".to_string()
     } else if !have_pmd(pmd) {
         format!("needs DPDK's {pmd} driver (scripts/install-deps.sh installs dpdk)")
-    } else if let Some(t) = ["ip", "timeout", "python3"]
-        .iter()
-        .chain(tools)
-        .find(|t| !have(t))
-    {
-        format!("needs `{t}` (scripts/install-deps.sh installs it)")
+    } else if let Some(why) = missing_tool(tools) {
+        why
     } else {
         return true;
     };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {why}; under CI=true a skipped test is a failure");
-    }
-    let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
-    false
+    skip(test, &why)
 }
 
 // ------------------------------------------------------------------ commands
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-fn output(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn ip(args: &[&str]) -> Output {
-    output(Command::new("timeout").arg("20").arg("ip").args(args))
-}
 
 fn ip_ok(args: &[&str]) {
     let out = ip(args);
@@ -130,27 +87,6 @@ fn ip_ok(args: &[&str]) {
         "{}",
         describe(&format!("ip {args:?}"), &out)
     );
-}
-
-/// The interpreter behind `python3` (a pyenv shim does not work under `ip netns exec`).
-fn python() -> String {
-    let out = output(Command::new("python3").args(["-c", "import sys; print(sys.executable)"]));
-    assert!(out.status.success(), "{}", describe("python3", &out));
-    text(&out.stdout).trim().to_string()
-}
-
-/// `key=value` tokens of a script's or `connect`'s output.
-fn fields(s: &str) -> HashMap<String, String> {
-    s.split_whitespace()
-        .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn field<T: std::str::FromStr>(f: &HashMap<String, String>, key: &str, all: &str) -> T {
-    f.get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no `{key}=` in:\n{all}"))
 }
 
 /// A counter line of a report (`    12 frames sent`, `  12 frames sent by the device`).
@@ -895,18 +831,6 @@ for size in [int(x) for x in sys.argv[3].split(",")]:
         break
     print("size=%d result=%s" % (size, result))
 "#;
-
-/// RFC 864's chargen pattern, as `/bytes/N` sends it.
-fn chargen_pattern() -> Vec<u8> {
-    let mut p = Vec::with_capacity(95 * 74);
-    for line in 0..95u8 {
-        for i in 0..72u8 {
-            p.push(b' ' + (line + i) % 95);
-        }
-        p.extend_from_slice(b"\r\n");
-    }
-    p
-}
 
 /// ping, curl of /bytes/N, a 16 MB echo with hash check and UDP echo against the stack
 /// on `vdev`, with the kernel as the peer.

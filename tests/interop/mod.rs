@@ -15,8 +15,7 @@
 //! (`scripts/install-deps.sh`). Without them a test says why and passes, except under
 //! `CI=true`, where a skip is a failure.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -27,6 +26,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rumpnet::stack::rand::Rand;
+
+#[path = "../host/mod.rs"]
+mod host;
+use host::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rumpnet");
 
@@ -39,21 +42,6 @@ const UDP_ECHO: u16 = 7;
 
 // ------------------------------------------------------------------ skipping
 
-fn euid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Whether `test` can run here (root, the TUN device, `tools`); prints why not.
 /// Under `CI=true` a skip is a failure.
 fn can_run(test: &str, tools: &[&str]) -> bool {
@@ -62,70 +50,15 @@ fn can_run(test: &str, tools: &[&str]) -> bool {
             .to_string()
     } else if !Path::new("/dev/net/tun").exists() {
         "needs /dev/net/tun".to_string()
-    } else if let Some(t) = ["ip", "timeout", "python3"]
-        .iter()
-        .chain(tools)
-        .find(|t| !have(t))
-    {
-        format!("needs `{t}` (scripts/install-deps.sh installs it)")
+    } else if let Some(why) = missing_tool(tools) {
+        why
     } else {
         return true;
     };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: {why}; under CI=true a skipped test is a failure");
-    }
-    // Straight to the stream, past libtest's capture, so the skip is seen.
-    let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
-    false
+    skip(test, &why)
 }
 
 // ------------------------------------------------------------------ commands
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(what: &str, out: &Output) -> String {
-    format!(
-        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
-
-/// Run a command to its end (the caller bounds it with `timeout`).
-fn output(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn ip(args: &[&str]) -> Output {
-    output(Command::new("timeout").arg("20").arg("ip").args(args))
-}
-
-/// The interpreter behind `python3` (a pyenv shim does not work under `ip netns exec`,
-/// which remounts /sys).
-fn python() -> String {
-    let out = output(Command::new("python3").args(["-c", "import sys; print(sys.executable)"]));
-    assert!(out.status.success(), "{}", describe("python3", &out));
-    text(&out.stdout).trim().to_string()
-}
-
-/// `key=value` tokens of a script's or `connect`'s output.
-fn fields(s: &str) -> HashMap<String, String> {
-    s.split_whitespace()
-        .filter_map(|t| t.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn field<T: std::str::FromStr>(f: &HashMap<String, String>, key: &str, all: &str) -> T {
-    f.get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no `{key}=` in:\n{all}"))
-}
 
 /// A counter of the `stack counters:` part of `serve`'s report (`    12 frames sent`).
 fn stack_counter(report: &str, name: &str) -> u64 {
@@ -398,19 +331,6 @@ impl Drop for Lab {
 }
 
 // ------------------------------------------------------------------ data
-
-/// RFC 864's chargen pattern as the servers send it (`/bytes/N` and chargen): 95 lines
-/// of 72 printable characters, each starting one further along, CR LF after each.
-fn chargen_pattern() -> Vec<u8> {
-    let mut p = Vec::with_capacity(95 * 74);
-    for line in 0..95u8 {
-        for i in 0..72u8 {
-            p.push(b' ' + (line + i) % 95);
-        }
-        p.extend_from_slice(b"\r\n");
-    }
-    p
-}
 
 /// Where `data` first differs from the chargen stream, if it does.
 fn chargen_mismatch(data: &[u8]) -> Option<usize> {
