@@ -249,7 +249,7 @@ mod imp {
     use rumpnet_io_dpdk::{mbuf_headroom, Eal, Mempool, PortBuilder, PortRef, QueuePair};
     use rumpnet_stack::iface::{InterfaceConfig, Port};
     use rumpnet_stack::rand::Rand;
-    use rumpnet_stack::tcp::{TcpError, TcpHandle, TcpListenerHandle, TcpSocketOptions};
+    use rumpnet_stack::tcp::{TcpHandle, TcpListenerHandle, TcpSocketOptions};
     use rumpnet_stack::time::Instant;
     use rumpnet_stack::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
     use rumpnet_stack::{Stack, StackConfig};
@@ -257,8 +257,9 @@ mod imp {
     use super::{PeerArgs, PeerCommand, PeerResult, Role};
     use crate::machine;
     use crate::systems::rumpnet::{socket_options, EPHEMERAL_FIRST};
+    use crate::systems::stack_sockets::StackSockets;
     use crate::systems::{sample, stall_limit, BenchError, Placement, Sample};
-    use crate::workload::{Client, Server, Sockets, Spec};
+    use crate::workload::{Client, Server, Spec};
 
     /// The memif server's (the workload server's) address and the client's.
     const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 205, 0, 1);
@@ -272,78 +273,7 @@ mod imp {
         BenchError::Setup(e.to_string())
     }
 
-    fn tcp_io(e: TcpError) -> io::Error {
-        let kind = match e {
-            TcpError::ConnectionReset => io::ErrorKind::ConnectionReset,
-            TcpError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
-            TcpError::TimedOut => io::ErrorKind::TimedOut,
-            _ => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, e)
-    }
-
     // ------------------------------------------------------------ the peer process
-
-    /// One side's socket calls on its stack (the client binds its ports in turn, as
-    /// [`RumpSockets`](crate::systems::rumpnet::RumpSockets) does, for crr).
-    struct PeerSockets<'a> {
-        stack: &'a mut Stack,
-        listener: Option<TcpListenerHandle>,
-        opts: TcpSocketOptions,
-        next_port: &'a mut u16,
-    }
-
-    impl Sockets for PeerSockets<'_> {
-        type Conn = TcpHandle;
-
-        fn connect(&mut self) -> io::Result<TcpHandle> {
-            let remote = SocketAddrV4::new(SERVER_ADDR, PORT);
-            for _ in 0..64 {
-                let port = *self.next_port;
-                *self.next_port = port.checked_add(1).unwrap_or(EPHEMERAL_FIRST);
-                let local = SocketAddrV4::new(CLIENT_ADDR, port);
-                match self
-                    .stack
-                    .tcp_connect_with(remote, Some(local), self.opts, |_| true)
-                {
-                    Err(TcpError::AddrInUse) => continue,
-                    r => return r.map_err(tcp_io),
-                }
-            }
-            Err(tcp_io(TcpError::NoPortsAvailable))
-        }
-
-        fn accept(&mut self) -> io::Result<Option<TcpHandle>> {
-            let Some(l) = self.listener else {
-                return Ok(None);
-            };
-            match self.stack.tcp_accept(l) {
-                Ok((h, _)) => Ok(Some(h)),
-                Err(TcpError::WouldBlock) => Ok(None),
-                Err(e) => Err(tcp_io(e)),
-            }
-        }
-
-        fn send(&mut self, c: TcpHandle, data: &[u8]) -> io::Result<usize> {
-            match self.stack.tcp_send(c, data) {
-                Ok(n) => Ok(n),
-                Err(TcpError::WouldBlock) => Ok(0),
-                Err(e) => Err(tcp_io(e)),
-            }
-        }
-
-        fn recv(&mut self, c: TcpHandle, buf: &mut [u8]) -> io::Result<Option<usize>> {
-            match self.stack.tcp_recv(c, buf) {
-                Ok(n) => Ok(Some(n)),
-                Err(TcpError::WouldBlock) => Ok(None),
-                Err(e) => Err(tcp_io(e)),
-            }
-        }
-
-        fn close(&mut self, c: TcpHandle) {
-            let _ = self.stack.tcp_close(c);
-        }
-    }
 
     /// A line for the parent (flushed: it waits on it).
     fn say(line: &str) {
@@ -466,7 +396,6 @@ mod imp {
         let cmds = commands();
         let epoch = WallInstant::now();
         let mut ports = [Port::new(qp)];
-        let mut next_port = EPHEMERAL_FIRST;
         let mut server: Option<(Server<TcpHandle>, WallInstant, std::time::Duration)> = None;
         let mut finishing = false;
         let mut limit = epoch + SETUP_LIMIT;
@@ -500,11 +429,11 @@ mod imp {
                 continue;
             };
             let moved = srv.step(
-                &mut PeerSockets {
+                &mut StackSockets {
                     stack: &mut stack,
                     listener: Some(listener),
                     opts,
-                    next_port: &mut next_port,
+                    client: None,
                 },
                 now,
             )?;
@@ -556,11 +485,15 @@ mod imp {
             let t = stack_now(epoch, now);
             let r = stack.poll(t, &mut ports);
             let moved = client.step(
-                &mut PeerSockets {
+                &mut StackSockets {
                     stack: &mut stack,
                     listener: None,
                     opts,
-                    next_port: &mut next_port,
+                    client: Some((
+                        CLIENT_ADDR,
+                        SocketAddrV4::new(SERVER_ADDR, PORT),
+                        &mut next_port,
+                    )),
                 },
                 now,
             )?;

@@ -7,6 +7,7 @@ pub mod dpdk;
 pub mod linux;
 pub mod rumpnet;
 pub mod smoltcp;
+pub mod stack_sockets;
 pub mod tap;
 
 use std::fmt;

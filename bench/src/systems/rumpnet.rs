@@ -9,7 +9,6 @@
 //! The `conns` workload opens many idle connections from A to B and measures the
 //! process's resident memory before and after.
 
-use std::io;
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,10 +23,12 @@ use rumpnet_stack::time::Instant;
 use rumpnet_stack::wire::Ipv4Addr;
 use rumpnet_stack::StackConfig;
 
+pub use super::stack_sockets::EPHEMERAL_FIRST;
+use super::stack_sockets::{tcp_io, StackSockets};
 use super::{sample, stall_limit, BenchError, Placement, Sample};
 use crate::machine;
 use crate::tcp_pair::{Host, A_ADDR, B_ADDR, PORT};
-use crate::workload::{Client, Kind, Server, Sockets, Spec};
+use crate::workload::{Client, Kind, Server, Spec};
 
 /// Socket buffers of a bulk connection: large enough that the window never limits a
 /// path whose round trip is a few microseconds.
@@ -112,86 +113,31 @@ fn stack_now(epoch: WallInstant, now: WallInstant) -> Instant {
     Instant::from_micros(now.saturating_duration_since(epoch).as_micros() as u64)
 }
 
-/// One side's socket calls on its stack.
-#[derive(Debug)]
-pub struct RumpSockets<'a> {
-    host: &'a mut Host,
-    listener: Option<TcpListenerHandle>,
+/// The client's sockets on host A, toward B's listening port.
+fn client_sockets<'a>(
+    a: &'a mut Host,
     opts: TcpSocketOptions,
-    /// The client's next local port (see [`EPHEMERAL_FIRST`]).
     next_port: &'a mut u16,
+) -> StackSockets<'a> {
+    StackSockets {
+        stack: &mut a.stack,
+        listener: None,
+        opts,
+        client: Some((A_ADDR, SocketAddrV4::new(B_ADDR, PORT), next_port)),
+    }
 }
 
-/// The client binds its local ports itself, in turn through 49152-65535, as netperf's
-/// TCP_CRR does: a port comes back only after 16,383 others, by when the server's
-/// TIME-WAIT for it can be ended by the new SYN (RFC 6191: its timestamp is newer).
-/// The stack's own choice is random, and a random port soon lands on a TIME-WAIT
-/// whose last timestamp is in the same millisecond.
-pub const EPHEMERAL_FIRST: u16 = 49152;
-
-fn tcp_io(e: TcpError) -> io::Error {
-    let kind = match e {
-        TcpError::ConnectionReset => io::ErrorKind::ConnectionReset,
-        TcpError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
-        TcpError::TimedOut => io::ErrorKind::TimedOut,
-        _ => io::ErrorKind::Other,
-    };
-    io::Error::new(kind, e)
-}
-
-impl Sockets for RumpSockets<'_> {
-    type Conn = TcpHandle;
-
-    fn connect(&mut self) -> io::Result<TcpHandle> {
-        let remote = SocketAddrV4::new(B_ADDR, PORT);
-        // A port still held by this side (a connection not fully closed) is skipped.
-        for _ in 0..64 {
-            let port = *self.next_port;
-            *self.next_port = port.checked_add(1).unwrap_or(EPHEMERAL_FIRST);
-            let local = SocketAddrV4::new(A_ADDR, port);
-            match self
-                .host
-                .stack
-                .tcp_connect_with(remote, Some(local), self.opts, |_| true)
-            {
-                Err(TcpError::AddrInUse) => continue,
-                r => return r.map_err(tcp_io),
-            }
-        }
-        Err(tcp_io(TcpError::NoPortsAvailable))
-    }
-
-    fn accept(&mut self) -> io::Result<Option<TcpHandle>> {
-        let Some(l) = self.listener else {
-            return Ok(None);
-        };
-        match self.host.stack.tcp_accept(l) {
-            Ok((h, _)) => Ok(Some(h)),
-            Err(TcpError::WouldBlock) => Ok(None),
-            Err(e) => Err(tcp_io(e)),
-        }
-    }
-
-    fn send(&mut self, c: TcpHandle, data: &[u8]) -> io::Result<usize> {
-        match self.host.stack.tcp_send(c, data) {
-            Ok(n) => Ok(n),
-            Err(TcpError::WouldBlock) => Ok(0),
-            Err(e) => Err(tcp_io(e)),
-        }
-    }
-
-    fn recv(&mut self, c: TcpHandle, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.host.stack.tcp_recv(c, buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(TcpError::WouldBlock) => Ok(None),
-            Err(e) => Err(tcp_io(e)),
-        }
-    }
-
-    fn close(&mut self, c: TcpHandle) {
-        // The handle is ours and live; a failure here would be a bug in the workload,
-        // and the stack cleans up on its own either way.
-        let _ = self.host.stack.tcp_close(c);
+/// The server's sockets on host B.
+fn server_sockets(
+    b: &mut Host,
+    listener: TcpListenerHandle,
+    opts: TcpSocketOptions,
+) -> StackSockets<'_> {
+    StackSockets {
+        stack: &mut b.stack,
+        listener: Some(listener),
+        opts,
+        client: None,
     }
 }
 
@@ -243,28 +189,12 @@ fn same_core(
         let now = WallInstant::now();
         let t = stack_now(epoch, now);
         a.poll(t);
-        let moved = client.step(
-            &mut RumpSockets {
-                host: &mut a,
-                listener: None,
-                opts,
-                next_port: &mut next_port,
-            },
-            now,
-        )?;
+        let moved = client.step(&mut client_sockets(&mut a, opts, &mut next_port), now)?;
         if moved {
             a.poll(t);
         }
         b.poll(t);
-        let moved = server.step(
-            &mut RumpSockets {
-                host: &mut b,
-                listener: Some(listener),
-                opts,
-                next_port: &mut next_port,
-            },
-            now,
-        )?;
+        let moved = server.step(&mut server_sockets(&mut b, listener, opts), now)?;
         if moved {
             b.poll(t);
         }
@@ -308,15 +238,7 @@ fn cross_core(
             while !sd.load(Ordering::Acquire) {
                 let now = WallInstant::now();
                 a.poll(stack_now(epoch, now));
-                let r = client.step(
-                    &mut RumpSockets {
-                        host: &mut a,
-                        listener: None,
-                        opts,
-                        next_port: &mut next_port,
-                    },
-                    now,
-                );
+                let r = client.step(&mut client_sockets(&mut a, opts, &mut next_port), now);
                 if let Err(e) = r {
                     f.store(true, Ordering::Release);
                     return Err(e.into());
@@ -335,19 +257,10 @@ fn cross_core(
         let server = s.spawn(move || -> Result<_, BenchError> {
             machine::pin_to_core(1);
             let mut server = Server::new(spec, epoch);
-            let mut next_port = EPHEMERAL_FIRST;
             loop {
                 let now = WallInstant::now();
                 b.poll(stack_now(epoch, now));
-                let r = server.step(
-                    &mut RumpSockets {
-                        host: &mut b,
-                        listener: Some(listener),
-                        opts,
-                        next_port: &mut next_port,
-                    },
-                    now,
-                );
+                let r = server.step(&mut server_sockets(&mut b, listener, opts), now);
                 if let Err(e) = r {
                     f.store(true, Ordering::Release);
                     return Err(e.into());

@@ -14,7 +14,6 @@
 //!
 //! Needs root (namespaces, /dev/net/tun); the suite runs it only then.
 
-use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -24,16 +23,17 @@ use std::time::{Duration as StdDuration, Instant as WallInstant};
 use rumpnet_io_tap::{IdlePolicy, TapDevice, TapOptions};
 use rumpnet_stack::iface::{InterfaceConfig, Port};
 use rumpnet_stack::rand::Rand;
-use rumpnet_stack::tcp::{TcpError, TcpHandle, TcpListenerHandle, TcpSocketOptions};
+use rumpnet_stack::tcp::{TcpListenerHandle, TcpSocketOptions};
 use rumpnet_stack::time::Instant;
 use rumpnet_stack::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
 use rumpnet_stack::{Stack, StackConfig};
 
 use super::linux::{LinuxSockets, Netns};
 use super::rumpnet::socket_options;
+use super::stack_sockets::StackSockets;
 use super::{sample, stall_limit, BenchError, Placement, Sample};
 use crate::machine;
-use crate::workload::{Client, Server, Sockets, Spec};
+use crate::workload::{Client, Server, Spec};
 
 /// The kernel's side of the TAP.
 const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 204, 0, 1);
@@ -41,61 +41,6 @@ const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(10, 204, 0, 1);
 const STACK_ADDR: Ipv4Addr = Ipv4Addr::new(10, 204, 0, 2);
 /// The port the stack listens on.
 const PORT: u16 = 5001;
-
-/// The server's socket calls on the stack behind the TAP.
-struct TapSockets<'a> {
-    stack: &'a mut Stack,
-    listener: TcpListenerHandle,
-}
-
-fn tcp_io(e: TcpError) -> io::Error {
-    let kind = match e {
-        TcpError::ConnectionReset => io::ErrorKind::ConnectionReset,
-        TcpError::ConnectionRefused => io::ErrorKind::ConnectionRefused,
-        TcpError::TimedOut => io::ErrorKind::TimedOut,
-        _ => io::ErrorKind::Other,
-    };
-    io::Error::new(kind, e)
-}
-
-impl Sockets for TapSockets<'_> {
-    type Conn = TcpHandle;
-
-    fn connect(&mut self) -> io::Result<TcpHandle> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the stack behind the TAP is the server",
-        ))
-    }
-
-    fn accept(&mut self) -> io::Result<Option<TcpHandle>> {
-        match self.stack.tcp_accept(self.listener) {
-            Ok((h, _)) => Ok(Some(h)),
-            Err(TcpError::WouldBlock) => Ok(None),
-            Err(e) => Err(tcp_io(e)),
-        }
-    }
-
-    fn send(&mut self, c: TcpHandle, data: &[u8]) -> io::Result<usize> {
-        match self.stack.tcp_send(c, data) {
-            Ok(n) => Ok(n),
-            Err(TcpError::WouldBlock) => Ok(0),
-            Err(e) => Err(tcp_io(e)),
-        }
-    }
-
-    fn recv(&mut self, c: TcpHandle, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.stack.tcp_recv(c, buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(TcpError::WouldBlock) => Ok(None),
-            Err(e) => Err(tcp_io(e)),
-        }
-    }
-
-    fn close(&mut self, c: TcpHandle) {
-        let _ = self.stack.tcp_close(c);
-    }
-}
 
 /// The stack behind the TAP, listening.
 fn server_stack(
@@ -174,9 +119,11 @@ pub fn run(spec: &Spec, placement: Placement, mtu: usize) -> Result<Sample, Benc
                 let t = Instant::from_micros(now.duration_since(epoch).as_micros() as u64);
                 let r = stack.poll(t, &mut ports);
                 let moved = server.step(
-                    &mut TapSockets {
+                    &mut StackSockets {
                         stack: &mut stack,
-                        listener,
+                        listener: Some(listener),
+                        opts: socket_options(&spec),
+                        client: None,
                     },
                     now,
                 );
