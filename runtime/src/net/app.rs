@@ -115,7 +115,8 @@ impl NetApp {
                     }
                 }
                 l.pending.fetch_sub(1, Ordering::AcqRel);
-                l.signal.wake();
+                // Only `bind` waits for this; it is not a readiness change.
+                l.signal.wake_waiters();
             }
             Cmd::AcceptMore(l) => {
                 if let Some(&h) = l.shards[self.link.id].handle.get() {

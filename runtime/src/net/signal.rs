@@ -38,13 +38,21 @@ struct MioPipe {
 }
 
 impl Signal {
-    /// Readiness changed (the state was updated before this call).
-    pub fn wake(&self) {
+    /// Wake the threads blocked in [`Signal::wait_until`] only, not a mio poller: for
+    /// changes that are not readiness (a `bind` completing on one more shard, which the
+    /// binding thread waits for before any poller can be registered). A late one of
+    /// those must not show up as an edge after the poller registered.
+    pub fn wake_waiters(&self) {
         fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::Relaxed) > 0 {
             drop(self.lock());
             self.cv.notify_all();
         }
+    }
+
+    /// Readiness changed (the state was updated before this call).
+    pub fn wake(&self) {
+        self.wake_waiters();
         if self.mio_armed.load(Ordering::Relaxed) && self.mio_armed.swap(false, Ordering::AcqRel) {
             if let Ok(g) = self.mio.lock() {
                 if let Some(p) = g.as_ref() {
