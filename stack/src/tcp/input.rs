@@ -781,9 +781,12 @@ impl Tcb {
             self.ack_now = true;
         } else {
             self.segs_unacked += 1;
-            if self.segs_unacked >= 2 || data.len() < self.smss as usize / 2 {
-                // Every second segment; small segments (requests) at once, as Linux's
-                // quick-ACK does for interactive traffic.
+            self.last_data_recv = self.last_recv;
+            let small = data.len() < self.smss as usize / 2;
+            if self.segs_unacked >= 2 || (small && !self.pingpong) {
+                // Every second segment; a small one at once unless the application
+                // answers within the delayed-ACK time (interactive mode, where the ACK
+                // rides on the answer), as Linux's quick-ACK and ping-pong modes do.
                 self.ack_now = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(self.last_recv + self.config.delack);

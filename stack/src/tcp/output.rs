@@ -361,6 +361,15 @@ impl Tcb {
         if fin {
             flags |= Flags::FIN;
         }
+        if len > 0
+            && !retransmit
+            && now.saturating_duration_since(self.last_data_recv) < self.config.delack
+            && self.rcv_nxt != self.irs + 1u32
+        {
+            // New data soon after data arrived: the application answers (Linux
+            // tcp_event_data_sent).
+            self.pingpong = true;
+        }
         let mut seg = self.segment(now, flags, seq, offset, len);
         seg.retransmit = retransmit;
         let seq_len = len as u32 + u32::from(fin);

@@ -282,6 +282,14 @@ pub struct Tcb {
     pub ack_now: bool,
     /// Full-sized segments received since our last ACK (RFC 5681 §4.2: ACK every 2nd).
     pub segs_unacked: u32,
+    /// Interactive ("ping-pong") mode, as Linux has it: the application answers what it
+    /// receives within the delayed-ACK time, so the ACK of a small segment waits to ride
+    /// on the answer instead of leaving alone (half the segments of a request/response
+    /// exchange). Entered when data is sent soon after data arrived; left when the
+    /// delayed-ACK timer fires (the answer did not come in time).
+    pub pingpong: bool,
+    /// When data last arrived in order (what [`Tcb::pingpong`] measures answers from).
+    pub last_data_recv: Instant,
     /// A window update is owed (the application read a lot).
     pub window_update: bool,
     /// A challenge ACK is owed (RFC 5961).
@@ -408,6 +416,8 @@ impl Tcb {
             retransmits: 0,
             ack_now: false,
             segs_unacked: 0,
+            pingpong: false,
+            last_data_recv: now,
             window_update: false,
             challenge_ack: false,
             challenge_window: now,

@@ -43,6 +43,8 @@ impl Tcb {
         if self.delack_at.is_some_and(|t| now >= t) {
             self.delack_at = None;
             self.ack_now = true;
+            // The answer did not come in time: ACK small segments at once again.
+            self.pingpong = false;
         }
         if self.keepalive_at.is_some_and(|t| now >= t) {
             self.keepalive_at = None;

@@ -180,11 +180,53 @@ fn every_second_full_segment_is_acked_at_once() {
 
 #[test]
 fn small_segment_is_acked_at_once() {
-    // A request-sized segment is ACKed at once (Linux quick-ACK for interactive data):
-    // delaying it would only add latency to the reply.
+    // A request-sized segment is ACKed at once while the application has not shown
+    // it answers (Linux's quick-ACK): a sender's Nagle may be waiting for this ACK.
     let (mut h, _c) = established_mss(1460);
     h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"GET / HTTP/1.1\r\n\r\n"});
     expect!(h, flags: ".", ack: 1019);
+}
+
+#[test]
+fn an_answering_application_gets_its_acks_piggybacked() {
+    // Interactive (ping-pong) mode, as Linux's: once the application has answered a
+    // request within the delayed-ACK time, the ACK of the next request waits for the
+    // answer and rides on it: one segment each way per exchange, not two.
+    let (mut h, c) = established_mss(1460);
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"req1"});
+    expect!(h, flags: ".", ack: 1005); // not interactive yet: ACKed at once
+    assert_eq!(h.read_all(c), b"req1");
+    h.stack.tcp_send(c, b"resp1").unwrap();
+    expect!(h, flags: "P.", seq: 1, ack: 1005, data: b"resp1");
+    h.inject(seg! {flags: "P.", seq: 1005, ack: 6, data: b"req2"});
+    h.expect_none(); // the ACK waits for the answer
+    assert_eq!(h.read_all(c), b"req2");
+    h.advance(ms(1));
+    h.stack.tcp_send(c, b"resp2").unwrap();
+    expect!(h, flags: "P.", seq: 6, ack: 1009, data: b"resp2");
+    h.expect_none();
+}
+
+#[test]
+fn interactive_mode_ends_when_the_answer_is_late() {
+    // The delayed ACK still goes out within `delack` when no answer comes, and the
+    // next small segment is ACKed at once again (Linux leaves ping-pong mode when its
+    // delayed-ACK timer fires).
+    let (mut h, c) = established_mss(1460);
+    let delack = h.stack.tcp.config.tcb.delack;
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"req1"});
+    expect!(h, ack: 1005);
+    h.read_all(c);
+    h.stack.tcp_send(c, b"resp1").unwrap();
+    expect!(h, data: b"resp1");
+    h.inject(seg! {flags: "P.", seq: 1005, ack: 6, data: b"req2"});
+    h.expect_none();
+    h.advance(delack - ms(1));
+    h.expect_none();
+    h.advance(ms(1));
+    expect!(h, flags: ".", seq: 6, ack: 1009);
+    h.inject(seg! {flags: "P.", seq: 1009, ack: 6, data: b"req3"});
+    expect!(h, flags: ".", seq: 6, ack: 1013);
 }
 
 #[test]
