@@ -65,7 +65,7 @@ fn rr(n: u64) -> f64 {
         a.poll(clock);
         b.poll(clock);
         s = b.stack.tcp_accept(l).ok().map(|(h, _)| h);
-        clock = clock + rumpnet_stack::time::Duration::from_micros(1);
+        clock += rumpnet_stack::time::Duration::from_micros(1);
     }
     let s = s.expect("accepted");
     let req = [7u8; MSG];
