@@ -300,6 +300,9 @@ impl Stack {
                 self.announce(ports, i);
             }
         }
+        if !self.tcp.ack_next.is_empty() {
+            self.release_deferred_acks();
+        }
         for i in 0..n {
             let mut rx = core::mem::take(&mut ports[i].rx);
             let burst = ports[i].caps.max_burst.max(1);
@@ -329,7 +332,11 @@ impl Stack {
     pub fn poll_at(&self) -> Option<Instant> {
         // Output queued by socket calls since the last poll (data, a window update, a
         // close) is due at once.
-        if !self.tcp.dirty.is_empty() || !self.udp.dirty.is_empty() || !self.icmp.dirty.is_empty() {
+        if !self.tcp.dirty.is_empty()
+            || !self.tcp.ack_next.is_empty()
+            || !self.udp.dirty.is_empty()
+            || !self.icmp.dirty.is_empty()
+        {
             return Some(self.now);
         }
         let mut at = self.reasm.poll_at();

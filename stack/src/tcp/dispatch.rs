@@ -102,7 +102,12 @@ impl Stack {
         if !seg.payload.is_empty() && c.tcb.rcv_buf.allocated() == 0 {
             self.tcp.bufs.supply(&mut c.tcb.rcv_buf);
         }
-        match c.tcb.input(now, seg) {
+        let ack_next = c.tcb.ack_next;
+        let outcome = c.tcb.input(now, seg);
+        if c.tcb.ack_next && !ack_next {
+            self.tcp.ack_next.push(key);
+        }
+        match outcome {
             InputOutcome::Ok => {}
             InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),
             InputOutcome::SendReset => {
@@ -399,6 +404,21 @@ impl Stack {
             Ok(()) => self.stats.tcp_tx += 1,
             Err(reason) => self.stats.drop(reason),
         }
+    }
+
+    /// The ACKs deferred by the last poll ([`Tcb::ack_next`]) are due now.
+    pub(crate) fn release_deferred_acks(&mut self) {
+        let mut keys = core::mem::take(&mut self.tcp.ack_next);
+        for key in keys.drain(..) {
+            if let Some(c) = self.tcp.conns.get_mut(key) {
+                if c.tcb.ack_next {
+                    c.tcb.ack_next = false;
+                    c.tcb.ack_now = true;
+                    self.tcp.mark_dirty(key);
+                }
+            }
+        }
+        self.tcp.ack_next = keys;
     }
 
     /// Wake the connections whose timers are due.

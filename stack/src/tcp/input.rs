@@ -783,11 +783,15 @@ impl Tcb {
             self.segs_unacked += 1;
             self.last_data_recv = self.last_recv;
             let small = data.len() < self.smss as usize / 2;
-            if self.segs_unacked >= 2 || (small && !self.pingpong) {
-                // Every second segment; a small one at once unless the application
-                // answers within the delayed-ACK time (interactive mode, where the ACK
-                // rides on the answer), as Linux's quick-ACK and ping-pong modes do.
+            if self.segs_unacked >= 2 {
+                // RFC 5681 §4.2: every second full-sized segment.
                 self.ack_now = true;
+            } else if small && !self.pingpong {
+                // A small one without delay unless the application answers within the
+                // delayed-ACK time (interactive mode, where the ACK rides on the
+                // answer), as Linux's quick-ACK and ping-pong modes do; "without
+                // delay" being the next poll, after the application's turn.
+                self.ack_next = true;
             } else if self.delack_at.is_none() {
                 self.delack_at = Some(self.last_recv + self.config.delack);
             }
@@ -805,7 +809,9 @@ impl Tcb {
     fn receive_fin(&mut self, now: Instant) {
         self.rcv_nxt += 1u32;
         self.rcv_closed = true;
-        self.ack_now = true;
+        // At the next poll: an application that closes in its turn sends its FIN with
+        // this ACK.
+        self.ack_next = true;
         self.events |= Events::READABLE;
         match self.state {
             State::SynReceived | State::Established => self.set_state(State::CloseWait),

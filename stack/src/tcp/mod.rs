@@ -169,6 +169,9 @@ pub(crate) struct TcpTable {
     pub listen_map: HashMap<(Ipv4Addr, u16), SlabKey>,
     pub wheel: TimerWheel<SlabKey>,
     pub dirty: VecDeque<SlabKey>,
+    /// Connections owing an ACK at the next poll ([`Tcb::ack_next`]); drained at the
+    /// start of every poll, so it holds at most what one poll received.
+    pub ack_next: Vec<SlabKey>,
     pub evented: VecDeque<TcpSocketRef>,
     pub isn: IsnGenerator,
     pub cookies: SynCookies,
@@ -198,6 +201,7 @@ impl TcpTable {
             listen_map: crate::new_map(rand.next_u64()),
             wheel: TimerWheel::new(config.timer_tick, 4096, now),
             dirty: VecDeque::new(),
+            ack_next: Vec::new(),
             evented: VecDeque::new(),
             isn: IsnGenerator::new(rand),
             cookies: SynCookies::new(rand),

@@ -83,12 +83,31 @@ impl Tcb {
             State::Closed => None,
             State::SynSent | State::SynReceived => self.next_syn(now),
             State::TimeWait => self.next_ack(now),
+            _ if self.nothing_owed() => None,
             _ => self
                 .next_retransmission(now)
                 .or_else(|| self.next_data(now))
                 .or_else(|| self.next_probe(now))
                 .or_else(|| self.next_ack(now)),
         }
+    }
+
+    /// True when the ladder below would find nothing in a synchronized state: no
+    /// probe or retransmission due, no unsent data or FIN, no ACK owed. Asked first
+    /// because most calls find nothing (the output pass asks until "nothing", and a
+    /// segment that only took data owes no ACK yet), and each rung costs more.
+    #[inline]
+    fn nothing_owed(&self) -> bool {
+        !(self.tlp_send
+            || self.rexmit_una
+            || (self.in_recovery && self.sack_ok)
+            || self.force_probe
+            || self.keepalive_probe
+            || self.ack_now
+            || self.challenge_ack
+            || self.window_update)
+            && self.data_len_at(self.snd_nxt) == 0
+            && !(self.fin_queued && self.fin_seq().is_some_and(|f| self.snd_nxt.le(f)))
     }
 
     /// Our SYN (or SYN-ACK), with every option we offer (RFC 9293 §3.5).
@@ -520,6 +539,7 @@ impl Tcb {
         if ack.is_some() {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
+            self.ack_next = false;
             self.challenge_ack = false;
             self.window_update = false;
             self.segs_unacked = 0;

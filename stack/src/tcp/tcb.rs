@@ -282,6 +282,11 @@ pub struct Tcb {
     pub ack_now: bool,
     /// Full-sized segments received since our last ACK (RFC 5681 §4.2: ACK every 2nd).
     pub segs_unacked: u32,
+    /// An ACK is owed at the next poll rather than this one: the application gets its
+    /// turn between the two, and what it sends carries the ACK (a request's answer,
+    /// the FIN of a close that follows the peer's). RFC 1122 §4.2.3.2 lets an ACK wait
+    /// far longer; this waits one turn of a run-to-completion loop.
+    pub ack_next: bool,
     /// Interactive ("ping-pong") mode, as Linux has it: the application answers what it
     /// receives within the delayed-ACK time, so the ACK of a small segment waits to ride
     /// on the answer instead of leaving alone (half the segments of a request/response
@@ -416,6 +421,7 @@ impl Tcb {
             retransmits: 0,
             ack_now: false,
             segs_unacked: 0,
+            ack_next: false,
             pingpong: false,
             last_data_recv: now,
             window_update: false,
@@ -512,7 +518,10 @@ impl Tcb {
 
     /// The earliest deadline among the TCB's timers.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
+        // Asked after every segment in and out: a plain fold, not an iterator chain
+        // over Options, which the compiler does not flatten.
+        let mut at: Option<Instant> = None;
+        for t in [
             self.rto_at,
             self.rack_at,
             self.tlp_at,
@@ -520,10 +529,14 @@ impl Tcb {
             self.keepalive_at,
             self.timewait_at,
             self.fin_wait2_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        ] {
+            if let Some(t) = t {
+                if at.is_none_or(|a| t < a) {
+                    at = Some(t);
+                }
+            }
+        }
+        at
     }
 
     /// Loss detection is RACK-TLP's (RFC 8985): SACK is on and RACK is enabled.

@@ -131,6 +131,20 @@ fn passive_close_close_wait_then_last_ack() {
 }
 
 #[test]
+fn a_close_in_the_applications_turn_carries_the_ack_of_the_peers_fin() {
+    // The ACK of a FIN waits one poll (the application's turn): a close made in that
+    // turn sends one FIN+ACK, not an ACK and then a FIN.
+    let (mut h, c) = established();
+    h.inject(seg! {flags: "F.", seq: 1001, ack: 1});
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Ok(0));
+    h.stack.tcp_close(c).unwrap();
+    expect!(h, flags: "F.", seq: 1, ack: 1002);
+    h.expect_none();
+    assert_eq!(h.tcb(c).state, State::LastAck);
+}
+
+#[test]
 fn half_close_peer_keeps_sending() {
     // RFC 9293 §3.6: after our FIN we keep receiving until the peer's FIN
     // (FIN-WAIT-2 "can still receive").

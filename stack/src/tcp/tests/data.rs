@@ -208,6 +208,18 @@ fn an_answering_application_gets_its_acks_piggybacked() {
 }
 
 #[test]
+fn an_answer_in_the_applications_turn_carries_the_ack() {
+    // Before interactive mode, a small segment's ACK still waits one poll (the
+    // application's turn): an answer made in that turn carries it.
+    let (mut h, c) = established_mss(1460);
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"req1"});
+    assert_eq!(h.read_all(c), b"req1");
+    h.stack.tcp_send(c, b"resp1").unwrap();
+    expect!(h, flags: "P.", seq: 1, ack: 1005, data: b"resp1");
+    h.expect_none();
+}
+
+#[test]
 fn interactive_mode_ends_when_the_answer_is_late() {
     // The delayed ACK still goes out within `delack` when no answer comes, and the
     // next small segment is ACKed at once again (Linux leaves ping-pong mode when its
