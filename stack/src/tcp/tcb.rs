@@ -518,25 +518,21 @@ impl Tcb {
 
     /// The earliest deadline among the TCB's timers.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Asked after every segment in and out: a plain fold, not an iterator chain
-        // over Options, which the compiler does not flatten.
-        let mut at: Option<Instant> = None;
-        for t in [
-            self.rto_at,
-            self.rack_at,
-            self.tlp_at,
-            self.delack_at,
-            self.keepalive_at,
-            self.timewait_at,
-            self.fin_wait2_at,
-        ] {
-            if let Some(t) = t {
-                if at.is_none_or(|a| t < a) {
-                    at = Some(t);
-                }
+        // Asked after every segment in and out: plain comparisons, not an iterator
+        // chain over Options, which the compiler does not flatten.
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+                (x, None) => x,
+                (None, y) => y,
             }
         }
-        at
+        let at = earlier(self.rto_at, self.rack_at);
+        let at = earlier(at, self.tlp_at);
+        let at = earlier(at, self.delack_at);
+        let at = earlier(at, self.keepalive_at);
+        let at = earlier(at, self.timewait_at);
+        earlier(at, self.fin_wait2_at)
     }
 
     /// Loss detection is RACK-TLP's (RFC 8985): SACK is on and RACK is enabled.
