@@ -423,6 +423,9 @@ impl Stack {
 
     /// Wake the connections whose timers are due.
     pub(crate) fn run_tcp_timers(&mut self, now: Instant) {
+        if self.tcp.wheel.quiet(now) {
+            return;
+        }
         let mut expired = core::mem::take(&mut self.tcp.expired);
         self.tcp.wheel.poll(now, &mut expired);
         for (key, at) in expired.drain(..) {

@@ -275,9 +275,30 @@ impl TcpTable {
     /// it, hand it to its listener's accept queue once established, and (re)arm its
     /// timer.
     pub fn settle(&mut self, key: SlabKey) {
-        let Some(c) = self.conns.get(key) else {
+        let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.listener.is_none() && !matches!(c.tcb.state, State::Closed | State::TimeWait) {
+            // The common case, after every segment in or out of a connection that is
+            // neither finished nor waiting for accept: its events and its timer, with
+            // one lookup.
+            if c.owned && c.tcb.events != 0 && !c.evented {
+                c.evented = true;
+                self.evented
+                    .push_back(TcpSocketRef::Connection(TcpHandle(key)));
+            }
+            if let Some(d) = c.tcb.next_deadline() {
+                if c.wheel_at.is_none_or(|w| d < w) {
+                    let stale = c.wheel_at.is_some();
+                    c.wheel_at = Some(d);
+                    self.wheel.schedule(key, d);
+                    if stale {
+                        self.purge_stale_timers();
+                    }
+                }
+            }
+            return;
+        }
         if c.tcb.state == State::Closed && !c.owned {
             self.remove(key);
             return;
