@@ -186,8 +186,88 @@ impl Tcb {
         }
     }
 
+    /// Header prediction (Van Jacobson's, as in BSD's tcp_input and Linux's fast path),
+    /// widened to the segment of a request/response exchange, which both carries data
+    /// and acknowledges everything we sent: an ESTABLISHED connection with nothing
+    /// unusual going on (no recovery, probe, SACK state, reassembly or FIN), and a
+    /// segment that is exactly the next one (ACK and maybe PSH, at RCV.NXT, a timestamp
+    /// not older than TS.Recent, no SACK blocks, fitting the buffer)
+    /// acknowledging nothing new with data, or everything outstanding. Such a segment
+    /// passes every check of [`input_synchronized`](Self::input_synchronized)
+    /// trivially and has no effect on its SACK, RACK and loss-probe state beyond what is
+    /// done here; anything else takes that full path. `None`: not predicted.
+    #[inline]
+    fn input_predicted(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<InputOutcome> {
+        let f = seg.flags;
+        let seq = seg.seq_number;
+        let ack = seg.ack_number?;
+        if self.state != State::Established
+            || !(f == Flags::ACK || f == (Flags::ACK | Flags::PSH))
+            || seq != self.rcv_nxt
+            || seg.sack_ranges[0].is_some()
+            || self.in_recovery
+            || self.persisting
+            || self.fin_queued
+            || self.rcv_closed
+            || self.orphaned
+            || self.fin_pending.is_some()
+            || self.rack.tlp_end.is_some()
+            || !self.reass.is_empty()
+            || !self.scoreboard.is_empty()
+            || seg.payload.len() > self.rcv_buf.window()
+        {
+            return None;
+        }
+        let advanced = ack != self.snd_una;
+        if (advanced && ack != self.snd_max) || (!advanced && seg.payload.is_empty()) {
+            // A partial ACK (RACK may have losses to find) or a possible duplicate ACK.
+            return None;
+        }
+        let ts = match (self.ts_ok, seg.timestamp) {
+            (true, Some(ts)) if (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0 => Some(ts),
+            (true, _) => return None,
+            (false, _) => None,
+        };
+        self.last_recv = now;
+        self.keepalive_probes = 0;
+        self.arm_keepalive(now);
+        if let Some(ts) = ts {
+            // RFC 7323 §4.3, as in the full path.
+            if seq.le(self.last_ack_sent) {
+                self.ts_recent = ts.tsval;
+                self.ts_recent_at = now;
+            }
+        }
+        if advanced {
+            self.on_new_ack(now, ack, seg, None);
+        }
+        if self.rack_on() {
+            self.rack_detect(now);
+            self.arm_tlp(now, advanced);
+        }
+        // The window update of the full path (not persisting: nothing to stop).
+        if advanced || self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
+            let seg_wnd = u32::from(seg.window_len) << self.snd_wscale;
+            self.snd_wnd = seg_wnd;
+            if self.snd_wl1.lt(seq) {
+                self.snd_wl1 = seq;
+            }
+            self.snd_wl2 = ack;
+            self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
+        }
+        if seg.payload.is_empty() {
+            return Some(InputOutcome::Ok);
+        }
+        Some(self.receive_data(seq, seg.payload))
+    }
+
     /// RFC 9293 §3.10.7.4: every state after SYN-SENT.
     fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
+        if self.config.header_prediction {
+            if let Some(outcome) = self.input_predicted(now, seg) {
+                return outcome;
+            }
+        }
         let f = seg.flags;
         let seq = seg.seq_number;
 

@@ -149,6 +149,11 @@ pub struct TcbConfig {
     /// Detect losses with RACK-TLP (RFC 8985) when SACK is on, as Linux does by
     /// default; off: RFC 6675's duplicate-ACK threshold alone, and no tail probes.
     pub rack: bool,
+    /// Take the segments header prediction recognizes through its short path
+    /// (input.rs `input_predicted`); off, every segment takes the full one. The two
+    /// give the same results (tests/tcp_sim.rs compares them frame by frame): the
+    /// switch is there for that comparison and for measuring what prediction saves.
+    pub header_prediction: bool,
 }
 
 impl Default for TcbConfig {
@@ -164,6 +169,7 @@ impl Default for TcbConfig {
             sack: true,
             window_scaling: true,
             rack: true,
+            header_prediction: true,
         }
     }
 }
