@@ -301,10 +301,14 @@ impl Stack {
             }
         }
         for i in 0..n {
-            let mut rx = core::mem::take(&mut ports[i].rx);
-            let burst = ports[i].caps.max_burst.max(1);
-            let queue = ports[i].queue;
-            ports[i].dev.rx_burst(queue, &mut rx, burst);
+            let port = &mut ports[i];
+            let burst = port.caps.max_burst.max(1);
+            port.dev.rx_burst(port.queue, &mut port.rx, burst);
+            if port.rx.is_empty() {
+                continue;
+            }
+            // Out of the port while its frames are processed, which may send on it.
+            let mut rx = core::mem::take(&mut port.rx);
             result.rx_frames += rx.len();
             for frame in rx.iter() {
                 self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
@@ -316,8 +320,13 @@ impl Stack {
         self.run_timers(now, ports);
         self.run_tcp_timers(now);
         self.flush_tcp(now, ports);
-        self.flush_udp(now, ports);
-        self.flush_icmp(now, ports);
+        // Datagram sockets are rare next to TCP: skip their flushes when none queued.
+        if !self.udp.dirty.is_empty() {
+            self.flush_udp(now, ports);
+        }
+        if !self.icmp.dirty.is_empty() {
+            self.flush_icmp(now, ports);
+        }
         for port in ports.iter_mut().take(n) {
             result.tx_frames += self.flush_port(port);
         }
@@ -347,10 +356,16 @@ impl Stack {
     }
 
     fn run_timers<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) {
-        let expired = self.reasm.expire(now);
-        self.stats.drop_n(DropReason::FragTimeout, expired);
+        if self.reasm.in_progress() > 0 {
+            let expired = self.reasm.expire(now);
+            self.stats.drop_n(DropReason::FragTimeout, expired);
+        }
         let mut probes: Vec<Ipv4Addr> = Vec::new();
         for i in 0..ports.len().min(self.ifaces.len()) {
+            // Most polls find no neighbour being probed: skip the cache's walk.
+            if !self.ifaces[i].neighbors.is_probing() {
+                continue;
+            }
             let stats = &mut self.stats;
             self.ifaces[i].neighbors.poll(now, |ev| match ev {
                 crate::iface::neighbor::NeighborEvent::Probe(ip) => probes.push(ip),
