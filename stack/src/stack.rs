@@ -139,6 +139,8 @@ pub struct Stack {
     pub(crate) ip_ident: u16,
     /// Reused buffer for payloads that must be built before they are fragmented.
     pub(crate) scratch: Vec<u8>,
+    /// Some interface has not sent its gratuitous ARP yet: lets a poll skip looking.
+    unannounced: bool,
 }
 
 impl Stack {
@@ -161,6 +163,7 @@ impl Stack {
             ifaces: Vec::new(),
             stats: Stats::default(),
             scratch: Vec::new(),
+            unannounced: false,
             rand,
             config,
         }
@@ -204,8 +207,9 @@ impl Stack {
                 .map_err(ConfigError::Route)?;
         }
         let seed = self.rand.next_u64();
-        self.ifaces
-            .push(Interface::new(config, self.config.neighbor, seed));
+        let iface = Interface::new(config, self.config.neighbor, seed);
+        self.unannounced |= !iface.announced;
+        self.ifaces.push(iface);
         Ok(index)
     }
 
@@ -287,18 +291,27 @@ impl Stack {
         let mut result = PollResult::default();
         let n = ports.len().min(self.ifaces.len());
         self.now = now;
-        self.port_mtu.resize(n, 0);
-        self.port_tso.resize(n, 0);
-        for (i, p) in ports.iter().take(n).enumerate() {
-            self.port_mtu[i] = p.caps.mtu;
-            let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
-            self.port_tso[i] = if tso { p.caps.tso_max } else { 0 };
+        if self.port_mtu.len() != n {
+            self.port_mtu.resize(n, 0);
+            self.port_tso.resize(n, 0);
         }
-        for i in 0..n {
-            if !self.ifaces[i].announced {
-                self.ifaces[i].announced = true;
-                self.announce(ports, i);
+        // Read every poll: the caller may hand other ports than last time.
+        let caps = self.port_mtu.iter_mut().zip(self.port_tso.iter_mut());
+        for ((mtu, tso_max), p) in caps.zip(&ports[..n]) {
+            *mtu = p.caps.mtu;
+            let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
+            *tso_max = if tso { p.caps.tso_max } else { 0 };
+        }
+        if self.unannounced {
+            self.unannounced = false;
+            for i in 0..n {
+                if !self.ifaces[i].announced {
+                    self.ifaces[i].announced = true;
+                    self.announce(ports, i);
+                }
             }
+            // An interface without its port this poll announces on a later one.
+            self.unannounced = self.ifaces.iter().any(|i| !i.announced);
         }
         for i in 0..n {
             let port = &mut ports[i];
@@ -327,7 +340,7 @@ impl Stack {
         if !self.icmp.dirty.is_empty() {
             self.flush_icmp(now, ports);
         }
-        for port in ports.iter_mut().take(n) {
+        for port in &mut ports[..n] {
             result.tx_frames += self.flush_port(port);
         }
         result

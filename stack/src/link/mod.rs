@@ -667,7 +667,14 @@ impl Device for LinkEnd {
             // Fast path: no per-frame decision, no capture; `n` slots are free.
             self.emitter.room_hint -= n;
             let ring = &self.emitter.ring;
-            for mut frame in frames.drain(..n) {
+            // The whole batch when it fits (the usual case): a drain with no tail to
+            // move back.
+            let taken = if n == frames.len() {
+                frames.drain(..)
+            } else {
+                frames.drain(..n)
+            };
+            for mut frame in taken {
                 if !admit(&mut frame, max_frame, offload) {
                     ring.tx.oversize.fetch_add(1, Relaxed);
                     continue;
