@@ -610,6 +610,26 @@ impl LinkEnd {
         n
     }
 
+    /// [`Device::alloc_tx`] past its reuse of the last spare frame: a TSO frame, or a
+    /// frame from the older spares or the pool.
+    fn alloc_slow(&mut self, len: usize) -> Option<HeapFrame> {
+        if len > self.max_frame {
+            // A TSO frame, from the pool of 64 KiB buffers (never the spare frames,
+            // which are mostly MTU-sized).
+            return match (&self.big_pool, self.offload_max_frame) {
+                (Some(big), Some(max)) if len <= max => big.alloc(len),
+                _ => None,
+            };
+        }
+        while let Some(mut f) = self.spare.pop() {
+            if f.reuse(self.emitter.headroom, len) {
+                return Some(f);
+            }
+            // An injected frame of another size: let it go.
+        }
+        self.emitter.pool.alloc(len)
+    }
+
     /// Move frames from the ring to the time-ordered in-flight queue, up to its bound.
     fn fill_in_flight(&mut self) {
         while self.in_flight.len() < self.capacity {
@@ -715,26 +735,24 @@ impl Device for LinkEnd {
 
     /// A frame from this end's spare frames or its pool; `None` if `len` is over
     /// `mtu + LINK_HEADER_MAX`.
+    #[inline]
     fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
-        if len > self.max_frame {
-            // A TSO frame, from the pool of 64 KiB buffers (never the spare frames,
-            // which are mostly MTU-sized).
-            return match (&self.big_pool, self.offload_max_frame) {
-                (Some(big), Some(max)) if len <= max => big.alloc(len),
-                _ => None,
-            };
-        }
-        while let Some(mut f) = self.spare.pop() {
-            if f.reuse(self.emitter.headroom, len) {
-                return Some(f);
+        // The usual case, inlined into the stack's output: the last frame received
+        // and given back, reused as it is.
+        if len <= self.max_frame {
+            if let Some(mut f) = self.spare.pop() {
+                if f.reuse(self.emitter.headroom, len) {
+                    return Some(f);
+                }
+                // An injected frame of another size: let it go.
             }
-            // An injected frame of another size: let it go.
         }
-        self.emitter.pool.alloc(len)
+        self.alloc_slow(len)
     }
 
     /// Keeps up to `spare_max` frames for [`alloc_tx`](Device::alloc_tx); the rest
     /// go back to their pools.
+    #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
         let keep = self.spare_max.saturating_sub(self.spare.len());
         if frames.len() <= keep {
