@@ -358,11 +358,13 @@ impl HeapFrame {
     }
 
     /// Set the receive metadata (backends do this after filling the frame).
+    #[inline]
     pub fn set_rx_meta(&mut self, meta: RxMeta) {
         self.meta = meta;
     }
 
     /// The offload request the stack attached on transmit.
+    #[inline]
     pub fn tx_offload(&self) -> TxOffload {
         self.offload
     }
@@ -377,6 +379,7 @@ impl HeapFrame {
     /// [`FramePool::alloc`] gives), keeping its buffer and its pool: how a backend
     /// reuses a received frame without a round trip through the pool. `false` (and
     /// the frame unchanged) if the buffer is too small.
+    #[inline]
     pub fn reuse(&mut self, headroom: usize, len: usize) -> bool {
         if headroom.saturating_add(len) > self.buf.len() {
             return false;
@@ -405,18 +408,23 @@ impl Drop for HeapFrame {
 }
 
 impl Frame for HeapFrame {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.end]
     }
+    #[inline]
     fn headroom(&self) -> usize {
         self.start
     }
+    #[inline]
     fn tailroom(&self) -> usize {
         self.buf.len() - self.end
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufferError> {
         if n > self.start {
             return Err(BufferError::NoHeadroom);
@@ -424,6 +432,7 @@ impl Frame for HeapFrame {
         self.start -= n;
         Ok(&mut self.buf[self.start..self.start + n])
     }
+    #[inline]
     fn append(&mut self, n: usize) -> Result<&mut [u8], BufferError> {
         if n > self.buf.len() - self.end {
             return Err(BufferError::NoTailroom);
@@ -432,17 +441,21 @@ impl Frame for HeapFrame {
         self.end += n;
         Ok(&mut self.buf[old..self.end])
     }
+    #[inline]
     fn trim_front(&mut self, n: usize) {
         self.start += n.min(self.end - self.start);
     }
+    #[inline]
     fn truncate(&mut self, len: usize) {
         if len < self.end - self.start {
             self.end = self.start + len;
         }
     }
+    #[inline]
     fn rx_meta(&self) -> RxMeta {
         self.meta
     }
+    #[inline]
     fn set_tx_offload(&mut self, offload: TxOffload) {
         self.offload = offload;
     }

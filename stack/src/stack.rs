@@ -139,6 +139,8 @@ pub struct Stack {
     pub(crate) ip_ident: u16,
     /// Reused buffer for payloads that must be built before they are fragmented.
     pub(crate) scratch: Vec<u8>,
+    /// Some interface has not sent its gratuitous ARP yet: lets a poll skip looking.
+    unannounced: bool,
 }
 
 impl Stack {
@@ -161,6 +163,7 @@ impl Stack {
             ifaces: Vec::new(),
             stats: Stats::default(),
             scratch: Vec::new(),
+            unannounced: false,
             rand,
             config,
         }
@@ -204,8 +207,9 @@ impl Stack {
                 .map_err(ConfigError::Route)?;
         }
         let seed = self.rand.next_u64();
-        self.ifaces
-            .push(Interface::new(config, self.config.neighbor, seed));
+        let iface = Interface::new(config, self.config.neighbor, seed);
+        self.unannounced |= !iface.announced;
+        self.ifaces.push(iface);
         Ok(index)
     }
 
@@ -287,27 +291,40 @@ impl Stack {
         let mut result = PollResult::default();
         let n = ports.len().min(self.ifaces.len());
         self.now = now;
-        self.port_mtu.resize(n, 0);
-        self.port_tso.resize(n, 0);
-        for (i, p) in ports.iter().take(n).enumerate() {
-            self.port_mtu[i] = p.caps.mtu;
-            let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
-            self.port_tso[i] = if tso { p.caps.tso_max } else { 0 };
+        if self.port_mtu.len() != n {
+            self.port_mtu.resize(n, 0);
+            self.port_tso.resize(n, 0);
         }
-        for i in 0..n {
-            if !self.ifaces[i].announced {
-                self.ifaces[i].announced = true;
-                self.announce(ports, i);
+        // Read every poll: the caller may hand other ports than last time.
+        let caps = self.port_mtu.iter_mut().zip(self.port_tso.iter_mut());
+        for ((mtu, tso_max), p) in caps.zip(&ports[..n]) {
+            *mtu = p.caps.mtu;
+            let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
+            *tso_max = if tso { p.caps.tso_max } else { 0 };
+        }
+        if self.unannounced {
+            self.unannounced = false;
+            for i in 0..n {
+                if !self.ifaces[i].announced {
+                    self.ifaces[i].announced = true;
+                    self.announce(ports, i);
+                }
             }
+            // An interface without its port this poll announces on a later one.
+            self.unannounced = self.ifaces.iter().any(|i| !i.announced);
         }
         if !self.tcp.ack_next.is_empty() {
             self.release_deferred_acks();
         }
         for i in 0..n {
-            let mut rx = core::mem::take(&mut ports[i].rx);
-            let burst = ports[i].caps.max_burst.max(1);
-            let queue = ports[i].queue;
-            ports[i].dev.rx_burst(queue, &mut rx, burst);
+            let port = &mut ports[i];
+            let burst = port.caps.max_burst.max(1);
+            port.dev.rx_burst(port.queue, &mut port.rx, burst);
+            if port.rx.is_empty() {
+                continue;
+            }
+            // Out of the port while its frames are processed, which may send on it.
+            let mut rx = core::mem::take(&mut port.rx);
             result.rx_frames += rx.len();
             for frame in rx.iter() {
                 self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
@@ -319,9 +336,14 @@ impl Stack {
         self.run_timers(now, ports);
         self.run_tcp_timers(now);
         self.flush_tcp(now, ports);
-        self.flush_udp(now, ports);
-        self.flush_icmp(now, ports);
-        for port in ports.iter_mut().take(n) {
+        // Datagram sockets are rare next to TCP: skip their flushes when none queued.
+        if !self.udp.dirty.is_empty() {
+            self.flush_udp(now, ports);
+        }
+        if !self.icmp.dirty.is_empty() {
+            self.flush_icmp(now, ports);
+        }
+        for port in &mut ports[..n] {
             result.tx_frames += self.flush_port(port);
         }
         result
@@ -354,10 +376,16 @@ impl Stack {
     }
 
     fn run_timers<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) {
-        let expired = self.reasm.expire(now);
-        self.stats.drop_n(DropReason::FragTimeout, expired);
+        if self.reasm.in_progress() > 0 {
+            let expired = self.reasm.expire(now);
+            self.stats.drop_n(DropReason::FragTimeout, expired);
+        }
         let mut probes: Vec<Ipv4Addr> = Vec::new();
         for i in 0..ports.len().min(self.ifaces.len()) {
+            // Most polls find no neighbour being probed: skip the cache's walk.
+            if !self.ifaces[i].neighbors.is_probing() {
+                continue;
+            }
             let stats = &mut self.stats;
             self.ifaces[i].neighbors.poll(now, |ev| match ev {
                 crate::iface::neighbor::NeighborEvent::Probe(ip) => probes.push(ip),

@@ -110,6 +110,7 @@ impl Reassembler {
     }
 
     /// Datagrams in progress.
+    #[inline]
     pub fn in_progress(&self) -> usize {
         self.datagrams.len()
     }

@@ -130,6 +130,13 @@ impl<P> NeighborCache<P> {
         }
     }
 
+    /// Some entry is being probed, so [`poll`](Self::poll) has work to do: lets a
+    /// caller skip the call (and what it sets up for it) on the many polls that have none.
+    #[inline]
+    pub fn is_probing(&self) -> bool {
+        self.probing > 0
+    }
+
     /// Number of entries (all states).
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -238,9 +238,24 @@ struct Emitter {
     headroom: usize,
     capture: Option<Arc<PcapCapture>>,
     seq: u64,
+    /// Free ring slots as last counted, less the pushes since: a lower bound on the true
+    /// room, since only this (the producer) fills the ring and the consumer only empties
+    /// it. Counting the ring (`ArrayQueue::len`) reads both ends in a loop; the bound
+    /// spares that on every burst but about one per `capacity` frames.
+    room_hint: usize,
 }
 
 impl Emitter {
+    /// Free ring slots: exact when fewer than `want` were known free, else a lower bound
+    /// of at least `want` (enough for the caller, who asks for what it needs).
+    #[inline]
+    fn room(&mut self, want: usize) -> usize {
+        if self.room_hint < want {
+            self.room_hint = self.ring.room();
+        }
+        self.room_hint
+    }
+
     /// Put `frame` (and a copy if `dup`) on the ring, deliverable at `at`, recording what
     /// goes on the wire. The caller has reserved the slots.
     fn emit(&mut self, frame: HeapFrame, at: Instant, dup: bool, now: Instant) {
@@ -265,6 +280,7 @@ impl Emitter {
             at,
             seq: self.seq,
         };
+        self.room_hint = self.room_hint.saturating_sub(1);
         if self.ring.ring.push(slot).is_err() {
             // Unreachable: slots were reserved by the only producer. Count it rather
             // than lose a frame silently.
@@ -421,6 +437,7 @@ impl LinkEnd {
                 headroom: config.headroom,
                 capture: None,
                 seq: 0,
+                room_hint: 0,
             },
             filter: None,
             wire: Wire::new(tx_imp),
@@ -434,7 +451,7 @@ impl LinkEnd {
             injected: VecDeque::new(),
             // Two bursts' worth, and never more than a quarter of the pool (64 KiB
             // frames at large MTUs).
-            spare: Vec::new(),
+            spare: Vec::with_capacity((2 * MAX_BURST).min(config.pool_frames / 4)),
             spare_max: (2 * MAX_BURST).min(config.pool_frames / 4),
             caps: Capabilities {
                 mtu: config.mtu,
@@ -465,7 +482,7 @@ impl LinkEnd {
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
         let slots = self.wire.held_slots();
-        if slots > 0 && self.emitter.ring.room() >= slots {
+        if slots > 0 && self.emitter.room(slots) >= slots {
             let emitter = &mut self.emitter;
             self.wire
                 .release_stale(now, |f, at, dup| emitter.emit(f, at, dup, now));
@@ -550,44 +567,25 @@ impl LinkEnd {
         self.wire.release_at()
     }
 
-    /// Move frames from the ring to the time-ordered in-flight queue, up to its bound.
-    fn fill_in_flight(&mut self) {
-        while self.in_flight.len() < self.capacity {
-            match self.rx.ring.pop() {
-                Some(slot) => self.in_flight.push(Reverse(slot)),
-                None => break,
-            }
-        }
-    }
-}
-
-impl Device for LinkEnd {
-    type Frame = HeapFrame;
-
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    /// Injected frames first, then frames from the link that are due at this end's
-    /// clock. Only queue 0 exists.
-    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
-        if queue != 0 {
-            return 0;
-        }
+    /// [`Device::rx_burst`] past its check for an empty link.
+    fn receive(&mut self, out: &mut Vec<HeapFrame>, max: usize) -> usize {
         let mut n = 0;
-        while n < max {
-            match self.injected.pop_front() {
-                Some(f) => out.push(f),
-                None => break,
+        if !self.injected.is_empty() {
+            while n < max {
+                match self.injected.pop_front() {
+                    Some(f) => out.push(f),
+                    None => break,
+                }
+                n += 1;
             }
-            n += 1;
         }
         let from_link_start = n;
         if !self.rx_timed {
-            // Pop only what the ring holds: a pop that finds it empty costs a full
-            // fence in crossbeam, and most polls of a busy link find it empty.
-            let avail = self.rx.ring.len().min(max - n);
-            for _ in 0..avail {
+            // Pop only while the ring holds something: a pop that finds it empty costs
+            // a full fence in crossbeam, and most polls of a busy link find it empty.
+            // `is_empty` is two loads (`len` a loop); this end is the only consumer, so
+            // a ring seen non-empty stays so until it pops.
+            while n < max && !self.rx.ring.is_empty() {
                 match self.rx.ring.pop() {
                     Some(slot) => out.push(slot.frame),
                     None => break,
@@ -612,6 +610,56 @@ impl Device for LinkEnd {
         n
     }
 
+    /// [`Device::alloc_tx`] past its reuse of the last spare frame: a TSO frame, or a
+    /// frame from the older spares or the pool.
+    fn alloc_slow(&mut self, len: usize) -> Option<HeapFrame> {
+        if len > self.max_frame {
+            // A TSO frame, from the pool of 64 KiB buffers (never the spare frames,
+            // which are mostly MTU-sized).
+            return match (&self.big_pool, self.offload_max_frame) {
+                (Some(big), Some(max)) if len <= max => big.alloc(len),
+                _ => None,
+            };
+        }
+        while let Some(mut f) = self.spare.pop() {
+            if f.reuse(self.emitter.headroom, len) {
+                return Some(f);
+            }
+            // An injected frame of another size: let it go.
+        }
+        self.emitter.pool.alloc(len)
+    }
+
+    /// Move frames from the ring to the time-ordered in-flight queue, up to its bound.
+    fn fill_in_flight(&mut self) {
+        while self.in_flight.len() < self.capacity {
+            match self.rx.ring.pop() {
+                Some(slot) => self.in_flight.push(Reverse(slot)),
+                None => break,
+            }
+        }
+    }
+}
+
+impl Device for LinkEnd {
+    type Frame = HeapFrame;
+
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    /// Injected frames first, then frames from the link that are due at this end's
+    /// clock. Only queue 0 exists.
+    #[inline]
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+        // Half the polls of request/response traffic find nothing: say so in a few
+        // loads, inlined into the caller, before the full receive.
+        if queue != 0 || (!self.rx_timed && self.injected.is_empty() && self.rx.ring.is_empty()) {
+            return 0;
+        }
+        self.receive(out, max)
+    }
+
     /// Takes frames from the front of `frames` while the ring has room for them (and
     /// for the duplicates and held-back frame they may release); the rest stay in
     /// `frames`, in order, and [`LinkStats::ring_full`] counts the call. Only queue 0
@@ -620,10 +668,11 @@ impl Device for LinkEnd {
         if queue != 0 || frames.is_empty() {
             return 0;
         }
-        let counters = &self.emitter.ring.tx;
-        let room = self.emitter.ring.room();
         let per_frame = self.wire.slots_per_frame();
-        let n = (room.saturating_sub(self.wire.held_slots()) / per_frame).min(frames.len());
+        let held = self.wire.held_slots();
+        let room = self.emitter.room(frames.len() * per_frame + held);
+        let counters = &self.emitter.ring.tx;
+        let n = (room.saturating_sub(held) / per_frame).min(frames.len());
         if n < frames.len() {
             counters.ring_full.fetch_add(1, Relaxed);
         }
@@ -636,8 +685,16 @@ impl Device for LinkEnd {
         let now = self.now;
         if self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none() {
             // Fast path: no per-frame decision, no capture; `n` slots are free.
+            self.emitter.room_hint -= n;
             let ring = &self.emitter.ring;
-            for mut frame in frames.drain(..n) {
+            // The whole batch when it fits (the usual case): a drain with no tail to
+            // move back.
+            let taken = if n == frames.len() {
+                frames.drain(..)
+            } else {
+                frames.drain(..n)
+            };
+            for mut frame in taken {
                 if !admit(&mut frame, max_frame, offload) {
                     ring.tx.oversize.fetch_add(1, Relaxed);
                     continue;
@@ -678,32 +735,33 @@ impl Device for LinkEnd {
 
     /// A frame from this end's spare frames or its pool; `None` if `len` is over
     /// `mtu + LINK_HEADER_MAX`.
+    #[inline]
     fn alloc_tx(&mut self, len: usize) -> Option<HeapFrame> {
-        if len > self.max_frame {
-            // A TSO frame, from the pool of 64 KiB buffers (never the spare frames,
-            // which are mostly MTU-sized).
-            return match (&self.big_pool, self.offload_max_frame) {
-                (Some(big), Some(max)) if len <= max => big.alloc(len),
-                _ => None,
-            };
-        }
-        while let Some(mut f) = self.spare.pop() {
-            if f.reuse(self.emitter.headroom, len) {
-                return Some(f);
+        // The usual case, inlined into the stack's output: the last frame received
+        // and given back, reused as it is.
+        if len <= self.max_frame {
+            if let Some(mut f) = self.spare.pop() {
+                if f.reuse(self.emitter.headroom, len) {
+                    return Some(f);
+                }
+                // An injected frame of another size: let it go.
             }
-            // An injected frame of another size: let it go.
         }
-        self.emitter.pool.alloc(len)
+        self.alloc_slow(len)
     }
 
     /// Keeps up to `spare_max` frames for [`alloc_tx`](Device::alloc_tx); the rest
     /// go back to their pools.
+    #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
-        let keep = self
-            .spare_max
-            .saturating_sub(self.spare.len())
-            .min(frames.len());
-        self.spare.extend(frames.drain(..keep));
-        frames.clear();
+        let keep = self.spare_max.saturating_sub(self.spare.len());
+        if frames.len() <= keep {
+            // The usual case (a burst smaller than the spare room): one move, no
+            // per-frame iterator.
+            self.spare.append(frames);
+        } else {
+            self.spare.extend(frames.drain(..keep));
+            frames.clear();
+        }
     }
 }
