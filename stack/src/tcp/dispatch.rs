@@ -265,6 +265,11 @@ impl Stack {
 
     /// TCP payload bytes the device toward `dst` segments in one frame (0: no TSO).
     pub(crate) fn tso_for(&self, dst: Ipv4Addr) -> usize {
+        if let [only] = self.port_tso[..] {
+            // One interface (the common host): whatever the route, the segment leaves
+            // there or not at all; no lookup per segment.
+            return only.saturating_sub(40 + 60);
+        }
         self.routes
             .lookup(dst)
             .and_then(|r| self.port_tso.get(r.iface).copied())
