@@ -116,15 +116,24 @@ impl Stack {
             Ok(r) => r,
             Err(e) => return self.stats.drop(ipv4_drop(e)),
         };
+        let (src, dst) = (repr.src_addr, repr.dst_addr);
+        // Our own addresses, asked once: the receiving interface answers all three
+        // questions in one pass; others can only add local addresses.
+        let mut here = self.ifaces[i].match_addrs(src, dst);
+        if self.ifaces.len() > 1 {
+            for (k, f) in self.ifaces.iter().enumerate() {
+                if k != i {
+                    here.src_local |= f.has_addr(src);
+                    here.dst_local |= f.has_addr(dst);
+                }
+            }
+        }
         // RFC 1122 §3.2.1.3: a source that cannot be a host is discarded.
-        let src = repr.src_addr;
-        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || self.is_local_addr(src)
-        {
+        if src.is_multicast() || src.is_broadcast() || src.is_loopback() || here.src_local {
             return self.stats.drop(DropReason::Ipv4MartianSource);
         }
-        let dst = repr.dst_addr;
-        let to_broadcast = dst.is_broadcast() || self.ifaces[i].is_subnet_broadcast(dst);
-        if !to_broadcast && !self.is_local_addr(dst) {
+        let to_broadcast = dst.is_broadcast() || here.dst_subnet_broadcast;
+        if !to_broadcast && !here.dst_local {
             // RFC 1812 §5.3.4: never forward what came as a link-layer broadcast.
             if self.config.ip_forward && !link_broadcast && !dst.is_multicast() {
                 let dgram = Offending {

@@ -60,6 +60,17 @@ pub struct PendingPacket {
     pub(crate) payload: Vec<u8>,
 }
 
+/// What [`Interface::match_addrs`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct AddrMatch {
+    /// The source is one of the addresses.
+    pub(crate) src_local: bool,
+    /// The destination is one of the addresses.
+    pub(crate) dst_local: bool,
+    /// The destination is the broadcast address of one of the prefixes.
+    pub(crate) dst_subnet_broadcast: bool,
+}
+
 /// One interface's state, owned by the stack.
 #[derive(Debug)]
 pub struct Interface {
@@ -109,6 +120,18 @@ impl Interface {
     /// `ip` is the broadcast address of one of this interface's prefixes.
     pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
         self.addrs.iter().any(|c| c.broadcast() == Some(ip))
+    }
+
+    /// How a received datagram's `src` and `dst` relate to this interface's addresses,
+    /// found in one pass (input asks all three of every datagram).
+    pub(crate) fn match_addrs(&self, src: Ipv4Addr, dst: Ipv4Addr) -> AddrMatch {
+        let mut m = AddrMatch::default();
+        for c in &self.addrs {
+            m.src_local |= c.address() == src;
+            m.dst_local |= c.address() == dst;
+            m.dst_subnet_broadcast |= c.broadcast() == Some(dst);
+        }
+        m
     }
 
     /// The address to send from toward on-link `dst`: one on the same prefix, or the

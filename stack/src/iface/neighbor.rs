@@ -117,6 +117,13 @@ pub struct NeighborCache<P> {
     pending_total: usize,
     /// Entries being probed (Incomplete or Stale): the poll only scans when non-zero.
     probing: usize,
+    /// The last answer of [`lookup_send`](Self::lookup_send) that left its entry as it
+    /// was: the address, its MAC, and until when the answer holds (a reachable entry's
+    /// expiry; `None` for a stale one, which answers the same until updated or removed).
+    /// Nearly every packet goes to the neighbour the one before went to, and this skips
+    /// the hash lookup for it. [`update`](Self::update) and [`remove`](Self::remove), the
+    /// only ways an answering entry changes, clear it, so a hit is what the table says.
+    last: Option<(Ipv4Addr, EthernetAddress, Option<Instant>)>,
 }
 
 impl<P> NeighborCache<P> {
@@ -127,6 +134,7 @@ impl<P> NeighborCache<P> {
             config,
             pending_total: 0,
             probing: 0,
+            last: None,
         }
     }
 
@@ -164,11 +172,20 @@ impl<P> NeighborCache<P> {
     /// when known (`probe`: the entry just went stale, send an ARP request too), `None`
     /// when the packet must wait (then call [`resolve`](Self::resolve) with it).
     pub fn lookup_send(&mut self, ip: Ipv4Addr, now: Instant) -> Option<(EthernetAddress, bool)> {
+        if let Some((last_ip, mac, until)) = self.last {
+            if last_ip == ip && until.is_none_or(|t| now < t) {
+                return Some((mac, false));
+            }
+        }
         let retry = self.config.retry_interval;
         let e = self.entries.get_mut(&ip)?;
         match e.state {
-            State::Reachable { mac, expires } if now < expires => Some((mac, false)),
+            State::Reachable { mac, expires } if now < expires => {
+                self.last = Some((ip, mac, Some(expires)));
+                Some((mac, false))
+            }
             State::Reachable { mac, .. } => {
+                self.last = None;
                 e.state = State::Stale {
                     mac,
                     probes: 1,
@@ -177,7 +194,10 @@ impl<P> NeighborCache<P> {
                 self.probing += 1;
                 Some((mac, true))
             }
-            State::Stale { mac, .. } => Some((mac, false)),
+            State::Stale { mac, .. } => {
+                self.last = Some((ip, mac, None));
+                Some((mac, false))
+            }
             _ => None,
         }
     }
@@ -272,6 +292,7 @@ impl<P> NeighborCache<P> {
     }
 
     fn remove(&mut self, ip: Ipv4Addr) {
+        self.last = None;
         if let Some(e) = self.entries.remove(&ip) {
             self.pending_total -= e.pending.len();
             if matches!(e.state, State::Incomplete { .. } | State::Stale { .. }) {
@@ -291,6 +312,7 @@ impl<P> NeighborCache<P> {
         create: bool,
         mut sink: impl FnMut(P),
     ) {
+        self.last = None;
         let reachable = State::Reachable {
             mac,
             expires: now + self.config.reachable_time,
@@ -323,10 +345,18 @@ impl<P> NeighborCache<P> {
 
     /// Run the timers: re-send requests that are due, give up on neighbours that did
     /// not answer (their packets come back as [`NeighborEvent::Failed`]).
-    pub fn poll(&mut self, now: Instant, mut event: impl FnMut(NeighborEvent<P>)) {
-        if self.probing == 0 {
-            return;
+    // Inline: the stack polls every interface on every poll, and nearly always nothing
+    // is being probed; the test alone then costs nothing next to entering the scan.
+    #[inline]
+    pub fn poll(&mut self, now: Instant, event: impl FnMut(NeighborEvent<P>)) {
+        if self.probing != 0 {
+            self.poll_probing(now, event);
         }
+    }
+
+    /// [`poll`](Self::poll) when some entry is being probed: scan them all.
+    #[inline(never)]
+    fn poll_probing(&mut self, now: Instant, mut event: impl FnMut(NeighborEvent<P>)) {
         let cfg = self.config;
         let mut gone: Option<Ipv4Addr> = None;
         let mut newly_failed = 0usize;
@@ -457,6 +487,35 @@ mod tests {
         assert_eq!(ev.len(), 2);
         assert_eq!(c.lookup(A), None);
         assert_eq!(c.len(), 0);
+    }
+
+    /// The remembered last answer never outlives what the table says: a new MAC, an
+    /// expiry, a stale entry that is dropped, another neighbour in between.
+    #[test]
+    fn last_answer_follows_the_table() {
+        const MAC2: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        let mut c: NeighborCache<u32> = NeighborCache::new(NeighborConfig::default(), 1);
+        c.update(A, MAC, t(0), true, |_| {});
+        c.update(B, MAC2, t(0), true, |_| {});
+        assert_eq!(c.lookup_send(A, t(1)), Some((MAC, false)));
+        assert_eq!(c.lookup_send(B, t(1)), Some((MAC2, false)));
+        assert_eq!(c.lookup_send(A, t(2)), Some((MAC, false)));
+        // A's MAC changes (RFC 826 merge): the next answer has the new one.
+        c.update(A, MAC2, t(3), false, |_| {});
+        assert_eq!(c.lookup_send(A, t(4)), Some((MAC2, false)));
+        // Expiry: the answer turns stale with a probe, exactly at reachable_time.
+        let expiry = t(3) + NeighborConfig::default().reachable_time;
+        assert_eq!(c.lookup_send(A, expiry), Some((MAC2, true)));
+        assert_eq!(c.lookup_send(A, expiry), Some((MAC2, false)));
+        // The stale entry that never answers is forgotten, and so is its answer.
+        for s in 1..10 {
+            c.poll(expiry + crate::time::Duration::from_secs(s), |_| {});
+        }
+        assert_eq!(c.lookup(A), None);
+        assert_eq!(
+            c.lookup_send(A, expiry + crate::time::Duration::from_secs(10)),
+            None
+        );
     }
 
     #[test]

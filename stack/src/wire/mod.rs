@@ -161,12 +161,11 @@ impl Ipv4Cidr {
         self.prefix_len
     }
     /// The netmask as a host-order integer.
+    #[inline]
     pub const fn mask_bits(&self) -> u32 {
-        if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - self.prefix_len as u32)
-        }
+        // Shifted in 64 bits, /0 needs no branch: the 32-bit shift leaves nothing in the
+        // low half. Route lookups and address checks run this on every packet.
+        (u64::MAX << (32 - self.prefix_len as u32)) as u32
     }
     /// The netmask.
     pub const fn netmask(&self) -> Ipv4Addr {
@@ -279,5 +278,15 @@ mod tests {
         );
         assert!("10.0.0.1/33".parse::<Ipv4Cidr>().is_err());
         assert!("10.0.0.1".parse::<Ipv4Cidr>().is_err());
+        // The branch-free mask at every prefix length, /0 and /32 included.
+        for p in 0..=32u8 {
+            let c = Ipv4Cidr::new(Ipv4Addr::new(10, 1, 2, 3), p).unwrap();
+            let want = if p == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(p))
+            };
+            assert_eq!(c.mask_bits(), want, "/{p}");
+        }
     }
 }

@@ -50,6 +50,8 @@ mod field {
     pub const LEN_WS: usize = 3;
     pub const LEN_SACKPERM: usize = 2;
     pub const LEN_TSTAMP: usize = 10;
+    /// [`LEN_TSTAMP`] as the length byte holds it, for matching raw option bytes.
+    pub const LEN_TSTAMP_BYTE: u8 = LEN_TSTAMP as u8;
     pub const LEN_SACK_BLOCK: usize = 8;
 }
 
@@ -67,12 +69,17 @@ fn read_u32(b: &[u8]) -> u32 {
 /// added as a 32-bit value, as Linux's `csum_tcpudp_nofold` does, so a TSO super-segment
 /// over 64 KiB still gets the sum a segmenting NIC adjusts from.
 fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u16 {
-    let len = len as u32;
-    checksum::combine(&[
-        checksum::pseudo_header_v4(src, dst, IpProtocol::Tcp, 0),
-        (len >> 16) as u16,
-        len as u16,
-    ])
+    // Seven 16-bit words summed in 32 bits cannot overflow; two folds bring it to 16.
+    let (s, d, len) = (src.to_bits(), dst.to_bits(), len as u32);
+    let acc = (s >> 16)
+        + (s & 0xffff)
+        + (d >> 16)
+        + (d & 0xffff)
+        + u32::from(u8::from(IpProtocol::Tcp))
+        + (len >> 16)
+        + (len & 0xffff);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
 /// The TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
@@ -658,6 +665,9 @@ impl<'a> TcpRepr<'a> {
     /// (reserved, RFC 6335) or SYN with FIN or RST (no stack sends them;
     /// they are scan probes); `BadOption` from [`TcpOption::parse`]. The option walk stops
     /// at end-of-list, skips unknown kinds, and keeps the last of a repeated option.
+    // Inline: the repr is big (SACK blocks), and built in place in the caller it is not
+    // copied out through the `Result`.
+    #[inline(always)]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(
         packet: &Packet<&'a T>,
         src: Ipv4Addr,
@@ -671,7 +681,8 @@ impl<'a> TcpRepr<'a> {
         if verify_checksum && !packet.verify_checksum(src, dst) {
             return Err(Error::BadChecksum);
         }
-        if packet.src_port() == 0 || packet.dst_port() == 0 {
+        let (src_port, dst_port) = (packet.src_port(), packet.dst_port());
+        if src_port == 0 || dst_port == 0 {
             return Err(Error::Malformed);
         }
         let flags = packet.flags();
@@ -680,8 +691,8 @@ impl<'a> TcpRepr<'a> {
         }
 
         let mut repr = TcpRepr {
-            src_port: packet.src_port(),
-            dst_port: packet.dst_port(),
+            src_port,
+            dst_port,
             flags,
             seq_number: packet.seq_number(),
             ack_number: flags.contains(Flags::ACK).then(|| packet.ack_number()),
@@ -694,26 +705,46 @@ impl<'a> TcpRepr<'a> {
             timestamp: None,
             payload: &data[header_len..],
         };
-        let mut options = &data[HEADER_LEN..header_len];
+        // After the handshake nearly every segment carries either no option or, with
+        // timestamps on, Linux's (and our) `NOP NOP TS`: those two layouts are read in
+        // one step; the general walk gives the same result for them, and takes the rest.
+        match &data[HEADER_LEN..header_len] {
+            [] => {}
+            &[field::OPT_NOP, field::OPT_NOP, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE, v0, v1, v2, v3, e0, e1, e2, e3] =>
+            {
+                repr.timestamp = Some(TcpTimestamp {
+                    tsval: u32::from_be_bytes([v0, v1, v2, v3]),
+                    tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
+                });
+            }
+            options => repr.parse_options(options)?,
+        }
+        Ok(repr)
+    }
+
+    /// The general option walk of [`parse`](Self::parse): stops at end-of-list, skips
+    /// unknown kinds, keeps the last of a repeated option.
+    fn parse_options(&mut self, mut options: &'a [u8]) -> Result<()> {
         while !options.is_empty() {
             let (rest, option) = TcpOption::parse(options)?;
             match option {
                 TcpOption::EndOfList => break,
                 TcpOption::NoOperation | TcpOption::Unknown { .. } => {}
-                TcpOption::MaxSegmentSize(mss) => repr.max_seg_size = Some(mss),
-                TcpOption::WindowScale(shift) => repr.window_scale = Some(shift),
-                TcpOption::SackPermitted => repr.sack_permitted = true,
-                TcpOption::SackRange(ranges) => repr.sack_ranges = ranges,
+                TcpOption::MaxSegmentSize(mss) => self.max_seg_size = Some(mss),
+                TcpOption::WindowScale(shift) => self.window_scale = Some(shift),
+                TcpOption::SackPermitted => self.sack_permitted = true,
+                TcpOption::SackRange(ranges) => self.sack_ranges = ranges,
                 TcpOption::TimeStamp { tsval, tsecr } => {
-                    repr.timestamp = Some(TcpTimestamp { tsval, tsecr })
+                    self.timestamp = Some(TcpTimestamp { tsval, tsecr })
                 }
             }
             options = rest;
         }
-        Ok(repr)
+        Ok(())
     }
 
     /// Option bytes other than SACK blocks, in the layout of [`emit`](Self::emit).
+    #[inline]
     fn fixed_options_len(&self) -> usize {
         let mut len = 0;
         if self.max_seg_size.is_some() {
@@ -730,26 +761,41 @@ impl<'a> TcpRepr<'a> {
         len
     }
 
-    /// SACK blocks that [`emit`](Self::emit) sends: those given, up to what fits in the
-    /// option space left after NOP NOP SACK (4 bytes): 4 alone, 3 next to timestamps.
-    pub fn sack_blocks_emitted(&self) -> usize {
-        let given = self.sack_ranges.iter().flatten().count();
-        let room = (MAX_OPTIONS_LEN - self.fixed_options_len()).saturating_sub(4);
-        given.min(room / field::LEN_SACK_BLOCK)
+    /// The option layout of [`emit`](Self::emit): bytes of the options other than SACK
+    /// blocks, and how many SACK blocks are sent. Computed once per emitted segment.
+    #[inline]
+    fn layout(&self) -> (usize, usize) {
+        let fixed = self.fixed_options_len();
+        let given = self.sack_ranges.iter().filter(|r| r.is_some()).count();
+        let room = (MAX_OPTIONS_LEN - fixed).saturating_sub(4);
+        (fixed, given.min(room / field::LEN_SACK_BLOCK))
     }
 
-    /// Option bytes on the wire; a multiple of 4, at most 40.
-    pub fn options_len(&self) -> usize {
-        let blocks = self.sack_blocks_emitted();
-        let sack = if blocks > 0 {
+    /// Bytes of a SACK option of `blocks` blocks with its two leading NOPs (0 for none).
+    #[inline]
+    const fn sack_option_len(blocks: usize) -> usize {
+        if blocks > 0 {
             4 + blocks * field::LEN_SACK_BLOCK
         } else {
             0
-        };
-        self.fixed_options_len() + sack
+        }
+    }
+
+    /// SACK blocks that [`emit`](Self::emit) sends: those given, up to what fits in the
+    /// option space left after NOP NOP SACK (4 bytes): 4 alone, 3 next to timestamps.
+    pub fn sack_blocks_emitted(&self) -> usize {
+        self.layout().1
+    }
+
+    /// Option bytes on the wire; a multiple of 4, at most 40.
+    #[inline]
+    pub fn options_len(&self) -> usize {
+        let (fixed, blocks) = self.layout();
+        fixed + Self::sack_option_len(blocks)
     }
 
     /// Header length with options: 20..=60, a multiple of 4.
+    #[inline]
     pub fn header_len(&self) -> usize {
         HEADER_LEN + self.options_len()
     }
@@ -862,33 +908,83 @@ impl<'a> TcpRepr<'a> {
         dst: Ipv4Addr,
         checksum: TcpChecksum,
     ) {
-        let header_len = self.header_len();
+        let (fixed, blocks) = self.layout();
+        let header_len = HEADER_LEN + fixed + Self::sack_option_len(blocks);
         let segment_len = header_len + payload_len;
-        assert!(packet.buffer.as_ref().len() >= segment_len);
+        let buf = packet.buffer.as_mut();
+        assert!(buf.len() >= segment_len);
 
         let mut flags = self.flags;
         flags.set(Flags::ACK, self.ack_number.is_some());
-        packet.set_src_port(self.src_port);
-        packet.set_dst_port(self.dst_port);
-        packet.set_seq_number(self.seq_number);
-        packet.set_ack_number(self.ack_number.unwrap_or_default());
-        // Data offset and control bits in one store: reserved bits zero (RFC 9293 §3.1).
+        // Data offset and control bits in one field: reserved bits zero (RFC 9293 §3.1).
         let offset_flags = ((header_len / 4) as u16) << 12 | flags.bits();
-        packet.buffer.as_mut()[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
-        packet.set_window_len(self.window_len);
-        packet.set_urgent_at(self.urgent_pointer);
-
-        let mut options = &mut packet.buffer.as_mut()[HEADER_LEN..header_len];
-        let _ = self.for_each_option(|option| -> core::result::Result<(), ()> {
-            options = option.emit(core::mem::take(&mut options));
-            Ok(())
-        });
-        debug_assert!(options.is_empty(), "options_len disagrees with the layout");
+        // The fixed header is built whole and stored at once; the checksum field is
+        // zero until filled below.
+        let mut fixed_header = [0u8; HEADER_LEN];
+        fixed_header[field::SRC_PORT].copy_from_slice(&self.src_port.to_be_bytes());
+        fixed_header[field::DST_PORT].copy_from_slice(&self.dst_port.to_be_bytes());
+        fixed_header[field::SEQ_NUM].copy_from_slice(&self.seq_number.0.to_be_bytes());
+        let ack = self.ack_number.unwrap_or_default();
+        fixed_header[field::ACK_NUM].copy_from_slice(&ack.0.to_be_bytes());
+        fixed_header[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
+        fixed_header[field::WIN_SIZE].copy_from_slice(&self.window_len.to_be_bytes());
+        fixed_header[field::URGENT].copy_from_slice(&self.urgent_pointer.to_be_bytes());
+        let (head, rest) = buf.split_at_mut(HEADER_LEN);
+        head.copy_from_slice(&fixed_header);
+        self.write_options(&mut rest[..header_len - HEADER_LEN], blocks);
 
         match checksum {
             TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
             TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
         }
+    }
+
+    /// Write the options in the layout of `for_each_option` straight into `out`, which
+    /// holds exactly [`options_len`](Self::options_len) bytes, with `blocks` SACK blocks
+    /// (from [`layout`](Self::layout)). Every option with its NOPs is a whole number of
+    /// 32-bit words, so the block is written a word at a time; going through
+    /// [`TcpOption::emit`] once per option cost three times as much on every segment.
+    fn write_options(&self, out: &mut [u8], blocks: usize) {
+        let mut at = 0;
+        let mut word = |w: [u8; 4]| {
+            out[at..at + 4].copy_from_slice(&w);
+            at += 4;
+        };
+        if let Some(mss) = self.max_seg_size {
+            let [hi, lo] = mss.to_be_bytes();
+            word([field::OPT_MSS, field::LEN_MSS as u8, hi, lo]);
+        }
+        match (self.timestamp, self.sack_permitted) {
+            (Some(ts), sack_permitted) => {
+                let [a, b] = if sack_permitted {
+                    [field::OPT_SACKPERM, field::LEN_SACKPERM as u8]
+                } else {
+                    [field::OPT_NOP, field::OPT_NOP]
+                };
+                word([a, b, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE]);
+                word(ts.tsval.to_be_bytes());
+                word(ts.tsecr.to_be_bytes());
+            }
+            (None, true) => word([
+                field::OPT_NOP,
+                field::OPT_NOP,
+                field::OPT_SACKPERM,
+                field::LEN_SACKPERM as u8,
+            ]),
+            (None, false) => {}
+        }
+        if let Some(shift) = self.window_scale {
+            word([field::OPT_NOP, field::OPT_WS, field::LEN_WS as u8, shift]);
+        }
+        if blocks > 0 {
+            let len = (2 + blocks * field::LEN_SACK_BLOCK) as u8;
+            word([field::OPT_NOP, field::OPT_NOP, field::OPT_SACKRNG, len]);
+            for (left, right) in self.sack_ranges.iter().flatten().take(blocks) {
+                word(left.0.to_be_bytes());
+                word(right.0.to_be_bytes());
+            }
+        }
+        debug_assert_eq!(at, out.len(), "options_len disagrees with the layout");
     }
 }
 
@@ -1484,6 +1580,65 @@ mod tests {
         }
         // 4 blocks without timestamps, 3 next to them.
         assert_eq!(max_blocks_seen, [4, 3]);
+    }
+
+    /// The word-at-a-time option writer of `emit` lays out exactly the bytes that
+    /// `for_each_option` names, option by option through `TcpOption::emit`, for every
+    /// combination (also the one `Display` prints).
+    #[test]
+    fn option_writer_matches_the_option_list() {
+        for bits in 0..16u32 {
+            for n in 0..=4usize {
+                let mut r = template();
+                r.max_seg_size = (bits & 1 != 0).then_some(1460);
+                r.window_scale = (bits & 2 != 0).then_some(7);
+                r.sack_permitted = bits & 4 != 0;
+                r.timestamp = (bits & 8 != 0).then_some(TcpTimestamp::new(0x0102_0304, 9));
+                for i in 0..n {
+                    // Gaps between Some entries too: only the Some ones count.
+                    r.sack_ranges[i] = Some((SeqNumber(i as u32), SeqNumber(0xffff_0000)));
+                }
+                if n == 2 {
+                    r.sack_ranges.swap(0, 3);
+                }
+                let mut listed = vec![0u8; r.options_len()];
+                let mut rest = &mut listed[..];
+                r.for_each_option(|o| -> core::result::Result<(), ()> {
+                    rest = o.emit(core::mem::take(&mut rest));
+                    Ok(())
+                })
+                .unwrap();
+                assert!(rest.is_empty(), "{r:?}");
+                let mut written = vec![0xeeu8; r.options_len()];
+                r.write_options(&mut written, r.sack_blocks_emitted());
+                assert_eq!(written, listed, "{r:?}");
+            }
+        }
+    }
+
+    /// `NOP NOP TS` and no options take a shortcut in `parse`; a layout that only looks
+    /// like it goes the general way with its usual verdict.
+    #[test]
+    fn common_option_layouts_parse_like_the_general_walk() {
+        let ts = [1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6];
+        let b = with_options(&ts);
+        let r = parse_bytes(&b).unwrap();
+        assert_eq!(r.timestamp, Some(TcpTimestamp::new(5, 6)));
+        let mut general = template();
+        general.parse_options(&ts).unwrap();
+        assert_eq!(general.timestamp, r.timestamp);
+        // A wrong timestamp length is still an error; TS first then padding still parses.
+        let bad = with_options(&[1, 1, 8, 11, 0, 0, 0, 5, 0, 0, 0, 6]);
+        assert_eq!(parse_bytes(&bad), Err(Error::BadOption));
+        let other = with_options(&[8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 0]);
+        assert_eq!(
+            parse_bytes(&other).unwrap().timestamp,
+            Some(TcpTimestamp::new(5, 6))
+        );
+        let empty = with_options(&[]);
+        let none = parse_bytes(&empty).unwrap();
+        assert_eq!(none.timestamp, None);
+        assert_eq!(none.options_len(), 0);
     }
 
     #[test]
