@@ -254,7 +254,9 @@ impl RingBuffer {
     pub fn read_at(&self, offset: usize, out: &mut [u8]) -> usize {
         let (a, b) = self.peek(offset, out.len());
         out[..a.len()].copy_from_slice(a);
-        out[a.len()..a.len() + b.len()].copy_from_slice(b);
+        if !b.is_empty() {
+            out[a.len()..a.len() + b.len()].copy_from_slice(b);
+        }
         a.len() + b.len()
     }
 
@@ -276,7 +278,10 @@ impl RingBuffer {
         let start = self.wrap(self.length + offset);
         let first = n.min(self.capacity() - start);
         self.storage[start..start + first].copy_from_slice(&data[..first]);
-        self.storage[..n - first].copy_from_slice(&data[first..n]);
+        if first < n {
+            // Wrapped (rarely): the rest at the start; no empty copy call otherwise.
+            self.storage[..n - first].copy_from_slice(&data[first..n]);
+        }
         n
     }
 
