@@ -151,7 +151,9 @@ impl Stack {
             if !room {
                 return self.stats.drop(DropReason::TcpAcceptQueueFull);
             }
-            let Some(key) = self.new_passive(now, lk, local, remote, cookie, seg, Some(opts))
+            let ts_offset = self.tcp.isn.ts_offset(local, remote);
+            let Some(key) =
+                self.new_passive(now, lk, local, remote, (cookie, ts_offset), seg, Some(opts))
             else {
                 return;
             };
@@ -171,14 +173,15 @@ impl Stack {
             }
             return self.send_syn_cookie(now, ports, local, remote, seg);
         }
-        let iss = self.tcp.isn.isn(now, local, remote);
-        if let Some(key) = self.new_passive(now, lk, local, remote, iss, seg, None) {
+        let isn = self.tcp.isn.open(now, local, remote);
+        if let Some(key) = self.new_passive(now, lk, local, remote, isn, seg, None) {
             self.tcp.mark_dirty(key);
         }
     }
 
     /// Make a connection for a listener: from a SYN (SYN-RECEIVED, the SYN-ACK is owed)
-    /// or from a validated cookie (ESTABLISHED once the ACK is processed).
+    /// or from a validated cookie (ESTABLISHED once the ACK is processed), with our ISN
+    /// (RFC 6528's, or the cookie) and timestamp offset.
     #[allow(clippy::too_many_arguments)]
     fn new_passive(
         &mut self,
@@ -186,13 +189,12 @@ impl Stack {
         lk: SlabKey,
         local: SocketAddrV4,
         remote: SocketAddrV4,
-        iss: SeqNumber,
+        (iss, ts_offset): (SeqNumber, u32),
         seg: &TcpRepr<'_>,
         cookie: Option<CookieOptions>,
     ) -> Option<SlabKey> {
         let opts = self.tcp.listeners.get(lk)?.opts;
         let our_mss = self.mss_for(*remote.ip());
-        let ts_offset = self.tcp.isn.ts_offset(local, remote);
         let open = OpenParams {
             local,
             remote,

@@ -262,8 +262,7 @@ impl Stack {
             return Err(TcpError::AddrInUse);
         }
         let now = self.now;
-        let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = self.tcp.isn.ts_offset(local, remote);
+        let (iss, ts_offset) = self.tcp.isn.open(now, local, remote);
         let our_mss = self.mss_for(rip);
         let open = OpenParams {
             local,
