@@ -511,19 +511,23 @@ impl Tcb {
     }
 
     /// The earliest deadline among the TCB's timers.
+    ///
+    /// Asked after every burst a connection handles: a chain of pairwise minimums
+    /// compiles to a few compares, where `flatten().min()` walked an iterator.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.rto_at,
-            self.rack_at,
-            self.tlp_at,
-            self.delack_at,
-            self.keepalive_at,
-            self.timewait_at,
-            self.fin_wait2_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
+            }
+        }
+        let d = earlier(self.rto_at, self.rack_at);
+        let d = earlier(d, self.tlp_at);
+        let d = earlier(d, self.delack_at);
+        let d = earlier(d, self.keepalive_at);
+        let d = earlier(d, self.timewait_at);
+        earlier(d, self.fin_wait2_at)
     }
 
     /// Loss detection is RACK-TLP's (RFC 8985): SACK is on and RACK is enabled.
