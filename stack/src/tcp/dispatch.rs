@@ -405,8 +405,11 @@ impl Stack {
 
     /// Wake the connections whose timers are due.
     pub(crate) fn run_tcp_timers(&mut self, now: Instant) {
+        self.tcp.wheel.poll(now, &mut self.tcp.expired);
+        if self.tcp.expired.is_empty() {
+            return; // most polls: nothing is due
+        }
         let mut expired = core::mem::take(&mut self.tcp.expired);
-        self.tcp.wheel.poll(now, &mut expired);
         for (key, at) in expired.drain(..) {
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 continue;
