@@ -182,7 +182,11 @@ impl Stack {
     /// Make a connection for a listener: from a SYN (SYN-RECEIVED, the SYN-ACK is owed)
     /// or from a validated cookie (ESTABLISHED once the ACK is processed), with our ISN
     /// (RFC 6528's, or the cookie) and timestamp offset.
+    ///
+    /// Kept out of line: once per connection, it would only bloat the per-segment path it
+    /// is reached from.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_passive(
         &mut self,
         now: Instant,
@@ -202,7 +206,22 @@ impl Stack {
             ts_offset,
             our_mss,
         };
-        let mut tcb = Tcb::new(now, open, self.tcp.config.tcb, opts);
+        let config = self.tcp.config.tcb;
+        let made = self.tcp.conns.insert_with(|| Conn {
+            tcb: Tcb::new(now, open, config, opts),
+            owned: false,
+            listener: Some(lk),
+            queued: false,
+            wheel_at: None,
+            dirty: false,
+            evented: false,
+        });
+        let Some(key) = made else {
+            self.stats.drop(DropReason::TcpTooManyConnections);
+            return None;
+        };
+        // Set up where it lies: a TCB is too big to build aside and move in.
+        let tcb = &mut self.tcp.conns.get_mut(key)?.tcb;
         tcb.passive = true;
         match cookie {
             None => {
@@ -222,15 +241,15 @@ impl Stack {
                 tcb.snd_una = iss;
                 tcb.snd_nxt = iss + 1u32;
                 tcb.snd_max = tcb.snd_nxt;
-                tcb.sack_ok = c.sack_ok && self.tcp.config.tcb.sack;
+                tcb.sack_ok = c.sack_ok && config.sack;
                 match c.wscale {
-                    Some(ws) if self.tcp.config.tcb.window_scaling => {
+                    Some(ws) if config.window_scaling => {
                         tcb.snd_wscale = ws;
                         tcb.ws_agreed = true;
                     }
                     _ => tcb.rcv_wscale = 0,
                 }
-                if let Some(ts) = seg.timestamp.filter(|_| self.tcp.config.tcb.timestamps) {
+                if let Some(ts) = seg.timestamp.filter(|_| config.timestamps) {
                     tcb.ts_ok = true;
                     tcb.ts_recent = ts.tsval;
                     tcb.ts_recent_at = now;
@@ -239,19 +258,6 @@ impl Stack {
                 tcb.set_state(State::SynReceived);
             }
         }
-        let conn = Conn {
-            tcb,
-            owned: false,
-            listener: Some(lk),
-            queued: false,
-            wheel_at: None,
-            dirty: false,
-            evented: false,
-        };
-        let Ok(key) = self.tcp.conns.insert(conn) else {
-            self.stats.drop(DropReason::TcpTooManyConnections);
-            return None;
-        };
         self.tcp.demux.insert((local, remote), key);
         if let Some(l) = self.tcp.listeners.get_mut(lk) {
             l.embryonic += 1;

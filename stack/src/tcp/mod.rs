@@ -239,18 +239,22 @@ impl TcpTable {
 
     /// Free a connection's slot and its 4-tuple.
     pub fn remove(&mut self, key: SlabKey) {
-        if let Some(mut c) = self.conns.remove(key) {
-            self.bufs.reclaim(&mut c.tcb.snd_buf);
-            self.bufs.reclaim(&mut c.tcb.rcv_buf);
-            let tuple = (c.tcb.local, c.tcb.remote);
-            if self.demux.get(&tuple) == Some(&key) {
-                self.demux.remove(&tuple);
-            }
-            if let Some(l) = c.listener.and_then(|l| self.listeners.get_mut(l)) {
-                l.forget(key, c.queued);
-            }
-            self.purge_stale_timers();
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        self.bufs.reclaim(&mut c.tcb.snd_buf);
+        self.bufs.reclaim(&mut c.tcb.rcv_buf);
+        let tuple = (c.tcb.local, c.tcb.remote);
+        let (listener, queued) = (c.listener, c.queued);
+        // Dropped where it lies: a connection is too big to move out just to drop it.
+        self.conns.delete(key);
+        if self.demux.get(&tuple) == Some(&key) {
+            self.demux.remove(&tuple);
         }
+        if let Some(l) = listener.and_then(|l| self.listeners.get_mut(l)) {
+            l.forget(key, queued);
+        }
+        self.purge_stale_timers();
     }
 
     /// The wheel cancels lazily: a connection that goes away, or whose deadline moves
