@@ -220,6 +220,7 @@ impl Stack {
             self.stats.drop(DropReason::TcpTooManyConnections);
             return None;
         };
+        self.tcp.supply_log(key);
         // Set up where it lies: a TCB is too big to build aside and move in.
         let tcb = &mut self.tcp.conns.get_mut(key)?.tcb;
         tcb.passive = true;

@@ -290,6 +290,7 @@ impl Stack {
                 }
             })
             .ok_or(TcpError::TooManyConnections)?;
+        self.tcp.supply_log(key);
         self.tcp.demux.insert((local, remote), key);
         self.tcp.mark_dirty(key);
         self.stats.tcp_active_opens += 1;
