@@ -279,8 +279,12 @@ impl TcpTable {
         let (listener, queued) = (c.listener, c.queued);
         // Dropped where it lies: a connection is too big to move out just to drop it.
         self.conns.delete(key);
-        if self.demux.get(&tuple) == Some(&key) {
-            self.demux.remove(&tuple);
+        // One lookup, not a get then a remove: the tuple maps to this connection unless
+        // a newer one took it over.
+        if let hashbrown::hash_map::Entry::Occupied(e) = self.demux.entry(tuple) {
+            if *e.get() == key {
+                e.remove();
+            }
         }
         if let Some(l) = listener.and_then(|l| self.listeners.get_mut(l)) {
             l.forget(key, queued);
