@@ -63,29 +63,49 @@ impl<T> Slab<T> {
 
     /// Store `value`; `Err(value)` when the slab is at its limit.
     pub fn insert(&mut self, value: T) -> Result<SlabKey, T> {
-        if self.len >= self.limit {
+        let Some(index) = self.vacant() else {
             return Err(value);
-        }
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                let Ok(i) = u32::try_from(self.entries.len()) else {
-                    return Err(value);
-                };
-                self.entries.push(Entry {
-                    generation: 0,
-                    value: None,
-                });
-                i
-            }
         };
+        Ok(self.fill(index, value))
+    }
+
+    /// Store the value `make` builds, if the slab has room (`None` when at its limit,
+    /// and `make` is not called).
+    ///
+    /// For large values: with `make` inlined, the value is built straight into its slot
+    /// instead of being built, then moved in.
+    #[inline]
+    pub fn insert_with(&mut self, make: impl FnOnce() -> T) -> Option<SlabKey> {
+        let index = self.vacant()?;
+        Some(self.fill(index, make()))
+    }
+
+    /// The index of a free slot, if the slab may grow by one.
+    fn vacant(&mut self) -> Option<u32> {
+        if self.len >= self.limit {
+            return None;
+        }
+        if let Some(i) = self.free.pop() {
+            return Some(i);
+        }
+        let i = u32::try_from(self.entries.len()).ok()?;
+        self.entries.push(Entry {
+            generation: 0,
+            value: None,
+        });
+        Some(i)
+    }
+
+    /// Put `value` in the free slot `index`.
+    #[inline(always)]
+    fn fill(&mut self, index: u32, value: T) -> SlabKey {
         let e = &mut self.entries[index as usize];
         e.value = Some(value);
         self.len += 1;
-        Ok(SlabKey {
+        SlabKey {
             index,
             generation: e.generation,
-        })
+        }
     }
 
     /// The value behind `key`, if it is still live.
@@ -117,6 +137,22 @@ impl<T> Slab<T> {
         self.free.push(key.index);
         self.len -= 1;
         Some(v)
+    }
+
+    /// Drop the value behind `key` where it lies (large values are not moved out just to
+    /// be dropped); its key becomes stale. False if it was not live.
+    pub fn delete(&mut self, key: SlabKey) -> bool {
+        let Some(e) = self.entries.get_mut(key.index as usize) else {
+            return false;
+        };
+        if e.generation != key.generation || e.value.is_none() {
+            return false;
+        }
+        e.value = None;
+        e.generation = e.generation.wrapping_add(1);
+        self.free.push(key.index);
+        self.len -= 1;
+        true
     }
 
     /// Live values with their keys.
@@ -171,5 +207,16 @@ mod tests {
         assert_eq!(s.get(b), Some(&"b"));
         assert_eq!(s.iter().count(), 2);
         assert_eq!(s.remove(a), None);
+        // Built in place, dropped in place.
+        let d = s.insert_with(|| "d");
+        assert_eq!(d, None);
+        assert!(s.delete(c));
+        assert!(!s.delete(c));
+        assert_eq!(s.get(c), None);
+        let d = s.insert_with(|| "d").unwrap();
+        assert_eq!(d.index(), c.index());
+        assert_ne!(d, c);
+        assert_eq!(s.get(d), Some(&"d"));
+        assert_eq!(s.len(), 2);
     }
 }

@@ -156,7 +156,9 @@ impl Stack {
             if !room {
                 return self.stats.drop(DropReason::TcpAcceptQueueFull);
             }
-            let Some(key) = self.new_passive(now, lk, local, remote, cookie, seg, Some(opts))
+            let ts_offset = self.tcp.isn.ts_offset(local, remote);
+            let Some(key) =
+                self.new_passive(now, lk, local, remote, (cookie, ts_offset), seg, Some(opts))
             else {
                 return;
             };
@@ -176,28 +178,32 @@ impl Stack {
             }
             return self.send_syn_cookie(now, ports, local, remote, seg);
         }
-        let iss = self.tcp.isn.isn(now, local, remote);
-        if let Some(key) = self.new_passive(now, lk, local, remote, iss, seg, None) {
+        let isn = self.tcp.isn.open(now, local, remote);
+        if let Some(key) = self.new_passive(now, lk, local, remote, isn, seg, None) {
             self.tcp.mark_dirty(key);
         }
     }
 
     /// Make a connection for a listener: from a SYN (SYN-RECEIVED, the SYN-ACK is owed)
-    /// or from a validated cookie (ESTABLISHED once the ACK is processed).
+    /// or from a validated cookie (ESTABLISHED once the ACK is processed), with our ISN
+    /// (RFC 6528's, or the cookie) and timestamp offset.
+    ///
+    /// Kept out of line: once per connection, it would only bloat the per-segment path it
+    /// is reached from.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn new_passive(
         &mut self,
         now: Instant,
         lk: SlabKey,
         local: SocketAddrV4,
         remote: SocketAddrV4,
-        iss: SeqNumber,
+        (iss, ts_offset): (SeqNumber, u32),
         seg: &TcpRepr<'_>,
         cookie: Option<CookieOptions>,
     ) -> Option<SlabKey> {
         let opts = self.tcp.listeners.get(lk)?.opts;
         let our_mss = self.mss_for(*remote.ip());
-        let ts_offset = self.tcp.isn.ts_offset(local, remote);
         let open = OpenParams {
             local,
             remote,
@@ -205,7 +211,23 @@ impl Stack {
             ts_offset,
             our_mss,
         };
-        let mut tcb = Tcb::new(now, open, self.tcp.config.tcb, opts);
+        let config = self.tcp.config.tcb;
+        let made = self.tcp.conns.insert_with(|| Conn {
+            tcb: Tcb::new(now, open, config, opts),
+            owned: false,
+            listener: Some(lk),
+            queued: false,
+            wheel_at: None,
+            dirty: false,
+            evented: false,
+        });
+        let Some(key) = made else {
+            self.stats.drop(DropReason::TcpTooManyConnections);
+            return None;
+        };
+        self.tcp.supply_log(key);
+        // Set up where it lies: a TCB is too big to build aside and move in.
+        let tcb = &mut self.tcp.conns.get_mut(key)?.tcb;
         tcb.passive = true;
         match cookie {
             None => {
@@ -225,15 +247,15 @@ impl Stack {
                 tcb.snd_una = iss;
                 tcb.snd_nxt = iss + 1u32;
                 tcb.snd_max = tcb.snd_nxt;
-                tcb.sack_ok = c.sack_ok && self.tcp.config.tcb.sack;
+                tcb.sack_ok = c.sack_ok && config.sack;
                 match c.wscale {
-                    Some(ws) if self.tcp.config.tcb.window_scaling => {
+                    Some(ws) if config.window_scaling => {
                         tcb.snd_wscale = ws;
                         tcb.ws_agreed = true;
                     }
                     _ => tcb.rcv_wscale = 0,
                 }
-                if let Some(ts) = seg.timestamp.filter(|_| self.tcp.config.tcb.timestamps) {
+                if let Some(ts) = seg.timestamp.filter(|_| config.timestamps) {
                     tcb.ts_ok = true;
                     tcb.ts_recent = ts.tsval;
                     tcb.ts_recent_at = now;
@@ -242,19 +264,6 @@ impl Stack {
                 tcb.set_state(State::SynReceived);
             }
         }
-        let conn = Conn {
-            tcb,
-            owned: false,
-            listener: Some(lk),
-            queued: false,
-            wheel_at: None,
-            dirty: false,
-            evented: false,
-        };
-        let Ok(key) = self.tcp.conns.insert(conn) else {
-            self.stats.drop(DropReason::TcpTooManyConnections);
-            return None;
-        };
         self.tcp.demux.insert((local, remote), key);
         if let Some(l) = self.tcp.listeners.get_mut(lk) {
             l.embryonic += 1;
@@ -427,12 +436,24 @@ impl Stack {
     }
 
     /// Wake the connections whose timers are due.
+    ///
+    /// Inlined into the poll loop: most polls find nothing due, and then cost a few
+    /// compares, not a call that saves and restores registers for the loop below.
+    #[inline]
     pub(crate) fn run_tcp_timers(&mut self, now: Instant) {
         if self.tcp.wheel.quiet(now) {
             return;
         }
+        self.tcp.wheel.poll(now, &mut self.tcp.expired);
+        if !self.tcp.expired.is_empty() {
+            self.fire_tcp_timers(now);
+        }
+    }
+
+    /// Act on the expirations the wheel handed out.
+    #[inline(never)]
+    fn fire_tcp_timers(&mut self, now: Instant) {
         let mut expired = core::mem::take(&mut self.tcp.expired);
-        self.tcp.wheel.poll(now, &mut expired);
         for (key, at) in expired.drain(..) {
             let Some(c) = self.tcp.conns.get_mut(key) else {
                 continue;

@@ -8,9 +8,13 @@
 //! shared by all connections plus a keyed hash of the 4-tuple. Each 4-tuple thus gets
 //! its own secret starting point in sequence space, and the clock keeps it moving.
 //!
-//! The same keyed hash, in a different domain, gives each connection a random offset
-//! for its TCP timestamps (RFC 7323 §5.4), so TSvals do not reveal the host's uptime
-//! nor let an observer link connections through a shared clock.
+//! The same keyed hash gives each connection a random offset for its TCP timestamps
+//! (RFC 7323 §5.4), so TSvals do not reveal the host's uptime nor let an observer link
+//! connections through a shared clock. F is the low half of one 64-bit SipHash-2-4 of
+//! the 4-tuple and the offset its high half (as Linux 4.11's
+//! `secure_tcp_seq_and_tsoff`): the halves of a PRF's output are independent, so
+//! knowing one reveals nothing about the other, and a connection costs one hash, not
+//! two.
 
 use core::fmt;
 use core::hash::Hasher;
@@ -21,12 +25,6 @@ use siphasher::sip::SipHasher24;
 use crate::rand::Rand;
 use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
-
-/// Domain-separation tags: the ISN hash and the timestamp-offset hash use one key, but
-/// their inputs start with different bytes, so knowing one output reveals nothing about
-/// the other.
-const DOMAIN_ISN: u8 = 0;
-const DOMAIN_TS_OFFSET: u8 = 1;
 
 /// RFC 6528 §3: M is "a timer that is incremented every 4 microseconds".
 const CLOCK_TICK_MICROS: u64 = 4;
@@ -54,11 +52,9 @@ impl IsnGenerator {
     ///
     /// RFC 6528 §3: `ISN = M + F(localip, localport, remoteip, remoteport, secretkey)`,
     /// where M is a 4 µs clock (it wraps every ~4.77 hours, as the RFC 793 ISN clock did)
-    /// and F is SipHash-2-4 keyed with the secret, truncated to 32 bits.
+    /// and F is SipHash-2-4 keyed with the secret, its low 32 bits.
     pub fn isn(&self, now: Instant, local: SocketAddrV4, remote: SocketAddrV4) -> SeqNumber {
-        // Truncating to u32 is the wrap of the 32-bit ISN clock.
-        let m = (now.total_micros() / CLOCK_TICK_MICROS) as u32;
-        SeqNumber(m.wrapping_add(self.hash(DOMAIN_ISN, local, remote)))
+        self.open(now, local, remote).0
     }
 
     /// The offset added to this connection's timestamp clock before it is sent as TSval
@@ -70,21 +66,34 @@ impl IsnGenerator {
     /// cookies. Being a function of the tuple, it is the same for every incarnation of a
     /// connection, so TSvals stay monotonic across them (PAWS, RFC 7323 §5).
     pub fn ts_offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
-        self.hash(DOMAIN_TS_OFFSET, local, remote)
+        (self.hash(local, remote) >> 32) as u32
     }
 
-    /// SipHash-2-4 of `domain || local ip || local port || remote ip || remote port`
-    /// (addresses and ports in network byte order), truncated to 32 bits.
-    fn hash(&self, domain: u8, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
-        let mut input = [0u8; 13];
-        input[0] = domain;
-        input[1..5].copy_from_slice(&local.ip().octets());
-        input[5..7].copy_from_slice(&local.port().to_be_bytes());
-        input[7..11].copy_from_slice(&remote.ip().octets());
-        input[11..13].copy_from_slice(&remote.port().to_be_bytes());
+    /// Both [`isn`](Self::isn) and [`ts_offset`](Self::ts_offset) of a connection opened
+    /// at `now`, from one hash.
+    pub fn open(
+        &self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> (SeqNumber, u32) {
+        // Truncating to u32 is the wrap of the 32-bit ISN clock.
+        let m = (now.total_micros() / CLOCK_TICK_MICROS) as u32;
+        let h = self.hash(local, remote);
+        (SeqNumber(m.wrapping_add(h as u32)), (h >> 32) as u32)
+    }
+
+    /// SipHash-2-4 of `local ip || local port || remote ip || remote port` (addresses
+    /// and ports in network byte order).
+    fn hash(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u64 {
+        let mut input = [0u8; 12];
+        input[0..4].copy_from_slice(&local.ip().octets());
+        input[4..6].copy_from_slice(&local.port().to_be_bytes());
+        input[6..10].copy_from_slice(&remote.ip().octets());
+        input[10..12].copy_from_slice(&remote.port().to_be_bytes());
         let mut h = SipHasher24::new_with_key(&self.key);
         h.write(&input);
-        h.finish() as u32
+        h.finish()
     }
 }
 
@@ -200,8 +209,14 @@ mod tests {
         assert_eq!(off, g.ts_offset(local(), remote()));
         assert_ne!(off, g.ts_offset(local(), addr(10, 0, 0, 2, 49153)));
         assert_ne!(off, g.ts_offset(remote(), local()));
-        // Another domain of the same key: F of the ISN (the ISN at M = 0) differs.
+        // The other half of the hash: F of the ISN (the ISN at M = 0) differs.
         assert_ne!(off, g.isn(Instant::ZERO, local(), remote()).0);
+        // One hash gives both.
+        let now = Instant::from_secs(9);
+        assert_eq!(
+            g.open(now, local(), remote()),
+            (g.isn(now, local(), remote()), off)
+        );
     }
 
     #[test]

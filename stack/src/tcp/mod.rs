@@ -181,6 +181,9 @@ pub(crate) struct TcpTable {
     pub overflows: u64,
     /// Ring storage of finished connections, for new ones.
     pub bufs: buffer::BufferCache,
+    /// Sent-log storage of finished connections, for new ones (see
+    /// [`sent::SentLog::pass_storage`]).
+    pub spare_logs: Vec<sent::SentLog>,
 }
 
 /// Stale timer entries (of connections gone or deadlines moved) the wheel may hold
@@ -191,6 +194,11 @@ const WHEEL_STALE_SLACK: usize = 4096;
 /// few connections opening and closing at once, at most 2 MiB.
 const BUF_CACHE_BUFFERS: usize = 32;
 const BUF_CACHE_MAX_LEN: usize = 64 * 1024;
+
+/// Sent logs kept for reuse, as many as ring buffers, and only small ones (a bulk
+/// sender's log is not held on to): at most 32 × 256 entries.
+const SPARE_LOGS: usize = BUF_CACHE_BUFFERS;
+const SPARE_LOG_MAX_ENTRIES: usize = 256;
 
 impl TcpTable {
     pub fn new(config: TcpConfig, rand: &mut Rand, now: Instant) -> Self {
@@ -208,6 +216,7 @@ impl TcpTable {
             expired: Vec::new(),
             overflows: 0,
             bufs: buffer::BufferCache::new(BUF_CACHE_BUFFERS, BUF_CACHE_MAX_LEN),
+            spare_logs: Vec::new(),
             config,
         }
     }
@@ -241,20 +250,50 @@ impl TcpTable {
             .copied()
     }
 
+    /// Give a new connection the sent-log storage of a finished one, if one is spare.
+    pub fn supply_log(&mut self, key: SlabKey) {
+        if let Some(c) = self.conns.get_mut(key) {
+            if c.tcb.sent.capacity() == 0 {
+                if let Some(mut spare) = self.spare_logs.pop() {
+                    spare.pass_storage(&mut c.tcb.sent);
+                }
+            }
+        }
+    }
+
+    /// Keep the storage of a log whose connection will send no more.
+    fn reclaim_log(spare_logs: &mut Vec<sent::SentLog>, log: &mut sent::SentLog) {
+        let cap = log.capacity();
+        if cap != 0 && cap <= SPARE_LOG_MAX_ENTRIES && spare_logs.len() < SPARE_LOGS {
+            let mut spare = sent::SentLog::default();
+            log.pass_storage(&mut spare);
+            spare_logs.push(spare);
+        }
+    }
+
     /// Free a connection's slot and its 4-tuple.
     pub fn remove(&mut self, key: SlabKey) {
-        if let Some(mut c) = self.conns.remove(key) {
-            self.bufs.reclaim(&mut c.tcb.snd_buf);
-            self.bufs.reclaim(&mut c.tcb.rcv_buf);
-            let tuple = (c.tcb.local, c.tcb.remote);
-            if self.demux.get(&tuple) == Some(&key) {
-                self.demux.remove(&tuple);
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        self.bufs.reclaim(&mut c.tcb.snd_buf);
+        self.bufs.reclaim(&mut c.tcb.rcv_buf);
+        Self::reclaim_log(&mut self.spare_logs, &mut c.tcb.sent);
+        let tuple = (c.tcb.local, c.tcb.remote);
+        let (listener, queued) = (c.listener, c.queued);
+        // Dropped where it lies: a connection is too big to move out just to drop it.
+        self.conns.delete(key);
+        // One lookup, not a get then a remove: the tuple maps to this connection unless
+        // a newer one took it over.
+        if let hashbrown::hash_map::Entry::Occupied(e) = self.demux.entry(tuple) {
+            if *e.get() == key {
+                e.remove();
             }
-            if let Some(l) = c.listener.and_then(|l| self.listeners.get_mut(l)) {
-                l.forget(key, c.queued);
-            }
-            self.purge_stale_timers();
         }
+        if let Some(l) = listener.and_then(|l| self.listeners.get_mut(l)) {
+            l.forget(key, queued);
+        }
+        self.purge_stale_timers();
     }
 
     /// The wheel cancels lazily: a connection that goes away, or whose deadline moves
@@ -314,6 +353,12 @@ impl TcpTable {
             if let Some(c) = self.conns.get_mut(key) {
                 self.bufs.reclaim(&mut c.tcb.snd_buf);
                 self.bufs.reclaim(&mut c.tcb.rcv_buf);
+            }
+        }
+        if let Some(c) = self.conns.get_mut(key) {
+            if c.tcb.state == State::TimeWait && c.tcb.sent.is_empty() {
+                // Likewise its sent log: everything it sent was acknowledged.
+                Self::reclaim_log(&mut self.spare_logs, &mut c.tcb.sent);
             }
         }
         let Some(c) = self.conns.get(key) else {

@@ -173,6 +173,20 @@ impl SentLog {
         self.limit = limit.clamp(1, MAX_RECORDS);
     }
 
+    /// Entries the log holds without allocating.
+    pub fn capacity(&self) -> usize {
+        self.segs.capacity()
+    }
+
+    /// Move this log's storage, emptied, into `to` (a new log that has none), leaving
+    /// `to`'s in its place; counters and limits stay. A connection that ends passes its
+    /// allocation on, so connections opening and closing at a high rate do not allocate
+    /// a log each.
+    pub fn pass_storage(&mut self, to: &mut SentLog) {
+        self.segs.clear();
+        core::mem::swap(&mut self.segs, &mut to.segs);
+    }
+
     /// Most entries the log takes before new data must wait.
     pub fn limit(&self) -> usize {
         self.limit
@@ -531,6 +545,23 @@ mod tests {
 
     fn at(us: u64) -> Instant {
         Instant::from_micros(us)
+    }
+
+    #[test]
+    fn storage_passes_on_emptied() {
+        let mut old = SentLog::new(8);
+        old.on_send(at(1), sq(0), MSS, MSS);
+        let cap = old.capacity();
+        assert!(cap > 0);
+        let mut new = SentLog::new(4);
+        assert_eq!(new.capacity(), 0);
+        old.pass_storage(&mut new);
+        assert_eq!(new.capacity(), cap);
+        assert!(new.is_empty());
+        assert_eq!(new.limit(), 4);
+        assert_eq!(old.capacity(), 0);
+        new.on_send(at(2), sq(500), MSS, MSS);
+        assert_eq!(new.len(), 1);
     }
 
     fn spans(log: &SentLog) -> Vec<(u32, u32)> {

@@ -262,8 +262,7 @@ impl Stack {
             return Err(TcpError::AddrInUse);
         }
         let now = self.now;
-        let iss = self.tcp.isn.isn(now, local, remote);
-        let ts_offset = self.tcp.isn.ts_offset(local, remote);
+        let (iss, ts_offset) = self.tcp.isn.open(now, local, remote);
         let our_mss = self.mss_for(rip);
         let open = OpenParams {
             local,
@@ -272,22 +271,26 @@ impl Stack {
             ts_offset,
             our_mss,
         };
-        let mut tcb = Tcb::new(now, open, self.tcp.config.tcb, opts);
-        tcb.set_state(State::SynSent);
-        let conn = Conn {
-            tcb,
-            owned: true,
-            listener: None,
-            queued: false,
-            wheel_at: None,
-            dirty: false,
-            evented: false,
-        };
+        let config = self.tcp.config.tcb;
+        // Built where it will live: a TCB is too big to build aside and move in.
         let key = self
             .tcp
             .conns
-            .insert(conn)
-            .map_err(|_| TcpError::TooManyConnections)?;
+            .insert_with(|| {
+                let mut tcb = Tcb::new(now, open, config, opts);
+                tcb.set_state(State::SynSent);
+                Conn {
+                    tcb,
+                    owned: true,
+                    listener: None,
+                    queued: false,
+                    wheel_at: None,
+                    dirty: false,
+                    evented: false,
+                }
+            })
+            .ok_or(TcpError::TooManyConnections)?;
+        self.tcp.supply_log(key);
         self.tcp.demux.insert((local, remote), key);
         self.tcp.mark_dirty(key);
         self.stats.tcp_active_opens += 1;

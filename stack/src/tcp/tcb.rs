@@ -523,22 +523,23 @@ impl Tcb {
     }
 
     /// The earliest deadline among the TCB's timers.
+    ///
+    /// Asked after every burst a connection handles: a chain of pairwise minimums
+    /// compiles to a few compares, where `flatten().min()` walked an iterator.
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Asked after every segment in and out: plain comparisons, not an iterator
-        // chain over Options, which the compiler does not flatten.
         fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
             match (a, b) {
-                (Some(x), Some(y)) => Some(if y < x { y } else { x }),
-                (x, None) => x,
-                (None, y) => y,
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
             }
         }
-        let at = earlier(self.rto_at, self.rack_at);
-        let at = earlier(at, self.tlp_at);
-        let at = earlier(at, self.delack_at);
-        let at = earlier(at, self.keepalive_at);
-        let at = earlier(at, self.timewait_at);
-        earlier(at, self.fin_wait2_at)
+        let d = earlier(self.rto_at, self.rack_at);
+        let d = earlier(d, self.tlp_at);
+        let d = earlier(d, self.delack_at);
+        let d = earlier(d, self.keepalive_at);
+        let d = earlier(d, self.timewait_at);
+        earlier(d, self.fin_wait2_at)
     }
 
     /// Loss detection is RACK-TLP's (RFC 8985): SACK is on and RACK is enabled.
