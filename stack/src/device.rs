@@ -310,8 +310,7 @@ impl FramePool {
             buf,
             start: self.headroom,
             end: self.headroom + len,
-            meta: RxMeta::default(),
-            offload: TxOffload::default(),
+            meta: PackedMeta::NONE,
             pool: Some(Arc::clone(self)),
         })
     }
@@ -323,13 +322,113 @@ impl FramePool {
 }
 
 /// A frame in a heap buffer: used by the copying backends (TAP) and the in-memory link.
+///
+/// A frame is moved by value several times on its way (into the transmit batch, onto
+/// a link's ring, off it, into the receive batch, back to the spare frames), so it is
+/// kept small: its [`RxMeta`] and [`TxOffload`] are stored packed in 16 bytes with no
+/// padding ([`PackedMeta`]), which makes the whole frame 56 bytes, moved in a few
+/// word copies, where the two structs as they are would make it 72 with padding that
+/// the compiler copies field by field.
 pub struct HeapFrame {
     buf: Box<[u8]>,
     start: usize,
     end: usize,
-    meta: RxMeta,
-    offload: TxOffload,
+    meta: PackedMeta,
     pool: Option<Arc<FramePool>>,
+}
+
+/// A frame's [`RxMeta`] and [`TxOffload`] in 16 bytes with no padding.
+#[derive(Clone, Copy)]
+struct PackedMeta {
+    /// [`RxMeta::rss_hash`] when [`PackedMeta::RSS`] is set.
+    rss_hash: u32,
+    /// [`RxMeta::gso_size`].
+    gso_size: u16,
+    /// [`RxMeta`]'s flags: `RSS`, `IPV4_OK`, `L4_OK`, `L4_PARTIAL`.
+    rx_flags: u8,
+    /// [`TxOffload`]'s flags: `TX_IPV4`, and `TX_TCP` or `TX_UDP`.
+    tx_flags: u8,
+    l2_len: u16,
+    l3_len: u16,
+    l4_len: u16,
+    tso_mss: u16,
+}
+
+impl PackedMeta {
+    const RSS: u8 = 1;
+    const IPV4_OK: u8 = 2;
+    const L4_OK: u8 = 4;
+    const L4_PARTIAL: u8 = 8;
+    const TX_IPV4: u8 = 1;
+    const TX_TCP: u8 = 2;
+    const TX_UDP: u8 = 4;
+
+    /// No receive metadata, no offload request (`RxMeta::default()`,
+    /// `TxOffload::default()`).
+    const NONE: PackedMeta = PackedMeta {
+        rss_hash: 0,
+        gso_size: 0,
+        rx_flags: 0,
+        tx_flags: 0,
+        l2_len: 0,
+        l3_len: 0,
+        l4_len: 0,
+        tso_mss: 0,
+    };
+
+    #[inline]
+    fn set_rx(&mut self, meta: RxMeta) {
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        self.rss_hash = meta.rss_hash.unwrap_or(0);
+        self.gso_size = meta.gso_size;
+        self.rx_flags = flag(meta.rss_hash.is_some(), Self::RSS)
+            | flag(meta.ipv4_csum_ok, Self::IPV4_OK)
+            | flag(meta.l4_csum_ok, Self::L4_OK)
+            | flag(meta.l4_csum_partial, Self::L4_PARTIAL);
+    }
+
+    #[inline]
+    fn rx(&self) -> RxMeta {
+        RxMeta {
+            rss_hash: (self.rx_flags & Self::RSS != 0).then_some(self.rss_hash),
+            ipv4_csum_ok: self.rx_flags & Self::IPV4_OK != 0,
+            l4_csum_ok: self.rx_flags & Self::L4_OK != 0,
+            l4_csum_partial: self.rx_flags & Self::L4_PARTIAL != 0,
+            gso_size: self.gso_size,
+        }
+    }
+
+    #[inline]
+    fn set_tx(&mut self, offload: TxOffload) {
+        self.l2_len = offload.l2_len;
+        self.l3_len = offload.l3_len;
+        self.l4_len = offload.l4_len;
+        self.tso_mss = offload.tso_mss;
+        self.tx_flags = if offload.ipv4_csum { Self::TX_IPV4 } else { 0 }
+            | match offload.l4_csum {
+                None => 0,
+                Some(L4Proto::Tcp) => Self::TX_TCP,
+                Some(L4Proto::Udp) => Self::TX_UDP,
+            };
+    }
+
+    #[inline]
+    fn tx(&self) -> TxOffload {
+        TxOffload {
+            l2_len: self.l2_len,
+            l3_len: self.l3_len,
+            l4_len: self.l4_len,
+            ipv4_csum: self.tx_flags & Self::TX_IPV4 != 0,
+            l4_csum: if self.tx_flags & Self::TX_TCP != 0 {
+                Some(L4Proto::Tcp)
+            } else if self.tx_flags & Self::TX_UDP != 0 {
+                Some(L4Proto::Udp)
+            } else {
+                None
+            },
+            tso_mss: self.tso_mss,
+        }
+    }
 }
 
 impl fmt::Debug for HeapFrame {
@@ -337,7 +436,7 @@ impl fmt::Debug for HeapFrame {
         f.debug_struct("HeapFrame")
             .field("len", &(self.end - self.start))
             .field("headroom", &self.start)
-            .field("meta", &self.meta)
+            .field("meta", &self.meta.rx())
             .finish()
     }
 }
@@ -351,8 +450,7 @@ impl HeapFrame {
             buf,
             start: headroom,
             end: headroom + data.len(),
-            meta: RxMeta::default(),
-            offload: TxOffload::default(),
+            meta: PackedMeta::NONE,
             pool: None,
         }
     }
@@ -360,13 +458,13 @@ impl HeapFrame {
     /// Set the receive metadata (backends do this after filling the frame).
     #[inline]
     pub fn set_rx_meta(&mut self, meta: RxMeta) {
-        self.meta = meta;
+        self.meta.set_rx(meta);
     }
 
     /// The offload request the stack attached on transmit.
     #[inline]
     pub fn tx_offload(&self) -> TxOffload {
-        self.offload
+        self.meta.tx()
     }
 
     /// Set the data to `len` bytes from the current start (for backends that read into
@@ -386,8 +484,7 @@ impl HeapFrame {
         }
         self.start = headroom;
         self.end = headroom + len;
-        self.meta = RxMeta::default();
-        self.offload = TxOffload::default();
+        self.meta = PackedMeta::NONE;
         true
     }
 
@@ -453,11 +550,11 @@ impl Frame for HeapFrame {
     }
     #[inline]
     fn rx_meta(&self) -> RxMeta {
-        self.meta
+        self.meta.rx()
     }
     #[inline]
     fn set_tx_offload(&mut self, offload: TxOffload) {
-        self.offload = offload;
+        self.meta.set_tx(offload);
     }
     fn try_clone(&self) -> Option<HeapFrame> {
         let data = self.data();
@@ -469,7 +566,7 @@ impl Frame for HeapFrame {
             }
             None => HeapFrame::from_slice(data, self.start),
         };
-        copy.meta = self.meta;
+        copy.meta.set_rx(self.meta.rx());
         Some(copy)
     }
 }

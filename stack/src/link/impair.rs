@@ -166,6 +166,12 @@ impl Wire {
         }
     }
 
+    /// A frame is held back for reordering.
+    #[inline]
+    pub(super) fn holds(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// Ring slots the held-back frame will need when it is released.
     pub(super) fn held_slots(&self) -> usize {
         self.held.as_ref().map_or(0, |h| 1 + usize::from(h.dup))

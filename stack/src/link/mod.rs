@@ -162,31 +162,40 @@ struct RxCounters {
     delivered: AtomicU64,
 }
 
-/// A frame on the wire: deliverable at `at`; `seq` keeps equal instants in send order.
+/// A frame on the ring: deliverable at `at` (ignored on an untimed direction). Only the
+/// frame and one word, since the ring moves it in and out by value.
 struct Slot {
+    frame: HeapFrame,
+    at: Instant,
+}
+
+/// A frame on a timed direction's wire: `seq` keeps equal instants in send order. It
+/// is numbered by the receiver as it comes off the ring, which holds frames in send
+/// order, so the ring's slots need not carry it.
+struct InFlight {
     frame: HeapFrame,
     at: Instant,
     seq: u64,
 }
 
-impl Slot {
+impl InFlight {
     fn key(&self) -> (Instant, u64) {
         (self.at, self.seq)
     }
 }
 
-impl PartialEq for Slot {
+impl PartialEq for InFlight {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
     }
 }
-impl Eq for Slot {}
-impl PartialOrd for Slot {
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Slot {
+impl Ord for InFlight {
     fn cmp(&self, other: &Self) -> Ordering {
         self.key().cmp(&other.key())
     }
@@ -237,7 +246,6 @@ struct Emitter {
     pool: Arc<FramePool>,
     headroom: usize,
     capture: Option<Arc<PcapCapture>>,
-    seq: u64,
     /// Free ring slots as last counted, less the pushes since: a lower bound on the true
     /// room, since only this (the producer) fills the ring and the consumer only empties
     /// it. Counting the ring (`ArrayQueue::len`) reads both ends in a loop; the bound
@@ -274,12 +282,7 @@ impl Emitter {
         if let Some(cap) = &self.capture {
             cap.record(now, frame.data());
         }
-        self.seq += 1;
-        let slot = Slot {
-            frame,
-            at,
-            seq: self.seq,
-        };
+        let slot = Slot { frame, at };
         self.room_hint = self.room_hint.saturating_sub(1);
         if self.ring.ring.push(slot).is_err() {
             // Unreachable: slots were reserved by the only producer. Count it rather
@@ -324,6 +327,26 @@ fn admit(frame: &mut HeapFrame, max_frame: usize, offload: Option<usize>) -> boo
     true
 }
 
+/// Put `frame` on a transparent direction's ring, if the link carries it ([`admit`]):
+/// the plain transmit path, with a slot reserved by the caller.
+#[inline]
+fn put_plain(ring: &Channel, mut frame: HeapFrame, max_frame: usize, offload: Option<usize>) {
+    if !admit(&mut frame, max_frame, offload) {
+        ring.tx.oversize.fetch_add(1, Relaxed);
+        return;
+    }
+    let slot = Slot {
+        frame,
+        at: Instant::ZERO,
+    };
+    if ring.ring.push(slot).is_err() {
+        // Unreachable: the only producer reserved the slot. Count it rather than lose
+        // a frame silently.
+        debug_assert!(false, "link ring overflow despite reservation");
+        ring.tx.ring_full.fetch_add(1, Relaxed);
+    }
+}
+
 /// A test's choice of frames to drop: called with each frame an end sends, before any
 /// impairment; `true` drops it.
 pub type DropFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
@@ -336,7 +359,9 @@ pub struct LinkEnd {
     wire: Wire,
     rx: Arc<Channel>,
     rx_timed: bool,
-    in_flight: BinaryHeap<Reverse<Slot>>,
+    in_flight: BinaryHeap<Reverse<InFlight>>,
+    /// Frames moved into `in_flight` so far: the last one's [`InFlight::seq`].
+    in_flight_seq: u64,
     injected: VecDeque<HeapFrame>,
     /// Received frames the stack gave back ([`Device::recycle`]), reused by
     /// [`alloc_tx`](Device::alloc_tx) before the pool: a frame that comes in and one
@@ -436,7 +461,6 @@ impl LinkEnd {
                 pool,
                 headroom: config.headroom,
                 capture: None,
-                seq: 0,
                 room_hint: 0,
             },
             filter: None,
@@ -448,6 +472,7 @@ impl LinkEnd {
             } else {
                 BinaryHeap::new()
             },
+            in_flight_seq: 0,
             injected: VecDeque::new(),
             // Two bursts' worth, and never more than a quarter of the pool (64 KiB
             // frames at large MTUs).
@@ -481,8 +506,11 @@ impl LinkEnd {
     /// reordering once it has waited [`REORDER_MAX_HOLD`] for a successor.
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
+        if !self.wire.holds() {
+            return;
+        }
         let slots = self.wire.held_slots();
-        if slots > 0 && self.emitter.room(slots) >= slots {
+        if self.emitter.room(slots) >= slots {
             let emitter = &mut self.emitter;
             self.wire
                 .release_stale(now, |f, at, dup| emitter.emit(f, at, dup, now));
@@ -567,39 +595,53 @@ impl LinkEnd {
         self.wire.release_at()
     }
 
-    /// [`Device::rx_burst`] past its check for an empty link.
+    /// [`Device::rx_burst`] with injected frames or a timed direction.
+    #[inline(never)]
     fn receive(&mut self, out: &mut Vec<HeapFrame>, max: usize) -> usize {
         let mut n = 0;
-        if !self.injected.is_empty() {
-            while n < max {
-                match self.injected.pop_front() {
-                    Some(f) => out.push(f),
-                    None => break,
-                }
+        while n < max {
+            match self.injected.pop_front() {
+                Some(f) => out.push(f),
+                None => break,
+            }
+            n += 1;
+        }
+        if !self.rx_timed {
+            return self.receive_ring(out, max, n);
+        }
+        let from_link_start = n;
+        self.fill_in_flight();
+        while n < max && self.in_flight.peek().is_some_and(|s| s.0.at <= self.now) {
+            if let Some(Reverse(slot)) = self.in_flight.pop() {
+                out.push(slot.frame);
                 n += 1;
             }
         }
+        if n > from_link_start {
+            self.rx
+                .rx
+                .delivered
+                .fetch_add((n - from_link_start) as u64, Relaxed);
+        }
+        n
+    }
+
+    /// An untimed direction's receive: frames off the ring, in order, until `n`
+    /// (those already in `out` this burst) reaches `max`.
+    #[inline]
+    fn receive_ring(&mut self, out: &mut Vec<HeapFrame>, max: usize, mut n: usize) -> usize {
         let from_link_start = n;
-        if !self.rx_timed {
-            // Pop only while the ring holds something: a pop that finds it empty costs
-            // a full fence in crossbeam, and most polls of a busy link find it empty.
-            // `is_empty` is two loads (`len` a loop); this end is the only consumer, so
-            // a ring seen non-empty stays so until it pops.
-            while n < max && !self.rx.ring.is_empty() {
-                match self.rx.ring.pop() {
-                    Some(slot) => out.push(slot.frame),
-                    None => break,
-                }
-                n += 1;
+        // Pop only while the ring holds something: a pop that finds it empty costs a
+        // full fence in crossbeam, and most polls of a busy link find it empty.
+        // `is_empty` is two loads (`len` a loop); this end is the only consumer, so a
+        // ring seen non-empty stays so until it pops.
+        let ring = &self.rx.ring;
+        while n < max && !ring.is_empty() {
+            match ring.pop() {
+                Some(Slot { frame, .. }) => out.push(frame),
+                None => break,
             }
-        } else {
-            self.fill_in_flight();
-            while n < max && self.in_flight.peek().is_some_and(|s| s.0.at <= self.now) {
-                if let Some(Reverse(slot)) = self.in_flight.pop() {
-                    out.push(slot.frame);
-                    n += 1;
-                }
-            }
+            n += 1;
         }
         if n > from_link_start {
             self.rx
@@ -630,44 +672,10 @@ impl LinkEnd {
         self.emitter.pool.alloc(len)
     }
 
-    /// Move frames from the ring to the time-ordered in-flight queue, up to its bound.
-    fn fill_in_flight(&mut self) {
-        while self.in_flight.len() < self.capacity {
-            match self.rx.ring.pop() {
-                Some(slot) => self.in_flight.push(Reverse(slot)),
-                None => break,
-            }
-        }
-    }
-}
-
-impl Device for LinkEnd {
-    type Frame = HeapFrame;
-
-    fn capabilities(&self) -> Capabilities {
-        self.caps
-    }
-
-    /// Injected frames first, then frames from the link that are due at this end's
-    /// clock. Only queue 0 exists.
-    #[inline]
-    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
-        // Half the polls of request/response traffic find nothing: say so in a few
-        // loads, inlined into the caller, before the full receive.
-        if queue != 0 || (!self.rx_timed && self.injected.is_empty() && self.rx.ring.is_empty()) {
-            return 0;
-        }
-        self.receive(out, max)
-    }
-
-    /// Takes frames from the front of `frames` while the ring has room for them (and
-    /// for the duplicates and held-back frame they may release); the rest stay in
-    /// `frames`, in order, and [`LinkStats::ring_full`] counts the call. Only queue 0
-    /// exists.
-    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
-        if queue != 0 || frames.is_empty() {
-            return 0;
-        }
+    /// [`Device::tx_burst`] through the impairments, the drop filter or the capture:
+    /// out of line, so the plain path stays small.
+    #[inline(never)]
+    fn transmit_impaired(&mut self, frames: &mut Vec<HeapFrame>) -> usize {
         let per_frame = self.wire.slots_per_frame();
         let held = self.wire.held_slots();
         let room = self.emitter.room(frames.len() * per_frame + held);
@@ -683,34 +691,6 @@ impl Device for LinkEnd {
         let max_frame = self.max_frame;
         let offload = self.offload_max_frame;
         let now = self.now;
-        if self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none() {
-            // Fast path: no per-frame decision, no capture; `n` slots are free.
-            self.emitter.room_hint -= n;
-            let ring = &self.emitter.ring;
-            // The whole batch when it fits (the usual case): a drain with no tail to
-            // move back.
-            let taken = if n == frames.len() {
-                frames.drain(..)
-            } else {
-                frames.drain(..n)
-            };
-            for mut frame in taken {
-                if !admit(&mut frame, max_frame, offload) {
-                    ring.tx.oversize.fetch_add(1, Relaxed);
-                    continue;
-                }
-                let slot = Slot {
-                    frame,
-                    at: Instant::ZERO,
-                    seq: 0,
-                };
-                if ring.ring.push(slot).is_err() {
-                    debug_assert!(false, "link ring overflow despite reservation");
-                    ring.tx.ring_full.fetch_add(1, Relaxed);
-                }
-            }
-            return n;
-        }
         // One handle on the counters for the burst, so the emitter can be borrowed
         // mutably by the closure while the wire counts into them.
         let channel = Arc::clone(&self.emitter.ring);
@@ -729,6 +709,94 @@ impl Device for LinkEnd {
             self.wire.transmit(frame, now, &channel.tx, |f, at, dup| {
                 emitter.emit(f, at, dup, now)
             });
+        }
+        n
+    }
+
+    /// Move frames from the ring to the time-ordered in-flight queue, up to its bound.
+    fn fill_in_flight(&mut self) {
+        while self.in_flight.len() < self.capacity {
+            match self.rx.ring.pop() {
+                Some(Slot { frame, at }) => {
+                    self.in_flight_seq += 1;
+                    self.in_flight.push(Reverse(InFlight {
+                        frame,
+                        at,
+                        seq: self.in_flight_seq,
+                    }));
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+impl Device for LinkEnd {
+    type Frame = HeapFrame;
+
+    fn capabilities(&self) -> Capabilities {
+        self.caps
+    }
+
+    /// Injected frames first, then frames from the link that are due at this end's
+    /// clock. Only queue 0 exists.
+    #[inline]
+    fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+        if queue != 0 {
+            return 0;
+        }
+        if self.rx_timed || !self.injected.is_empty() {
+            return self.receive(out, max);
+        }
+        // The usual case, inlined into the caller: an untimed direction, nothing
+        // injected. Half the polls of request/response traffic find the ring empty
+        // and stop at the first check.
+        self.receive_ring(out, max, 0)
+    }
+
+    /// Takes frames from the front of `frames` while the ring has room for them (and
+    /// for the duplicates and held-back frame they may release); the rest stay in
+    /// `frames`, in order, and [`LinkStats::ring_full`] counts the call. Only queue 0
+    /// exists.
+    fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+        if queue != 0 || frames.is_empty() {
+            return 0;
+        }
+        if !(self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none())
+        {
+            return self.transmit_impaired(frames);
+        }
+        // Fast path: no per-frame decision, no capture, one slot per frame.
+        let want = frames.len();
+        let n = self.emitter.room(want).min(want);
+        let tx = &self.emitter.ring.tx;
+        if n < want {
+            tx.ring_full.fetch_add(1, Relaxed);
+        }
+        if n == 0 {
+            return 0;
+        }
+        tx.sent.fetch_add(n as u64, Relaxed);
+        self.emitter.room_hint -= n;
+        let (max_frame, offload) = (self.max_frame, self.offload_max_frame);
+        let ring = &self.emitter.ring;
+        if want == 1 {
+            // A burst of one (request/response traffic sends each segment alone): no
+            // drain to set up and tear down.
+            if let Some(frame) = frames.pop() {
+                put_plain(ring, frame, max_frame, offload);
+            }
+        } else {
+            // The whole batch when it fits (the usual case): a drain with no tail to
+            // move back.
+            let taken = if n == want {
+                frames.drain(..)
+            } else {
+                frames.drain(..n)
+            };
+            for frame in taken {
+                put_plain(ring, frame, max_frame, offload);
+            }
         }
         n
     }
