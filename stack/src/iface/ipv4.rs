@@ -381,7 +381,7 @@ impl Stack {
             && caps.tx_checksum.tcp
             && ip_len <= caps.tso_max;
         if ip_len <= mtu || tso {
-            return self.emit_frame(ports, i, dst_mac, repr, want, fill);
+            return self.emit_frame(ports, i, mtu, dst_mac, repr, want, fill);
         }
         if repr.dont_frag {
             return Err(DropReason::Ipv4FragNeeded);
@@ -407,7 +407,7 @@ impl Stack {
             let piece = &scratch[off..off + len];
             let none = L4Offload::default();
             let copy = |b: &mut [u8], _| b.copy_from_slice(piece);
-            if let Err(e) = self.emit_frame(ports, i, dst_mac, frag, none, copy) {
+            if let Err(e) = self.emit_frame(ports, i, mtu, dst_mac, frag, none, copy) {
                 result = Err(e);
                 break;
             }
@@ -418,11 +418,14 @@ impl Stack {
         result
     }
 
-    /// Put one IPv4 packet that fits the MTU into a transmit frame.
+    /// Put one IPv4 packet that fits the MTU into a transmit frame. `mtu` is interface
+    /// `i`'s, as the caller just worked it out.
+    #[allow(clippy::too_many_arguments)]
     fn emit_frame<D: Device>(
         &mut self,
         ports: &mut [Port<D>],
         i: usize,
+        mtu: usize,
         dst_mac: EthernetAddress,
         repr: Ipv4Repr,
         want: L4Offload,
@@ -443,7 +446,6 @@ impl Stack {
             L4Proto::Udp => port.caps.tx_checksum.udp,
         });
         let ip_len = ipv4::HEADER_LEN + repr.payload_len;
-        let mtu = self.ifaces[i].mtu(&port.caps);
         let tso_mss = if l4_csum == Some(L4Proto::Tcp) && ip_len > mtu {
             want.tso_mss
         } else {

@@ -118,6 +118,7 @@ impl Interface {
     }
 
     /// `ip` is the broadcast address of one of this interface's prefixes.
+    #[inline]
     pub fn is_subnet_broadcast(&self, ip: Ipv4Addr) -> bool {
         self.addrs.iter().any(|c| c.broadcast() == Some(ip))
     }
@@ -145,6 +146,7 @@ impl Interface {
     }
 
     /// The MTU in use given the device's capabilities.
+    #[inline]
     pub fn mtu(&self, caps: &Capabilities) -> usize {
         self.mtu.map_or(caps.mtu, |m| m.min(caps.mtu))
     }

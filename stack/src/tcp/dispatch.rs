@@ -11,6 +11,7 @@ use crate::iface::Port;
 use crate::socket::SlabKey;
 use crate::stats::DropReason;
 use crate::tcp::input::{InputOutcome, TcpDrop};
+use crate::tcp::output::OutSegment;
 use crate::tcp::syncookie::CookieOptions;
 use crate::tcp::tcb::{OpenParams, State, Tcb};
 use crate::tcp::Conn;
@@ -475,6 +476,11 @@ impl Stack {
     /// Send what every touched connection may send now, then settle it (timers,
     /// events, freeing).
     pub(crate) fn flush_tcp<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>]) {
+        if self.tcp.dirty.is_empty() {
+            return;
+        }
+        // One slot for every segment of this pass: the TCB writes each into it in place.
+        let mut seg = OutSegment::default();
         while let Some(key) = self.tcp.dirty.pop_front() {
             if let Some(c) = self.tcp.conns.get_mut(key) {
                 c.dirty = false;
@@ -496,17 +502,17 @@ impl Stack {
                     break;
                 }
                 c.tcb.tso_max = tso_max;
-                let Some(seg) = c.tcb.next_segment(now) else {
+                if !c.tcb.next_segment(now, &mut seg) {
                     break;
-                };
+                }
                 budget -= 1;
-                let (local, remote) = (c.tcb.local, c.tcb.remote);
+                let (src, dst) = (*c.tcb.local.ip(), *c.tcb.remote.ip());
                 // Lend the send buffer to the frame writer while the IP layer is busy.
                 let snd =
                     core::mem::replace(&mut c.tcb.snd_buf, crate::tcp::buffer::RingBuffer::new(0));
-                let repr = seg.repr(local.port(), remote.port());
-                let hlen = repr.header_len();
-                let (src, dst) = (*local.ip(), *remote.ip());
+                let repr = &seg.repr;
+                let layout = repr.layout_header();
+                let hlen = layout.header_len();
                 let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, hlen + seg.payload_len);
                 // TCP does path MTU discovery: its segments are never fragmented (as
                 // Linux sets DF; RFC 1191).
@@ -516,8 +522,9 @@ impl Stack {
                     l4_len: hlen as u16,
                     tso_mss: seg.tso_mss,
                 };
+                let (offset, len) = (seg.payload_offset, seg.payload_len);
                 let res = self.output_ipv4_offload(now, ports, ip, want, |b, offloaded| {
-                    let (a, bb) = snd.peek(seg.payload_offset, seg.payload_len);
+                    let (a, bb) = snd.peek(offset, len);
                     b[hlen..hlen + a.len()].copy_from_slice(a);
                     b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
                     let csum = if offloaded {
@@ -525,13 +532,8 @@ impl Stack {
                     } else {
                         TcpChecksum::Compute
                     };
-                    repr.emit_header(
-                        &mut tcp::Packet::new_unchecked(b),
-                        seg.payload_len,
-                        src,
-                        dst,
-                        csum,
-                    );
+                    let packet = &mut tcp::Packet::new_unchecked(b);
+                    repr.emit_header_as(layout, packet, len, src, dst, csum);
                 });
                 if let Some(c) = self.tcp.conns.get_mut(key) {
                     c.tcb.snd_buf = snd;
@@ -543,7 +545,7 @@ impl Stack {
                             self.stats.tcp_retransmits += 1;
                             self.stats.tcp_retransmit_bytes += seg.payload_len as u64;
                         }
-                        if seg.flags.contains(Flags::RST) {
+                        if seg.repr.flags.contains(Flags::RST) {
                             self.stats.tcp_rst_tx += 1;
                         }
                     }

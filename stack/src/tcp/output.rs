@@ -2,7 +2,10 @@
 //! one decision ladder, asked again and again until it says "nothing".
 //!
 //! Each call yields at most one segment, described by an [`OutSegment`] whose payload is a
-//! range of the send buffer; the stack copies it straight into the transmit frame.
+//! range of the send buffer; the stack copies it straight into the transmit frame. The
+//! segment is written into a slot the caller lends (and reuses for every segment), not
+//! returned: it is large (the header with every option), and passing it back by value
+//! through the rungs of the ladder copied it several times per segment.
 
 use crate::tcp::cc::CongestionControl;
 use crate::tcp::tcb::{State, Tcb};
@@ -10,18 +13,12 @@ use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::{Flags, TcpRepr, TcpTimestamp};
 
-/// One segment to send: the header fields, and where its payload sits in the send buffer.
+/// One segment to send: the header, and where its payload sits in the send buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutSegment {
-    pub flags: Flags,
-    pub seq: SeqNumber,
-    pub ack: Option<SeqNumber>,
-    pub window: u16,
-    pub mss: Option<u16>,
-    pub wscale: Option<u8>,
-    pub sack_permitted: bool,
-    pub sack: [Option<(SeqNumber, SeqNumber)>; 4],
-    pub timestamp: Option<TcpTimestamp>,
+    /// The header as it goes on the wire, ports included; `payload` stays empty (the
+    /// payload is copied from the send buffer into the frame in place).
+    pub repr: TcpRepr<'static>,
     /// Payload: bytes `payload_offset..payload_offset + payload_len` of the send buffer.
     pub payload_offset: usize,
     pub payload_len: usize,
@@ -31,31 +28,37 @@ pub struct OutSegment {
     pub tso_mss: u16,
 }
 
-impl OutSegment {
-    /// The header as a [`TcpRepr`] (payload empty: it is copied in place separately).
-    pub fn repr(&self, src_port: u16, dst_port: u16) -> TcpRepr<'static> {
-        TcpRepr {
-            src_port,
-            dst_port,
-            flags: self.flags,
-            seq_number: self.seq,
-            ack_number: self.ack,
-            window_len: self.window,
-            urgent_pointer: 0,
-            max_seg_size: self.mss,
-            window_scale: self.wscale,
-            sack_permitted: self.sack_permitted,
-            sack_ranges: self.sack,
-            timestamp: self.timestamp,
-            payload: &[],
+impl Default for OutSegment {
+    fn default() -> OutSegment {
+        OutSegment {
+            repr: TcpRepr {
+                src_port: 0,
+                dst_port: 0,
+                flags: Flags::empty(),
+                seq_number: SeqNumber(0),
+                ack_number: None,
+                window_len: 0,
+                urgent_pointer: 0,
+                max_seg_size: None,
+                window_scale: None,
+                sack_permitted: false,
+                sack_ranges: [None; 4],
+                timestamp: None,
+                payload: &[],
+            },
+            payload_offset: 0,
+            payload_len: 0,
+            retransmit: false,
+            tso_mss: 0,
         }
     }
 }
 
 impl Tcb {
-    /// The next segment to send at `now`, if any; the TCB's state advances as if it
-    /// was sent.
-    pub fn next_segment(&mut self, now: Instant) -> Option<OutSegment> {
+    /// The next segment to send at `now`, if any, written into `out` (every field of
+    /// it); the TCB's state advances as if it was sent. False when there is nothing to
+    /// send (`out` may then hold anything).
+    pub fn next_segment(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         if self.send_rst {
             self.send_rst = false;
             // snd_max, not snd_nxt: after a timeout rewound snd_nxt the peer may already
@@ -75,20 +78,21 @@ impl Tcb {
             } else {
                 self.snd_max
             };
-            let seg = self.segment(now, Flags::RST, seq, 0, 0);
+            self.segment(out, now, Flags::RST, seq, 0, 0);
             self.close_now();
-            return Some(seg);
+            return true;
         }
         match self.state {
-            State::Closed => None,
-            State::SynSent | State::SynReceived => self.next_syn(now),
-            State::TimeWait => self.next_ack(now),
-            _ if self.nothing_owed() => None,
-            _ => self
-                .next_retransmission(now)
-                .or_else(|| self.next_data(now))
-                .or_else(|| self.next_probe(now))
-                .or_else(|| self.next_ack(now)),
+            State::Closed => false,
+            State::SynSent | State::SynReceived => self.next_syn(now, out),
+            State::TimeWait => self.next_ack(now, out),
+            _ if self.nothing_owed() => false,
+            _ => {
+                self.next_retransmission(now, out)
+                    || self.next_data(now, out)
+                    || self.next_probe(now, out)
+                    || self.next_ack(now, out)
+            }
         }
     }
 
@@ -111,24 +115,23 @@ impl Tcb {
     }
 
     /// Our SYN (or SYN-ACK), with every option we offer (RFC 9293 §3.5).
-    fn next_syn(&mut self, now: Instant) -> Option<OutSegment> {
+    fn next_syn(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         if self.snd_nxt != self.iss {
-            return self
-                .next_ack(now)
-                .filter(|_| self.state == State::SynReceived);
+            return self.next_ack(now, out) && self.state == State::SynReceived;
         }
         let mut flags = Flags::SYN;
         let synack = self.state == State::SynReceived;
         if synack {
             flags |= Flags::ACK;
         }
-        let mut seg = self.segment(now, flags, self.iss, 0, 0);
-        seg.mss = Some(self.our_mss);
+        self.segment(out, now, flags, self.iss, 0, 0);
+        let seg = &mut out.repr;
+        seg.max_seg_size = Some(self.our_mss);
         let offer = !synack;
         // On a SYN-ACK, options are echoed only if the peer offered them (negotiate()
         // recorded that); on our SYN, offer what the config allows.
         if (offer && self.config.window_scaling) || (synack && self.snd_wscale_offered()) {
-            seg.wscale = Some(self.rcv_wscale);
+            seg.window_scale = Some(self.rcv_wscale);
         }
         seg.sack_permitted = if offer {
             self.config.sack
@@ -144,7 +147,7 @@ impl Tcb {
             tsval: self.ts_val(now),
             tsecr: if synack { self.ts_recent } else { 0 },
         });
-        seg.sack = [None; 4];
+        seg.sack_ranges = [None; 4];
         self.snd_nxt = self.iss + 1u32;
         if self.snd_max.lt(self.snd_nxt) {
             self.snd_max = self.snd_nxt;
@@ -156,7 +159,7 @@ impl Tcb {
             self.rto_at = Some(now + self.rtt.rto());
         }
         self.sent(now);
-        Some(seg)
+        true
     }
 
     fn snd_wscale_offered(&self) -> bool {
@@ -185,11 +188,11 @@ impl Tcb {
     /// (fast retransmit, NewReno partial ACK); then what is lost (RFC 6675 NextSeg rule
     /// 1: with RACK, the segments it marked lost, lost retransmissions included; else
     /// the holes SACK reports lost).
-    fn next_retransmission(&mut self, now: Instant) -> Option<OutSegment> {
+    fn next_retransmission(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         if self.tlp_send {
             self.tlp_send = false;
-            if let Some(seg) = self.loss_probe(now) {
-                return Some(seg);
+            if self.loss_probe(now, out) {
+                return true;
             }
         }
         if self.rexmit_una {
@@ -198,46 +201,53 @@ impl Tcb {
             let len = self.data_len_at(start).min(self.seg_room());
             if len > 0 || self.fin_at(start) {
                 let fin = self.fin_at(start + len);
-                let seg = self.data_segment(now, start, len, true, fin);
+                self.data_segment(out, now, start, len, true, fin);
                 if self.high_rxt.lt(start + len) {
                     self.high_rxt = start + len;
                 }
-                return Some(seg);
+                return true;
             }
         }
         if !(self.in_recovery && self.sack_ok) {
-            return None;
+            return false;
         }
         if self.rack_on() {
-            let (start, end) = self.sent.next_lost()?;
+            let Some((start, end)) = self.sent.next_lost() else {
+                return false;
+            };
             let fin = self.fin_at(end - 1u32);
             let data = (end - start).max(0) as usize - usize::from(fin);
             let len = data.min(self.data_len_at(start)).min(self.seg_room());
             let fin = fin && len == data;
             if len == 0 && !fin {
-                return None;
+                return false;
             }
             if !self.rexmit_first && self.pipe() + (len as u32).max(1) > self.cc.cwnd() {
-                return None;
+                return false;
             }
             self.rexmit_first = false;
             if self.high_rxt.lt(start + len) {
                 self.high_rxt = start + len;
             }
-            return Some(self.data_segment(now, start, len, true, fin));
+            self.data_segment(out, now, start, len, true, fin);
+            return true;
         }
-        let (start, len) =
+        let Some((start, len)) =
             self.scoreboard
-                .next_seg(self.snd_una, self.snd_max, self.high_rxt, self.smss, 3)?;
+                .next_seg(self.snd_una, self.snd_max, self.high_rxt, self.smss, 3)
+        else {
+            return false;
+        };
         let len = (len as usize)
             .min(self.data_len_at(start))
             .min(self.seg_room());
         if len == 0 || self.pipe() + len as u32 > self.cc.cwnd() {
-            return None;
+            return false;
         }
         self.high_rxt = start + len;
         let fin = self.fin_at(start + len);
-        Some(self.data_segment(now, start, len, true, fin))
+        self.data_segment(out, now, start, len, true, fin);
+        true
     }
 
     /// Payload bytes one segment may carry now: smss (which allows for timestamps) less
@@ -270,12 +280,12 @@ impl Tcb {
 
     /// New data, or data again after a timeout (go-back-N from snd_nxt), within the
     /// peer's window and the congestion window; Nagle and sender-side SWS avoidance.
-    fn next_data(&mut self, now: Instant) -> Option<OutSegment> {
+    fn next_data(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         let seq = self.snd_nxt;
         let unsent = self.data_len_at(seq);
         let fin_left = self.fin_queued && self.fin_seq().is_some_and(|f| seq.le(f));
         if unsent == 0 && !fin_left {
-            return None;
+            return false;
         }
         let wnd_edge = self.snd_una + self.snd_wnd;
         let in_window = (wnd_edge - seq).max(0) as usize;
@@ -292,12 +302,12 @@ impl Tcb {
         let len = unsent.min(burst).min(in_window).min(cwnd_room);
         let fin = fin_left && len == unsent && (len > 0 || unsent == 0);
         if len == 0 && !(fin && unsent == 0) {
-            return None;
+            return false;
         }
         if !resend && self.sent.is_full() {
             // As many segments in flight as the record of them may hold (small
             // segments; see sent.rs): new data waits for an ACK.
-            return None;
+            return false;
         }
         if len < smss && !resend {
             // RFC 1122 §4.2.3.4 (sender SWS avoidance) with RFC 896 Nagle: a short
@@ -309,7 +319,7 @@ impl Tcb {
             let small_unacked = self.snd_sml.gt(self.snd_una) && self.snd_sml.le(self.snd_nxt);
             let half_window = self.max_snd_wnd > 0 && len >= self.max_snd_wnd as usize / 2;
             if !(all && (!small_unacked || self.opts.nodelay || fin) || half_window) {
-                return None;
+                return false;
             }
             self.snd_sml = seq + len;
         }
@@ -321,44 +331,46 @@ impl Tcb {
             let rto = self.rtt.rto();
             self.cc.on_idle_restart(now, idle, rto);
         }
-        let mut seg = self.data_segment(now, seq, len, resend, fin);
+        self.data_segment(out, now, seq, len, resend, fin);
         if len > smss {
-            seg.tso_mss = smss as u16;
+            out.tso_mss = smss as u16;
         }
         if !resend {
             // RFC 8985 §7.2: new data (re)starts the probe timeout.
             self.arm_tlp(now, true);
         }
-        Some(seg)
+        true
     }
 
     /// RFC 8985 §7.3: the tail loss probe: one segment of new data if the peer's window
     /// allows, else the last segment sent, again. The ACK it brings back tells RACK
     /// what the tail lost. After it, the retransmission timer runs, not another probe.
-    fn loss_probe(&mut self, now: Instant) -> Option<OutSegment> {
+    fn loss_probe(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         if self.in_recovery || self.snd_nxt != self.snd_max {
-            return None;
+            return false;
         }
-        let last = *self.sent.last()?;
+        let Some(&last) = self.sent.last() else {
+            return false;
+        };
         let seq = self.snd_max;
         let unsent = self.data_len_at(seq);
         let in_window = (self.snd_una + self.snd_wnd - seq).max(0) as usize;
-        let seg = if unsent > 0 && in_window > 0 && !self.sent.is_full() {
+        if unsent > 0 && in_window > 0 && !self.sent.is_full() {
             let len = unsent.min(self.seg_room()).min(in_window);
             let fin = self.fin_at(seq + len);
             self.rack.tlp_is_retrans = false;
-            self.data_segment(now, seq, len, false, fin)
+            self.data_segment(out, now, seq, len, false, fin);
         } else {
             let fin = self.fin_at(last.end - 1u32);
             let data = last.len() as usize - usize::from(fin);
             let len = data.min(self.seg_room());
             let fin = fin && len == data;
             self.rack.tlp_is_retrans = true;
-            self.data_segment(now, last.start, len, true, fin)
-        };
+            self.data_segment(out, now, last.start, len, true, fin);
+        }
         self.rack.tlp_end = Some(self.snd_max);
         self.rto_at = Some(now + self.rtt.rto());
-        Some(seg)
+        true
     }
 
     /// A segment of `len` bytes of data at `seq`, and our FIN after them if `fin`;
@@ -366,12 +378,13 @@ impl Tcb {
     /// (its send time, or that it was sent again).
     fn data_segment(
         &mut self,
+        out: &mut OutSegment,
         now: Instant,
         seq: SeqNumber,
         len: usize,
         retransmit: bool,
         fin: bool,
-    ) -> OutSegment {
+    ) {
         let offset = (seq - self.data_start()).max(0) as usize;
         let mut flags = Flags::ACK;
         if len > 0 && offset + len == self.snd_buf.len() {
@@ -389,8 +402,8 @@ impl Tcb {
             // tcp_event_data_sent).
             self.pingpong = true;
         }
-        let mut seg = self.segment(now, flags, seq, offset, len);
-        seg.retransmit = retransmit;
+        self.segment(out, now, flags, seq, offset, len);
+        out.retransmit = retransmit;
         let seq_len = len as u32 + u32::from(fin);
         if seq == self.snd_nxt {
             self.snd_nxt += seq_len;
@@ -408,12 +421,11 @@ impl Tcb {
             self.rto_at = Some(now + self.rtt.rto());
         }
         self.sent(now);
-        seg
     }
 
     /// A zero-window probe (one byte past the window, as BSD does) or a keepalive probe
     /// (RFC 1122 §4.2.3.6: a segment with SEG.SEQ = SND.NXT - 1 and no data).
-    fn next_probe(&mut self, now: Instant) -> Option<OutSegment> {
+    fn next_probe(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         if self.force_probe {
             self.force_probe = false;
             if self.snd_wnd == 0 {
@@ -421,10 +433,10 @@ impl Tcb {
                 // does), so no later byte is ever sent past a hole.
                 let seq = self.snd_una;
                 if self.data_len_at(seq) > 0 {
-                    let seg = self.data_segment(now, seq, 1, seq.lt(self.snd_max), false);
+                    self.data_segment(out, now, seq, 1, seq.lt(self.snd_max), false);
                     // The probe byte counts as sent; the persist timer keeps running.
                     self.persisting = true;
-                    return Some(seg);
+                    return true;
                 }
             } else {
                 // RFC 1122 §4.2.3.4: the timer overrides sender SWS avoidance: a window
@@ -435,16 +447,17 @@ impl Tcb {
                 if unsent > 0 {
                     let in_window = (self.snd_una + self.snd_wnd - seq).max(0) as usize;
                     let len = unsent.min(in_window).min(self.seg_room()).max(1);
-                    return Some(self.data_segment(now, seq, len, false, false));
+                    self.data_segment(out, now, seq, len, false, false);
+                    return true;
                 }
             }
         }
         if self.keepalive_probe {
             self.keepalive_probe = false;
             let seq = self.snd_una - 1usize;
-            let seg = self.segment(now, Flags::ACK, seq, 0, 0);
+            self.segment(out, now, Flags::ACK, seq, 0, 0);
             self.sent(now);
-            return Some(seg);
+            return true;
         }
         // Data waits for a zero window (RFC 9293 §3.8.6.1), or for a window too small
         // to send into under SWS avoidance with nothing in flight to bring an ACK
@@ -459,13 +472,13 @@ impl Tcb {
             self.persisting = true;
             self.rto_at = Some(now + self.rtt.rto());
         }
-        None
+        false
     }
 
     /// A pure ACK, when one is owed now (RFC 5681 §4.2, RFC 5961 challenge, window update).
-    fn next_ack(&mut self, now: Instant) -> Option<OutSegment> {
+    fn next_ack(&mut self, now: Instant, out: &mut OutSegment) -> bool {
         if !(self.ack_now || self.challenge_ack || self.window_update) {
-            return None;
+            return false;
         }
         // A pure ACK carries snd_max, the next unsent octet, not snd_nxt (BSD
         // tcp_output): after a timeout rewinds snd_nxt, a peer that got the data has
@@ -481,20 +494,22 @@ impl Tcb {
         } else {
             self.snd_max
         };
-        let seg = self.segment(now, Flags::ACK, seq, 0, 0);
+        self.segment(out, now, Flags::ACK, seq, 0, 0);
         self.sent(now);
-        Some(seg)
+        true
     }
 
-    /// A segment with the ACK, window, timestamp and SACK fields filled in.
+    /// A segment with the ACK, window, timestamp and SACK fields filled in, written
+    /// whole into `out` (no field of an earlier segment survives).
     fn segment(
         &mut self,
+        out: &mut OutSegment,
         now: Instant,
         flags: Flags,
         seq: SeqNumber,
         offset: usize,
         len: usize,
-    ) -> OutSegment {
+    ) {
         let syn = flags.contains(Flags::SYN);
         let rst = flags.contains(Flags::RST);
         let ack = if flags.contains(Flags::ACK) || (rst && self.state.is_synchronized()) {
@@ -502,37 +517,41 @@ impl Tcb {
         } else {
             None
         };
-        let mut out = OutSegment {
-            flags: if ack.is_some() {
-                flags | Flags::ACK
-            } else {
-                flags
+        let timestamp = (self.ts_ok && !syn && !rst).then(|| TcpTimestamp {
+            tsval: self.ts_val(now),
+            tsecr: self.ts_recent,
+        });
+        *out = OutSegment {
+            repr: TcpRepr {
+                src_port: self.local.port(),
+                dst_port: self.remote.port(),
+                flags: if ack.is_some() {
+                    flags | Flags::ACK
+                } else {
+                    flags
+                },
+                seq_number: seq,
+                ack_number: ack,
+                window_len: if rst { 0 } else { self.window_field(syn) },
+                urgent_pointer: 0,
+                max_seg_size: None,
+                window_scale: None,
+                sack_permitted: false,
+                sack_ranges: [None; 4],
+                timestamp,
+                payload: &[],
             },
-            seq,
-            ack,
-            window: if rst { 0 } else { self.window_field(syn) },
-            mss: None,
-            wscale: None,
-            sack_permitted: false,
-            sack: [None; 4],
-            timestamp: None,
             payload_offset: offset,
             payload_len: len,
             retransmit: false,
             tso_mss: 0,
         };
-        if self.ts_ok && !syn && !rst {
-            out.timestamp = Some(TcpTimestamp {
-                tsval: self.ts_val(now),
-                tsecr: self.ts_recent,
-            });
-        }
         if self.sack_ok && !syn && !rst && !self.reass.is_empty() {
             // RFC 2018 §4: the first block reports the most recent arrival.
             let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
-            let max = if out.timestamp.is_some() { 3 } else { 4 };
+            let max = if timestamp.is_some() { 3 } else { 4 };
             let n = self.reass.sack_blocks(self.rcv_nxt, &mut blocks, max);
-            for (slot, b) in out.sack.iter_mut().zip(blocks.iter().take(n)) {
+            for (slot, b) in out.repr.sack_ranges.iter_mut().zip(blocks.iter().take(n)) {
                 *slot = Some(*b);
             }
         }
@@ -545,7 +564,6 @@ impl Tcb {
             self.segs_unacked = 0;
             self.delack_at = None;
         }
-        out
     }
 
     fn sent(&mut self, now: Instant) {

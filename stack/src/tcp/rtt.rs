@@ -127,7 +127,13 @@ impl RttEstimator {
 
     /// The retransmission timeout to arm now: the base RTO doubled once per backoff
     /// (RFC 6298 §5.5), never above `max`.
+    #[inline]
     pub fn rto(&self) -> Duration {
+        if self.backoff == 0 {
+            // The common case, asked for on every data segment: `base_rto` is already
+            // within `[min, max]`, so there is nothing to double or clamp.
+            return Duration::from_micros(self.base_rto);
+        }
         let max = micros(self.config.max);
         let rto = match 1u64.checked_shl(self.backoff) {
             Some(factor) => self.base_rto.saturating_mul(factor),

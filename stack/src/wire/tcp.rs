@@ -627,6 +627,22 @@ pub enum TcpChecksum {
     Offload,
 }
 
+/// The size of a header and how many SACK blocks fit in its options, from
+/// [`TcpRepr::layout_header`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderLayout {
+    len: usize,
+    blocks: usize,
+}
+
+impl HeaderLayout {
+    /// The header length, options included: 20..=60, a multiple of 4.
+    #[inline]
+    pub fn header_len(self) -> usize {
+        self.len
+    }
+}
+
 /// A parsed TCP header with its options.
 ///
 /// Options appear here whether or not the segment is a SYN; a TCB only sets MSS, window
@@ -908,8 +924,48 @@ impl<'a> TcpRepr<'a> {
         dst: Ipv4Addr,
         checksum: TcpChecksum,
     ) {
+        self.emit_header_as(
+            self.layout_header(),
+            packet,
+            payload_len,
+            src,
+            dst,
+            checksum,
+        );
+    }
+
+    /// Where the header's options go; [`HeaderLayout::header_len`] is
+    /// [`header_len`](Self::header_len). A sender that needs the length before it writes
+    /// the header (to size the IP packet) works it out once and hands it to
+    /// [`emit_header_as`](Self::emit_header_as).
+    #[inline]
+    pub fn layout_header(&self) -> HeaderLayout {
         let (fixed, blocks) = self.layout();
-        let header_len = HEADER_LEN + fixed + Self::sack_option_len(blocks);
+        HeaderLayout {
+            len: HEADER_LEN + fixed + Self::sack_option_len(blocks),
+            blocks,
+        }
+    }
+
+    /// [`emit_header`](Self::emit_header) with the layout [`layout_header`]
+    /// (Self::layout_header) gave for this very header.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `layout.header_len() + payload_len`.
+    pub fn emit_header_as<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        layout: HeaderLayout,
+        packet: &mut Packet<T>,
+        payload_len: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: TcpChecksum,
+    ) {
+        debug_assert_eq!(layout, self.layout_header());
+        let HeaderLayout {
+            len: header_len,
+            blocks,
+        } = layout;
         let segment_len = header_len + payload_len;
         let buf = packet.buffer.as_mut();
         assert!(buf.len() >= segment_len);
