@@ -308,9 +308,14 @@ impl<C: Copy + Eq + std::fmt::Debug> Client<C> {
             self.rr = self
                 .open_all(s)?
                 .into_iter()
-                .map(|conn| RrConn {
+                .enumerate()
+                .map(|(i, conn)| RrConn {
                     conn,
-                    req: vec![0; msg],
+                    req: {
+                        let mut req = vec![0; msg];
+                        fill_request(&mut req, 0, i as u64);
+                        req
+                    },
                     resp: vec![0; msg],
                     sent: 0,
                     got: 0,
@@ -323,45 +328,54 @@ impl<C: Copy + Eq + std::fmt::Debug> Client<C> {
         let stopping = now >= self.deadline;
         let mut moved = false;
         for (i, r) in self.rr.iter_mut().enumerate() {
-            if !r.busy {
-                if stopping {
-                    continue;
+            // The request in flight: the rest of it out, its response in.
+            let mut ended = None;
+            if r.busy {
+                if r.sent < r.req.len() {
+                    let n = s.send(r.conn, &r.req[r.sent..])?;
+                    r.sent += n;
+                    moved |= n > 0;
                 }
+                if r.got < r.resp.len() {
+                    match s.recv(r.conn, &mut r.resp[r.got..])? {
+                        None => {}
+                        Some(0) => return Err(eof("rr server")),
+                        Some(n) => {
+                            r.got += n;
+                            moved = true;
+                        }
+                    }
+                }
+                if r.got == r.resp.len() && r.sent == r.req.len() {
+                    let end = Instant::now();
+                    r.busy = false;
+                    self.out.checked += r.req.len() as u64;
+                    if r.req != r.resp {
+                        self.out.errors += 1;
+                    }
+                    if r.started >= self.warm_end && r.started < self.deadline {
+                        self.out.transactions += 1;
+                        record(&mut self.out, end - r.started);
+                    }
+                    ended = Some(end);
+                }
+            }
+            // The next request, at once: in the same step as the response it follows
+            // (as netperf's TCP_RR loop does), so no round of polls passes with
+            // nothing in flight, and the instant that ended one transaction starts
+            // the next (one clock read each).
+            if !r.busy && !stopping {
                 // A request the echo can be checked against: its number, the
-                // connection's, then the pattern.
+                // connection's, then the pattern (written once, at open).
                 r.seq += 1;
-                fill_request(&mut r.req, r.seq, i as u64);
+                stamp_request(&mut r.req, r.seq, i as u64);
                 r.sent = 0;
                 r.got = 0;
                 r.busy = true;
-                r.started = Instant::now();
-            }
-            if r.sent < r.req.len() {
-                let n = s.send(r.conn, &r.req[r.sent..])?;
+                r.started = ended.unwrap_or_else(Instant::now);
+                let n = s.send(r.conn, &r.req)?;
                 r.sent += n;
                 moved |= n > 0;
-            }
-            if r.got < r.resp.len() {
-                match s.recv(r.conn, &mut r.resp[r.got..])? {
-                    None => {}
-                    Some(0) => return Err(eof("rr server")),
-                    Some(n) => {
-                        r.got += n;
-                        moved = true;
-                    }
-                }
-            }
-            if r.got == r.resp.len() && r.sent == r.req.len() {
-                let end = Instant::now();
-                r.busy = false;
-                self.out.checked += r.req.len() as u64;
-                if r.req != r.resp {
-                    self.out.errors += 1;
-                }
-                if r.started >= self.warm_end && r.started < self.deadline {
-                    self.out.transactions += 1;
-                    record(&mut self.out, end - r.started);
-                }
             }
         }
         if stopping && self.rr.iter().all(|r| !r.busy) {
@@ -664,6 +678,12 @@ fn fill_request(req: &mut [u8], seq: u64, conn: u64) {
     for (j, b) in req.iter_mut().enumerate() {
         *b = pattern_byte(j as u64);
     }
+    stamp_request(req, seq, conn);
+}
+
+/// Write a request's head (its number and its connection's) over a buffer that
+/// [`fill_request`] filled.
+fn stamp_request(req: &mut [u8], seq: u64, conn: u64) {
     let head = seq.to_le_bytes().into_iter().chain(conn.to_le_bytes());
     for (b, h) in req.iter_mut().zip(head) {
         *b = h;
