@@ -53,7 +53,10 @@ impl Stack {
             Err(_) => return self.stats.drop(DropReason::TcpTruncated),
         };
         let verify = !(meta.l4_csum_ok || meta.l4_csum_partial);
-        let seg = match TcpRepr::parse(&packet, ip.src_addr, ip.dst_addr, verify) {
+        // Borrowed where it was parsed: the repr is big, and moving it out of the
+        // `Result` would copy it.
+        let parsed = TcpRepr::parse(&packet, ip.src_addr, ip.dst_addr, verify);
+        let seg = match &parsed {
             Ok(r) => r,
             Err(Error::BadChecksum) => return self.stats.drop(DropReason::TcpBadChecksum),
             Err(Error::BadOption) => return self.stats.drop(DropReason::TcpBadOption),
@@ -69,22 +72,22 @@ impl Stack {
                 c.tcb.state == State::TimeWait
                     && seg.flags.contains(Flags::SYN)
                     && seg.ack_number.is_none()
-                    && time_wait_reusable(&c.tcb, &seg)
+                    && time_wait_reusable(&c.tcb, seg)
             });
             if reuse {
                 // RFC 6191 / RFC 9293 §3.6.1: a new SYN may end TIME-WAIT early when
                 // it is provably newer than the old connection.
                 self.tcp.remove(key);
             } else {
-                return self.input_conn(now, ports, key, ip.src_addr, ip.dst_addr, &seg);
+                return self.input_conn(now, ports, key, ip.src_addr, ip.dst_addr, seg);
             }
         }
         if let Some(lk) = self.tcp.find_listener(local) {
-            return self.input_listener(now, ports, lk, local, remote, &seg);
+            return self.input_listener(now, ports, lk, local, remote, seg);
         }
         self.stats.drop(DropReason::TcpNoSocket);
         if !seg.flags.contains(Flags::RST) {
-            self.send_reset_for(now, ports, local, remote, &seg);
+            self.send_reset_for(now, ports, local, remote, seg);
         }
     }
 

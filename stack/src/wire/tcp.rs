@@ -706,9 +706,53 @@ impl<'a> TcpRepr<'a> {
             return Err(Error::Malformed);
         }
 
-        let mut repr = TcpRepr {
-            src_port,
-            dst_port,
+        // After the handshake nearly every segment carries either no option or, with
+        // timestamps on, Linux's (and our) `NOP NOP TS`: those two layouts are read in
+        // one step; the general walk gives the same result for them, and takes the rest.
+        // The repr is written once, straight into the caller's `Result`: the general walk
+        // (out of line) fills a repr of its own, so none of this one's address escapes
+        // and it is not built in a temporary and then copied (112 bytes, SACK blocks).
+        let timestamp = match &data[HEADER_LEN..header_len] {
+            [] => None,
+            &[field::OPT_NOP, field::OPT_NOP, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE, v0, v1, v2, v3, e0, e1, e2, e3] => {
+                Some(TcpTimestamp {
+                    tsval: u32::from_be_bytes([v0, v1, v2, v3]),
+                    tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
+                })
+            }
+            options => return Self::parse_with_options(packet, flags, header_len, options),
+        };
+        Ok(TcpRepr {
+            timestamp,
+            ..Self::fixed_fields(packet, flags, &data[header_len..])
+        })
+    }
+
+    /// [`parse`](Self::parse) of a segment whose options need the general walk (SYNs,
+    /// SACK blocks): rare, so kept out of line.
+    #[inline(never)]
+    fn parse_with_options<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&'a T>,
+        flags: Flags,
+        header_len: usize,
+        options: &'a [u8],
+    ) -> Result<TcpRepr<'a>> {
+        let data: &'a [u8] = packet.buffer.as_ref();
+        let mut repr = Self::fixed_fields(packet, flags, &data[header_len..]);
+        repr.parse_options(options)?;
+        Ok(repr)
+    }
+
+    /// The repr of the fixed header, no options yet.
+    #[inline(always)]
+    fn fixed_fields<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&'a T>,
+        flags: Flags,
+        payload: &'a [u8],
+    ) -> TcpRepr<'a> {
+        TcpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
             flags,
             seq_number: packet.seq_number(),
             ack_number: flags.contains(Flags::ACK).then(|| packet.ack_number()),
@@ -719,23 +763,8 @@ impl<'a> TcpRepr<'a> {
             sack_permitted: false,
             sack_ranges: [None; MAX_SACK_BLOCKS],
             timestamp: None,
-            payload: &data[header_len..],
-        };
-        // After the handshake nearly every segment carries either no option or, with
-        // timestamps on, Linux's (and our) `NOP NOP TS`: those two layouts are read in
-        // one step; the general walk gives the same result for them, and takes the rest.
-        match &data[HEADER_LEN..header_len] {
-            [] => {}
-            &[field::OPT_NOP, field::OPT_NOP, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE, v0, v1, v2, v3, e0, e1, e2, e3] =>
-            {
-                repr.timestamp = Some(TcpTimestamp {
-                    tsval: u32::from_be_bytes([v0, v1, v2, v3]),
-                    tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
-                });
-            }
-            options => repr.parse_options(options)?,
+            payload,
         }
-        Ok(repr)
     }
 
     /// The general option walk of [`parse`](Self::parse): stops at end-of-list, skips
