@@ -15,7 +15,7 @@ use crate::device::{Device, Frame};
 use crate::iface::fragment::{Reassembler, ReassemblyConfig};
 use crate::iface::icmp::{EchoReply, IcmpError, IcmpHandle, IcmpTable, TokenBucket};
 use crate::iface::neighbor::NeighborConfig;
-use crate::iface::route::{Route, RouteError, RouteTable};
+use crate::iface::route::{Route, RouteError, RouteMemo, RouteTable};
 use crate::iface::{Interface, InterfaceConfig, Port, MAX_ADDRS};
 use crate::rand::Rand;
 use crate::stats::{DropReason, Stats};
@@ -124,6 +124,8 @@ pub struct Stack {
     pub(crate) rand: Rand,
     pub(crate) ifaces: Vec<Interface>,
     pub(crate) routes: RouteTable,
+    /// The output path's last route answer (see [`RouteMemo`]).
+    pub(crate) route_memo: RouteMemo,
     pub(crate) reasm: Reassembler,
     pub(crate) udp: UdpTable,
     pub(crate) icmp: IcmpTable,
@@ -151,6 +153,7 @@ impl Stack {
         let tcp = TcpTable::new(config.tcp, &mut rand, Instant::ZERO);
         Stack {
             routes: RouteTable::new(config.max_routes),
+            route_memo: RouteMemo::default(),
             reasm: Reassembler::new(config.reassembly),
             icmp_limit: TokenBucket::new(config.icmp_error_rate, config.icmp_error_burst),
             ip_ident: rand.next_u32() as u16,

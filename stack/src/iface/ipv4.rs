@@ -7,6 +7,7 @@ use core::net::SocketAddrV4;
 use crate::device::{Device, Frame, L4Proto, RxMeta, TxOffload};
 use crate::iface::fragment::FragmentOutcome;
 use crate::iface::neighbor::{Resolve, ResolveDrop};
+use crate::iface::route::OutHop;
 use crate::iface::{PendingPacket, Port};
 use crate::stats::DropReason;
 use crate::time::Instant;
@@ -301,18 +302,22 @@ impl Stack {
         fill: impl FnOnce(&mut [u8], bool),
     ) -> Result<(), DropReason> {
         let dst = repr.dst_addr;
-        let (i, next_hop) = if dst.is_broadcast() {
+        let hop = if dst.is_broadcast() {
             // The limited broadcast leaves by the interface of the source address.
             let i = self
                 .ifaces
                 .iter()
                 .position(|f| f.has_addr(repr.src_addr))
                 .unwrap_or(0);
-            (i, dst)
+            OutHop {
+                iface: i,
+                next_hop: dst,
+                subnet_broadcast: false,
+            }
         } else {
-            let r = self.routes.lookup(dst).ok_or(DropReason::Ipv4NoRoute)?;
-            (r.iface, r.next_hop(dst))
+            self.out_hop(dst)?
         };
+        let (i, next_hop) = (hop.iface, hop.next_hop);
         if i >= ports.len() || i >= self.ifaces.len() {
             return Err(DropReason::Ipv4NoRoute);
         }
@@ -321,10 +326,10 @@ impl Stack {
                 .source_for(next_hop)
                 .ok_or(DropReason::Ipv4NoRoute)?;
         }
-        let iface = &mut self.ifaces[i];
-        if dst.is_broadcast() || iface.is_subnet_broadcast(dst) {
+        if dst.is_broadcast() || hop.subnet_broadcast {
             return self.emit_ipv4_to(ports, i, EthernetAddress::BROADCAST, repr, want, fill);
         }
+        let iface = &mut self.ifaces[i];
         if let Some((mac, probe)) = iface.neighbors.lookup_send(next_hop, now) {
             if probe {
                 self.send_arp_request(ports, i, next_hop);
@@ -358,6 +363,34 @@ impl Stack {
             Resolve::Dropped(_, ResolveDrop::CacheFull) => Err(DropReason::NeighborCacheFull),
             Resolve::Dropped(_, ResolveDrop::QueueFull) => Err(DropReason::ArpQueueFull),
         }
+    }
+
+    /// How a datagram to (unicast or subnet broadcast) `dst` leaves: the route's
+    /// interface and next hop, and whether `dst` is that interface's subnet broadcast.
+    /// Answered from the [`RouteMemo`] when it holds `dst` for the current table.
+    #[inline]
+    fn out_hop(&mut self, dst: Ipv4Addr) -> Result<OutHop, DropReason> {
+        let generation = self.routes.generation();
+        match self.route_memo.get(dst, generation) {
+            Some(hop) => Ok(hop),
+            None => self.out_hop_lookup(dst, generation),
+        }
+    }
+
+    /// [`out_hop`](Self::out_hop) from the table, remembered when the interface exists.
+    #[inline(never)]
+    fn out_hop_lookup(&mut self, dst: Ipv4Addr, generation: u64) -> Result<OutHop, DropReason> {
+        let r = self.routes.lookup(dst).ok_or(DropReason::Ipv4NoRoute)?;
+        let mut hop = OutHop {
+            iface: r.iface,
+            next_hop: r.next_hop(dst),
+            subnet_broadcast: false,
+        };
+        if let Some(f) = self.ifaces.get(hop.iface) {
+            hop.subnet_broadcast = f.is_subnet_broadcast(dst);
+            self.route_memo.set(dst, generation, hop);
+        }
+        Ok(hop)
     }
 
     /// Emit a datagram to a known link-layer destination on interface `i`,

@@ -171,12 +171,21 @@ impl<P> NeighborCache<P> {
     /// The MAC to send to `ip` now, without queueing anything: `Some((mac, probe))`
     /// when known (`probe`: the entry just went stale, send an ARP request too), `None`
     /// when the packet must wait (then call [`resolve`](Self::resolve) with it).
+    // Inline: the remembered answer is a few compares on every packet sent, cheaper than
+    // the call; the table lookup behind it stays out of line.
+    #[inline]
     pub fn lookup_send(&mut self, ip: Ipv4Addr, now: Instant) -> Option<(EthernetAddress, bool)> {
         if let Some((last_ip, mac, until)) = self.last {
             if last_ip == ip && until.is_none_or(|t| now < t) {
                 return Some((mac, false));
             }
         }
+        self.lookup_send_table(ip, now)
+    }
+
+    /// [`lookup_send`](Self::lookup_send) past the remembered answer.
+    #[inline(never)]
+    fn lookup_send_table(&mut self, ip: Ipv4Addr, now: Instant) -> Option<(EthernetAddress, bool)> {
         let retry = self.config.retry_interval;
         let e = self.entries.get_mut(&ip)?;
         match e.state {

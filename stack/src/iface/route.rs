@@ -52,6 +52,9 @@ impl core::fmt::Display for RouteError {
 pub struct RouteTable {
     routes: Vec<Route>,
     limit: usize,
+    /// Bumped by every change, so an answer remembered with it (a [`RouteMemo`]) can
+    /// tell it still holds.
+    generation: u64,
 }
 
 impl RouteTable {
@@ -60,6 +63,7 @@ impl RouteTable {
         RouteTable {
             routes: Vec::new(),
             limit,
+            generation: 0,
         }
     }
 
@@ -69,6 +73,7 @@ impl RouteTable {
             Ipv4Cidr::new(route.dest.network(), route.dest.prefix_len()).unwrap_or(route.dest);
         if let Some(r) = self.routes.iter_mut().find(|r| r.dest == route.dest) {
             *r = route;
+            self.generation += 1;
             return Ok(());
         }
         if self.routes.len() >= self.limit {
@@ -81,6 +86,7 @@ impl RouteTable {
             .position(|r| r.dest.prefix_len() < route.dest.prefix_len())
             .unwrap_or(self.routes.len());
         self.routes.insert(at, route);
+        self.generation += 1;
         Ok(())
     }
 
@@ -89,7 +95,11 @@ impl RouteTable {
         let dest = Ipv4Cidr::new(dest.network(), dest.prefix_len()).unwrap_or(dest);
         let before = self.routes.len();
         self.routes.retain(|r| r.dest != dest);
-        before != self.routes.len()
+        let removed = before != self.routes.len();
+        if removed {
+            self.generation += 1;
+        }
+        removed
     }
 
     /// The longest-prefix route for `dst`.
@@ -97,9 +107,65 @@ impl RouteTable {
         self.routes.iter().find(|r| r.dest.contains(dst))
     }
 
+    /// Counts changes to the table: equal generations, equal answers.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// All routes, longest prefix first.
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
         self.routes.iter()
+    }
+}
+
+/// Where the output path last sent a datagram: a one-entry memo in front of the table
+/// scan and the interface's broadcast check. A host sends nearly every packet to the
+/// destination the one before went to (one connection at a time, both directions of a
+/// request/response), so this answers most lookups with two compares. Valid only for the
+/// table [`generation`](RouteTable::generation) it was filled at; only answers whose
+/// interface exists are kept, and an interface's addresses (which decide `broadcast`)
+/// never change once it is added.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RouteMemo {
+    /// The destination and the table generation of the answer; `None` when empty.
+    key: Option<(Ipv4Addr, u64)>,
+    hop: OutHop,
+}
+
+/// How a datagram to one destination leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutHop {
+    /// The interface.
+    pub(crate) iface: usize,
+    /// The on-link address to resolve.
+    pub(crate) next_hop: Ipv4Addr,
+    /// The destination is the broadcast address of one of the interface's prefixes.
+    pub(crate) subnet_broadcast: bool,
+}
+
+impl Default for OutHop {
+    fn default() -> Self {
+        OutHop {
+            iface: 0,
+            next_hop: Ipv4Addr::UNSPECIFIED,
+            subnet_broadcast: false,
+        }
+    }
+}
+
+impl RouteMemo {
+    /// The remembered answer for `dst`, if it was worked out at `generation`.
+    #[inline]
+    pub(crate) fn get(&self, dst: Ipv4Addr, generation: u64) -> Option<OutHop> {
+        (self.key == Some((dst, generation))).then_some(self.hop)
+    }
+
+    /// Remember `hop` as the answer for `dst` at `generation`.
+    #[inline]
+    pub(crate) fn set(&mut self, dst: Ipv4Addr, generation: u64, hop: OutHop) {
+        self.key = Some((dst, generation));
+        self.hop = hop;
     }
 }
 
@@ -171,5 +237,41 @@ mod tests {
             }),
             Err(RouteError::TableFull)
         );
+    }
+
+    #[test]
+    fn memo_holds_only_for_its_generation() {
+        let mut t = RouteTable::new(4);
+        t.add(Route {
+            dest: cidr("10.0.0.0/24"),
+            gateway: None,
+            iface: 0,
+        })
+        .unwrap();
+        let dst = Ipv4Addr::new(10, 0, 0, 9);
+        let hop = OutHop {
+            iface: 0,
+            next_hop: dst,
+            subnet_broadcast: false,
+        };
+        let mut memo = RouteMemo::default();
+        assert_eq!(memo.get(dst, t.generation()), None);
+        memo.set(dst, t.generation(), hop);
+        assert_eq!(memo.get(dst, t.generation()), Some(hop));
+        assert_eq!(memo.get(Ipv4Addr::new(10, 0, 0, 8), t.generation()), None);
+        let g = t.generation();
+        t.add(Route {
+            dest: cidr("10.0.0.0/24"),
+            gateway: None,
+            iface: 1,
+        })
+        .unwrap();
+        assert_ne!(t.generation(), g);
+        assert_eq!(memo.get(dst, t.generation()), None);
+        let g = t.generation();
+        assert!(!t.remove(cidr("192.0.2.0/24")));
+        assert_eq!(t.generation(), g);
+        assert!(t.remove(cidr("10.0.0.0/24")));
+        assert_ne!(t.generation(), g);
     }
 }
