@@ -380,12 +380,12 @@ impl Stack {
             let expired = self.reasm.expire(now);
             self.stats.drop_n(DropReason::FragTimeout, expired);
         }
-        let mut probes: Vec<Ipv4Addr> = Vec::new();
         for i in 0..ports.len().min(self.ifaces.len()) {
             // Most polls find no neighbour being probed: skip the cache's walk.
             if !self.ifaces[i].neighbors.is_probing() {
                 continue;
             }
+            let mut probes: Vec<Ipv4Addr> = Vec::new();
             let stats = &mut self.stats;
             self.ifaces[i].neighbors.poll(now, |ev| match ev {
                 crate::iface::neighbor::NeighborEvent::Probe(ip) => probes.push(ip),
