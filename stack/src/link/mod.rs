@@ -162,11 +162,63 @@ struct RxCounters {
     delivered: AtomicU64,
 }
 
-/// A frame on the ring: deliverable at `at` (ignored on an untimed direction). Only the
-/// frame and one word, since the ring moves it in and out by value.
+/// A frame on a timed direction's ring: deliverable at `at`. Only the frame and one
+/// word, since the ring moves it in and out by value.
 struct Slot {
     frame: HeapFrame,
     at: Instant,
+}
+
+/// A direction's ring. An untimed direction delivers in order whatever the clocks say,
+/// so its ring holds bare frames: a push or pop moves no delivery time, and
+/// `Option<HeapFrame>` needs no tag of its own, so a frame popped goes straight into the
+/// receive batch where a [`Slot`] is copied out of its `Option` first.
+enum Ring {
+    Untimed(ArrayQueue<HeapFrame>),
+    Timed(ArrayQueue<Slot>),
+}
+
+impl Ring {
+    fn capacity(&self) -> usize {
+        match self {
+            Ring::Untimed(q) => q.capacity(),
+            Ring::Timed(q) => q.capacity(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Ring::Untimed(q) => q.len(),
+            Ring::Timed(q) => q.len(),
+        }
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        match self {
+            Ring::Untimed(q) => q.is_empty(),
+            Ring::Timed(q) => q.is_empty(),
+        }
+    }
+
+    /// Put `frame` on the ring, deliverable at `at` (dropped by an untimed ring);
+    /// `false` if the ring is full. Always inlined: out of line it is a call with a
+    /// full prologue per frame, and the frame is copied once more into its argument.
+    #[inline(always)]
+    fn push(&self, frame: HeapFrame, at: Instant) -> bool {
+        match self {
+            Ring::Untimed(q) => q.push(frame).is_ok(),
+            Ring::Timed(q) => q.push(Slot { frame, at }).is_ok(),
+        }
+    }
+
+    /// The oldest frame and its delivery time (`Instant::ZERO` on an untimed ring).
+    fn pop(&self) -> Option<(HeapFrame, Instant)> {
+        match self {
+            Ring::Untimed(q) => q.pop().map(|f| (f, Instant::ZERO)),
+            Ring::Timed(q) => q.pop().map(|s| (s.frame, s.at)),
+        }
+    }
 }
 
 /// A frame on a timed direction's wire: `seq` keeps equal instants in send order. It
@@ -204,15 +256,22 @@ impl Ord for InFlight {
 /// One direction: the ring (single producer: the sending end; single consumer: the
 /// receiving end) and its counters.
 struct Channel {
-    ring: ArrayQueue<Slot>,
+    ring: Ring,
     tx: TxCounters,
     rx: RxCounters,
 }
 
 impl Channel {
-    fn new(capacity: usize) -> Arc<Channel> {
+    /// A direction with the ring its impairments need (`timed`: frames carry a
+    /// delivery time).
+    fn new(capacity: usize, timed: bool) -> Arc<Channel> {
+        let capacity = capacity.max(1);
         Arc::new(Channel {
-            ring: ArrayQueue::new(capacity.max(1)),
+            ring: if timed {
+                Ring::Timed(ArrayQueue::new(capacity))
+            } else {
+                Ring::Untimed(ArrayQueue::new(capacity))
+            },
             tx: TxCounters::default(),
             rx: RxCounters::default(),
         })
@@ -282,9 +341,8 @@ impl Emitter {
         if let Some(cap) = &self.capture {
             cap.record(now, frame.data());
         }
-        let slot = Slot { frame, at };
         self.room_hint = self.room_hint.saturating_sub(1);
-        if self.ring.ring.push(slot).is_err() {
+        if !self.ring.ring.push(frame, at) {
             // Unreachable: slots were reserved by the only producer. Count it rather
             // than lose a frame silently.
             debug_assert!(false, "link ring overflow despite reservation");
@@ -328,18 +386,15 @@ fn admit(frame: &mut HeapFrame, max_frame: usize, offload: Option<usize>) -> boo
 }
 
 /// Put `frame` on a transparent direction's ring, if the link carries it ([`admit`]):
-/// the plain transmit path, with a slot reserved by the caller.
-#[inline]
+/// the plain transmit path, with a slot reserved by the caller. Always inlined into
+/// `tx_burst`: out of line it costs a call and one more copy of every frame.
+#[inline(always)]
 fn put_plain(ring: &Channel, mut frame: HeapFrame, max_frame: usize, offload: Option<usize>) {
     if !admit(&mut frame, max_frame, offload) {
         ring.tx.oversize.fetch_add(1, Relaxed);
         return;
     }
-    let slot = Slot {
-        frame,
-        at: Instant::ZERO,
-    };
-    if ring.ring.push(slot).is_err() {
+    if !ring.ring.push(frame, Instant::ZERO) {
         // Unreachable: the only producer reserved the slot. Count it rather than lose
         // a frame silently.
         debug_assert!(false, "link ring overflow despite reservation");
@@ -397,8 +452,8 @@ impl fmt::Debug for LinkEnd {
 
 /// Two connected ends: frames sent on A arrive at B under `config.a_to_b`, and back.
 pub fn pair(config: LinkConfig) -> (LinkEnd, LinkEnd) {
-    let ab = Channel::new(config.capacity);
-    let ba = Channel::new(config.capacity);
+    let ab = Channel::new(config.capacity, config.a_to_b.is_timed());
+    let ba = Channel::new(config.capacity, config.b_to_a.is_timed());
     let a = LinkEnd::new(
         &config,
         config.a_to_b,
@@ -635,13 +690,26 @@ impl LinkEnd {
         // full fence in crossbeam, and most polls of a busy link find it empty.
         // `is_empty` is two loads (`len` a loop); this end is the only consumer, so a
         // ring seen non-empty stays so until it pops.
-        let ring = &self.rx.ring;
-        while n < max && !ring.is_empty() {
-            match ring.pop() {
-                Some(Slot { frame, .. }) => out.push(frame),
-                None => break,
+        match &self.rx.ring {
+            Ring::Untimed(ring) => {
+                while n < max && !ring.is_empty() {
+                    match ring.pop() {
+                        Some(frame) => out.push(frame),
+                        None => break,
+                    }
+                    n += 1;
+                }
             }
-            n += 1;
+            // Not built for an untimed direction; handled all the same.
+            Ring::Timed(ring) => {
+                while n < max && !ring.is_empty() {
+                    match ring.pop() {
+                        Some(Slot { frame, .. }) => out.push(frame),
+                        None => break,
+                    }
+                    n += 1;
+                }
+            }
         }
         if n > from_link_start {
             self.rx
@@ -717,7 +785,7 @@ impl LinkEnd {
     fn fill_in_flight(&mut self) {
         while self.in_flight.len() < self.capacity {
             match self.rx.ring.pop() {
-                Some(Slot { frame, at }) => {
+                Some((frame, at)) => {
                     self.in_flight_seq += 1;
                     self.in_flight.push(Reverse(InFlight {
                         frame,
@@ -823,7 +891,13 @@ impl Device for LinkEnd {
     #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
         let keep = self.spare_max.saturating_sub(self.spare.len());
-        if frames.len() <= keep {
+        if frames.len() == 1 && keep > 0 {
+            // A burst of one (request/response traffic): one move, where `append`
+            // calls `memcpy` for the frame.
+            if let Some(f) = frames.pop() {
+                self.spare.push(f);
+            }
+        } else if frames.len() <= keep {
             // The usual case (a burst smaller than the spare room): one move, no
             // per-frame iterator.
             self.spare.append(frames);
