@@ -62,6 +62,10 @@ pub struct RttEstimator {
     backoff: u32,
     /// The smallest sample ever seen, in µs.
     min_rtt: Option<u64>,
+    /// `config.min` and `config.max` in µs, worked out once: every sample clamps with
+    /// them.
+    min_us: u64,
+    max_us: u64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -79,6 +83,8 @@ impl RttEstimator {
             base_rto: 0,
             backoff: 0,
             min_rtt: None,
+            min_us: micros(config.min),
+            max_us: micros(config.max),
         };
         est.base_rto = est.clamp(micros(config.initial));
         est
@@ -90,7 +96,7 @@ impl RttEstimator {
     }
 
     fn clamp(&self, rto: u64) -> u64 {
-        let (min, max) = (micros(self.config.min), micros(self.config.max));
+        let (min, max) = (self.min_us, self.max_us);
         // `max(min)` first so that a `min` above `max` cannot make `clamp` panic.
         rto.min(max).max(min.min(max))
     }
@@ -147,7 +153,7 @@ impl RttEstimator {
             // within `[min, max]`, so there is nothing to double or clamp.
             return self.base_rto;
         }
-        let max = micros(self.config.max);
+        let max = self.max_us;
         let rto = match 1u64.checked_shl(self.backoff) {
             Some(factor) => self.base_rto.saturating_mul(factor),
             None => u64::MAX,
