@@ -628,11 +628,12 @@ impl Tcb {
     /// says is, arm the reordering timer for what it will say is, and start a
     /// recovery when data is lost (RFC 6675 §5 with RACK's `IsLost`).
     pub(crate) fn rack_detect(&mut self, now: Instant) {
-        let Some((xmit, end, rack_rtt)) = self.rack.newest().filter(|_| self.rack_on()) else {
+        let Some((xmit, end)) = self.rack.newest_sent().filter(|_| self.rack_on()) else {
             return;
         };
         self.rack_at = None;
         if !self.sent.nothing_to_detect(xmit, end) {
+            let rack_rtt = self.rack.delivered_at() - xmit;
             let reo_wnd = self.rack.reo_wnd(
                 self.in_recovery,
                 self.sent.sacked_segs(),

@@ -95,6 +95,20 @@ impl Rack {
         self.newest.map(|(t, s)| (t, s, self.delivered_at - t))
     }
 
+    /// [`newest`](Self::newest) without its RTT: on most ACKs there is nothing to
+    /// scan, and the RTT (a `Duration` built from the clock) is not needed.
+    #[inline]
+    pub fn newest_sent(&self) -> Option<(Instant, SeqNumber)> {
+        self.newest
+    }
+
+    /// When the most recently sent segment delivered so far was (its RTT is this
+    /// minus its send time).
+    #[inline]
+    pub fn delivered_at(&self) -> Instant {
+        self.delivered_at
+    }
+
     /// Reordering has been seen on this connection.
     pub fn reordering_seen(&self) -> bool {
         self.reordering_seen
