@@ -600,7 +600,6 @@ impl Tcb {
         valid.sort_unstable_by_key(|&(l, _)| (l - snd_una) as u32);
         let mut first = None;
         let rack_on = self.rack_on();
-        // In microseconds: a `Duration` only where a retransmission is to be judged.
         let (min_rtt, ts_offset) = (self.rtt.min_rtt_micros(), self.ts_offset);
         let rack = &mut self.rack;
         for &(l, r) in valid.iter() {
@@ -610,13 +609,7 @@ impl Tcb {
                 }
                 if rack_on {
                     rack.on_delivered(s, now, |rtt| {
-                        trust_retransmission(
-                            rtt,
-                            s.xmit,
-                            tsecr,
-                            ts_offset,
-                            min_rtt.map(Duration::from_micros),
-                        )
+                        trust_retransmission(rtt, s.xmit, tsecr, ts_offset, min_rtt)
                     });
                 }
             });
@@ -746,7 +739,6 @@ impl Tcb {
         let mut first_xmit = None;
         let mut rxt_acked = false;
         let rack_on = self.rack_on();
-        // In microseconds: a `Duration` only where a retransmission is to be judged.
         let (min_rtt, ts_offset) = (self.rtt.min_rtt_micros(), self.ts_offset);
         let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
         let rack = &mut self.rack;
@@ -758,13 +750,7 @@ impl Tcb {
             }
             if rack_on {
                 rack.on_delivered(s, now, |rtt| {
-                    trust_retransmission(
-                        rtt,
-                        s.xmit,
-                        tsecr,
-                        ts_offset,
-                        min_rtt.map(Duration::from_micros),
-                    )
+                    trust_retransmission(rtt, s.xmit, tsecr, ts_offset, min_rtt)
                 });
             }
         });
