@@ -112,8 +112,16 @@ impl RingBuffer {
     #[inline]
     fn materialize(&mut self) {
         if self.storage.len() != self.capacity {
-            self.storage = vec![0; self.capacity].into_boxed_slice();
+            self.allocate();
         }
+    }
+
+    /// Out of line: it happens once per ring (if the stack's cache did not provide
+    /// storage), and inlined into every write it cost registers and code there.
+    #[cold]
+    #[inline(never)]
+    fn allocate(&mut self) {
+        self.storage = vec![0; self.capacity].into_boxed_slice();
     }
 
     /// Bytes of memory the ring holds now (0 until the first write).

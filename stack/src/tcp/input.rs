@@ -114,7 +114,7 @@ impl Tcb {
             // RFC 6298 with Karn: our SYN's send time if it was sent once, else the
             // timestamp echo (RFC 7323 §4.1).
             match self.rtt_probe.take().filter(|_| self.retransmits == 0) {
-                Some((_, t0)) => self.rtt_sample(now, now - t0),
+                Some((_, t0)) => self.rtt_sample_since(now, t0),
                 None => {
                     if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
                         self.rtt_sample_ts(now, ts.tsecr);
@@ -174,6 +174,15 @@ impl Tcb {
     fn rtt_sample(&mut self, now: Instant, rtt: Duration) {
         self.rtt.sample(rtt);
         self.cc.on_rtt_sample(now, rtt);
+    }
+
+    /// An RTT sample from the send time `t0` of what was acknowledged: the estimator
+    /// takes microseconds, as the clock counts them (no `Duration` and back per ACK).
+    #[inline]
+    fn rtt_sample_since(&mut self, now: Instant, t0: Instant) {
+        let rtt = now.total_micros().saturating_sub(t0.total_micros());
+        self.rtt.sample_micros(rtt);
+        self.cc.on_rtt_sample(now, Duration::from_micros(rtt));
     }
 
     /// An RTT sample from the timestamp echo (RFC 7323 §4.1): milliseconds, so only
@@ -433,7 +442,7 @@ impl Tcb {
             if let Some(t0) = sack_xmit {
                 // RTT from newly SACKed data (Linux's sack_rtt_us), even when the ACK
                 // does not advance.
-                self.rtt_sample(now, now - t0);
+                self.rtt_sample_since(now, t0);
             }
             if ack == self.snd_una
                 && seg.payload.is_empty()
@@ -591,7 +600,7 @@ impl Tcb {
         valid.sort_unstable_by_key(|&(l, _)| (l - snd_una) as u32);
         let mut first = None;
         let rack_on = self.rack_on();
-        let (min_rtt, ts_offset) = (self.rtt.min_rtt(), self.ts_offset);
+        let (min_rtt, ts_offset) = (self.rtt.min_rtt_micros(), self.ts_offset);
         let rack = &mut self.rack;
         for &(l, r) in valid.iter() {
             self.sent.on_sack(l, r, |s| {
@@ -612,11 +621,12 @@ impl Tcb {
     /// says is, arm the reordering timer for what it will say is, and start a
     /// recovery when data is lost (RFC 6675 §5 with RACK's `IsLost`).
     pub(crate) fn rack_detect(&mut self, now: Instant) {
-        let Some((xmit, end, rack_rtt)) = self.rack.newest().filter(|_| self.rack_on()) else {
+        let Some((xmit, end)) = self.rack.newest_sent().filter(|_| self.rack_on()) else {
             return;
         };
         self.rack_at = None;
         if !self.sent.nothing_to_detect(xmit, end) {
+            let rack_rtt = self.rack.delivered_at() - xmit;
             let reo_wnd = self.rack.reo_wnd(
                 self.in_recovery,
                 self.sent.sacked_segs(),
@@ -729,7 +739,7 @@ impl Tcb {
         let mut first_xmit = None;
         let mut rxt_acked = false;
         let rack_on = self.rack_on();
-        let (min_rtt, ts_offset) = (self.rtt.min_rtt(), self.ts_offset);
+        let (min_rtt, ts_offset) = (self.rtt.min_rtt_micros(), self.ts_offset);
         let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
         let rack = &mut self.rack;
         self.sent.on_cum_ack(ack, |s| {
@@ -754,7 +764,7 @@ impl Tcb {
             .or(first_xmit.filter(|_| !rxt_acked))
             .or(sack_xmit);
         match sent_at {
-            Some(t0) => self.rtt_sample(now, now - t0),
+            Some(t0) => self.rtt_sample_since(now, t0),
             None if rxt_acked || syn_acked => {
                 if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
                     self.rtt_sample_ts(now, ts.tsecr);
@@ -791,7 +801,7 @@ impl Tcb {
                 self.rto_at = None;
             }
         } else {
-            self.rto_at = Some(now + self.rtt.rto());
+            self.rto_at = Some(self.rto_deadline(now));
         }
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;

@@ -156,7 +156,7 @@ impl Tcb {
             self.rtt_probe = Some((self.iss, now));
         }
         if self.rto_at.is_none() {
-            self.rto_at = Some(now + self.rtt.rto());
+            self.rto_at = Some(self.rto_deadline(now));
         }
         self.sent(now);
         true
@@ -369,7 +369,7 @@ impl Tcb {
             self.data_segment(out, now, last.start, len, true, fin);
         }
         self.rack.tlp_end = Some(self.snd_max);
-        self.rto_at = Some(now + self.rtt.rto());
+        self.rto_at = Some(self.rto_deadline(now));
         true
     }
 
@@ -395,6 +395,8 @@ impl Tcb {
         }
         if len > 0
             && !retransmit
+            // Already answering: nothing to learn, and no clock arithmetic per segment.
+            && !self.pingpong
             && now.saturating_duration_since(self.last_data_recv) < self.config.delack
             && self.rcv_nxt != self.irs + 1u32
         {
@@ -418,7 +420,7 @@ impl Tcb {
         self.sent.on_send(now, seq, seq_len, chunk);
         if self.rto_at.is_none() || self.persisting {
             self.persisting = false;
-            self.rto_at = Some(now + self.rtt.rto());
+            self.rto_at = Some(self.rto_deadline(now));
         }
         self.sent(now);
     }
@@ -470,7 +472,7 @@ impl Tcb {
             && (self.rto_at.is_none() || (self.snd_wnd == 0 && !self.persisting))
         {
             self.persisting = true;
-            self.rto_at = Some(now + self.rtt.rto());
+            self.rto_at = Some(self.rto_deadline(now));
         }
         false
     }

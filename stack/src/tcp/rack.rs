@@ -95,6 +95,20 @@ impl Rack {
         self.newest.map(|(t, s)| (t, s, self.delivered_at - t))
     }
 
+    /// [`newest`](Self::newest) without its RTT: on most ACKs there is nothing to
+    /// scan, and the RTT (a `Duration` built from the clock) is not needed.
+    #[inline]
+    pub fn newest_sent(&self) -> Option<(Instant, SeqNumber)> {
+        self.newest
+    }
+
+    /// When the most recently sent segment delivered so far was (its RTT is this
+    /// minus its send time).
+    #[inline]
+    pub fn delivered_at(&self) -> Instant {
+        self.delivered_at
+    }
+
     /// Reordering has been seen on this connection.
     pub fn reordering_seen(&self) -> bool {
         self.reordering_seen
@@ -225,12 +239,14 @@ impl Rack {
 /// (`tsecr`, when timestamps are on; our TSval is the millisecond clock plus
 /// `ts_offset`) is not older than the TSval the transmission carried, and if `rtt` is
 /// not below the minimum RTT (an earlier copy would explain a faster answer).
+/// `min_rtt_us` is in microseconds, as the estimator keeps it: the caller passes it
+/// for every delivered segment, and only a retransmitted one is judged.
 pub fn trust_retransmission(
     rtt: Duration,
     xmit: Instant,
     tsecr: Option<u32>,
     ts_offset: u32,
-    min_rtt: Option<Duration>,
+    min_rtt_us: Option<u64>,
 ) -> bool {
     let echo_ok = match tsecr {
         Some(echo) => {
@@ -239,7 +255,8 @@ pub fn trust_retransmission(
         }
         None => true,
     };
-    echo_ok && min_rtt.is_none_or(|m| rtt >= m)
+    // `rtt >= m µs` exactly: m µs is a whole number of microseconds.
+    echo_ok && min_rtt_us.is_none_or(|m| rtt.as_micros() >= u128::from(m))
 }
 
 /// What an ACK means for a probe episode (RFC 8985 §7.4, as Linux's
@@ -337,7 +354,7 @@ mod tests {
         log.on_send(at(150), sq(1000), 100, 100);
         log.on_cum_ack(sq(1100), |s| {
             rack.on_delivered(s, at(160), |rtt| {
-                trust_retransmission(rtt, s.xmit, None, 0, Some(us(90)))
+                trust_retransmission(rtt, s.xmit, None, 0, Some(90))
             })
         });
         assert_eq!(rack.newest(), Some((at(10), sq(1200), us(90))));
@@ -358,7 +375,7 @@ mod tests {
         log3.on_send(at(150), sq(1000), 100, 100);
         log3.on_cum_ack(sq(1100), |s| {
             rack3.on_delivered(s, at(300), |rtt| {
-                trust_retransmission(rtt, s.xmit, Some(10), 10, Some(us(90)))
+                trust_retransmission(rtt, s.xmit, Some(10), 10, Some(90))
             })
         });
         assert_eq!(rack3.newest(), Some((at(150), sq(1100), us(150))));
@@ -369,9 +386,9 @@ mod tests {
     fn which_retransmissions_are_trusted() {
         let t = Instant::from_millis(5); // TSval 5 + offset
         assert!(trust_retransmission(us(100), t, None, 0, None));
-        assert!(trust_retransmission(us(100), t, Some(7), 2, Some(us(100))));
+        assert!(trust_retransmission(us(100), t, Some(7), 2, Some(100)));
         assert!(
-            !trust_retransmission(us(99), t, Some(7), 2, Some(us(100))),
+            !trust_retransmission(us(99), t, Some(7), 2, Some(100)),
             "too fast"
         );
         assert!(

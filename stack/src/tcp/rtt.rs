@@ -62,6 +62,10 @@ pub struct RttEstimator {
     backoff: u32,
     /// The smallest sample ever seen, in µs.
     min_rtt: Option<u64>,
+    /// `config.min` and `config.max` in µs, worked out once: every sample clamps with
+    /// them.
+    min_us: u64,
+    max_us: u64,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -79,6 +83,8 @@ impl RttEstimator {
             base_rto: 0,
             backoff: 0,
             min_rtt: None,
+            min_us: micros(config.min),
+            max_us: micros(config.max),
         };
         est.base_rto = est.clamp(micros(config.initial));
         est
@@ -90,7 +96,7 @@ impl RttEstimator {
     }
 
     fn clamp(&self, rto: u64) -> u64 {
-        let (min, max) = (micros(self.config.min), micros(self.config.max));
+        let (min, max) = (self.min_us, self.max_us);
         // `max(min)` first so that a `min` above `max` cannot make `clamp` panic.
         rto.min(max).max(min.min(max))
     }
@@ -101,7 +107,13 @@ impl RttEstimator {
     /// The sample also collapses the backoff (RFC 6298 §5.7): a fresh measurement is
     /// evidence that the path answers again.
     pub fn sample(&mut self, rtt: Duration) {
-        let r = micros(rtt);
+        self.sample_micros(micros(rtt));
+    }
+
+    /// [`sample`](Self::sample) with the RTT in microseconds, as the sender measures
+    /// it (the difference of two [`Instant`](crate::time::Instant)s): no round trip
+    /// through a `Duration` per ACK.
+    pub fn sample_micros(&mut self, r: u64) {
         self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
         match self.srtt {
             // RFC 6298 §2.2: SRTT <- R, RTTVAR <- R/2.
@@ -129,17 +141,30 @@ impl RttEstimator {
     /// (RFC 6298 §5.5), never above `max`.
     #[inline]
     pub fn rto(&self) -> Duration {
+        Duration::from_micros(self.rto_micros())
+    }
+
+    /// [`rto`](Self::rto) in microseconds: what arming the timer adds to an
+    /// [`Instant`](crate::time::Instant), without converting to a `Duration` and back.
+    #[inline]
+    pub fn rto_micros(&self) -> u64 {
         if self.backoff == 0 {
             // The common case, asked for on every data segment: `base_rto` is already
             // within `[min, max]`, so there is nothing to double or clamp.
-            return Duration::from_micros(self.base_rto);
+            return self.base_rto;
         }
-        let max = micros(self.config.max);
+        let max = self.max_us;
         let rto = match 1u64.checked_shl(self.backoff) {
             Some(factor) => self.base_rto.saturating_mul(factor),
             None => u64::MAX,
         };
-        Duration::from_micros(rto.min(max))
+        rto.min(max)
+    }
+
+    /// The smallest RTT seen, in microseconds, once a sample was taken.
+    #[inline]
+    pub fn min_rtt_micros(&self) -> Option<u64> {
+        self.min_rtt
     }
 
     /// The retransmission timer expired: double the RTO (RFC 6298 §5.5).

@@ -524,22 +524,36 @@ impl Tcb {
 
     /// The earliest deadline among the TCB's timers.
     ///
-    /// Asked after every burst a connection handles: a chain of pairwise minimums
-    /// compiles to a few compares, where `flatten().min()` walked an iterator.
+    /// Asked after every burst a connection handles, so it is kept branch-free.
     pub fn next_deadline(&self) -> Option<Instant> {
-        fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, None) => a,
-                (None, b) => b,
-            }
+        // Each timer as microseconds, an unarmed one as "never" (u64::MAX): the minimum
+        // is then a chain of conditional moves, where matching on pairs of options
+        // branched on each. Whether any is armed is kept apart, so that a timer armed
+        // at u64::MAX itself (saturated arithmetic) still counts.
+        fn key(t: Option<Instant>) -> u64 {
+            t.map_or(u64::MAX, Instant::total_micros)
         }
-        let d = earlier(self.rto_at, self.rack_at);
-        let d = earlier(d, self.tlp_at);
-        let d = earlier(d, self.delack_at);
-        let d = earlier(d, self.keepalive_at);
-        let d = earlier(d, self.timewait_at);
-        earlier(d, self.fin_wait2_at)
+        let timers = [
+            self.rto_at,
+            self.rack_at,
+            self.tlp_at,
+            self.delack_at,
+            self.keepalive_at,
+            self.timewait_at,
+            self.fin_wait2_at,
+        ];
+        let (m, armed) = timers.iter().fold((u64::MAX, false), |(m, armed), &t| {
+            (m.min(key(t)), armed | t.is_some())
+        });
+        armed.then_some(Instant::from_micros(m))
+    }
+
+    /// When a retransmission timer armed at `now` expires (`now + RTO`, saturating),
+    /// in microseconds throughout: arming it is per data segment, and a `Duration`
+    /// would be built from the RTO only to be taken apart again.
+    #[inline]
+    pub(crate) fn rto_deadline(&self, now: Instant) -> Instant {
+        Instant::from_micros(now.total_micros().saturating_add(self.rtt.rto_micros()))
     }
 
     /// Loss detection is RACK-TLP's (RFC 8985): SACK is on and RACK is enabled.

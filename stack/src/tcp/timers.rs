@@ -86,7 +86,7 @@ impl Tcb {
         self.tlp_send = false;
         self.snd_nxt = self.snd_una;
         self.high_rxt = self.snd_una;
-        self.rto_at = Some(now + self.rtt.rto());
+        self.rto_at = Some(self.rto_deadline(now));
     }
 
     /// Arm (or, with `restart`, re-arm) the tail loss probe, or cancel it where RFC
@@ -147,7 +147,7 @@ impl Tcb {
         self.rtt.backoff();
         self.force_probe = true;
         self.persisting = true;
-        self.rto_at = Some(now + self.rtt.rto());
+        self.rto_at = Some(self.rto_deadline(now));
     }
 
     /// Keepalive (RFC 1122 §4.2.3.6): probe an idle peer, give up after `count` probes.
