@@ -382,21 +382,7 @@ impl Stack {
                 Flags::RST | Flags::ACK,
             ),
         };
-        let rst = TcpRepr {
-            src_port: local.port(),
-            dst_port: remote.port(),
-            flags,
-            seq_number: seq,
-            ack_number: ack,
-            window_len: 0,
-            urgent_pointer: 0,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            sack_ranges: [None; 4],
-            timestamp: None,
-            payload: &[],
-        };
+        let rst = TcpRepr::bare(local.port(), remote.port(), flags, seq, ack);
         self.stats.tcp_rst_tx += 1;
         self.send_stateless(now, ports, *local.ip(), *remote.ip(), &rst);
     }

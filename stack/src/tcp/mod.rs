@@ -186,6 +186,23 @@ pub(crate) struct TcpTable {
     pub spare_logs: Vec<sent::SentLog>,
 }
 
+/// Schedule the connection's earliest deadline in the wheel if it is earlier than the
+/// one the wheel holds for it (a later one waits: the wheel wakes it early and it
+/// re-arms then). True when that left a stale entry behind (lazy cancellation), for
+/// the caller's purge check.
+fn rearm(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
+    let Some(d) = c.tcb.next_deadline() else {
+        return false;
+    };
+    if c.wheel_at.is_some_and(|w| d >= w) {
+        return false;
+    }
+    let stale = c.wheel_at.is_some();
+    c.wheel_at = Some(d);
+    wheel.schedule(key, d);
+    stale
+}
+
 /// Stale timer entries (of connections gone or deadlines moved) the wheel may hold
 /// beyond twice the live connections before they are purged in bulk.
 const WHEEL_STALE_SLACK: usize = 4096;
@@ -326,15 +343,8 @@ impl TcpTable {
                 self.evented
                     .push_back(TcpSocketRef::Connection(TcpHandle(key)));
             }
-            if let Some(d) = c.tcb.next_deadline() {
-                if c.wheel_at.is_none_or(|w| d < w) {
-                    let stale = c.wheel_at.is_some();
-                    c.wheel_at = Some(d);
-                    self.wheel.schedule(key, d);
-                    if stale {
-                        self.purge_stale_timers();
-                    }
-                }
+            if rearm(&mut self.wheel, key, c) {
+                self.purge_stale_timers();
             }
             return;
         }
@@ -392,15 +402,8 @@ impl TcpTable {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if let Some(d) = c.tcb.next_deadline() {
-            if c.wheel_at.is_none_or(|w| d < w) {
-                let stale = c.wheel_at.is_some();
-                c.wheel_at = Some(d);
-                self.wheel.schedule(key, d);
-                if stale {
-                    self.purge_stale_timers();
-                }
-            }
+        if rearm(&mut self.wheel, key, c) {
+            self.purge_stale_timers();
         }
         self.mark_evented(key);
     }

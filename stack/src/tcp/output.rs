@@ -31,21 +31,7 @@ pub struct OutSegment {
 impl Default for OutSegment {
     fn default() -> OutSegment {
         OutSegment {
-            repr: TcpRepr {
-                src_port: 0,
-                dst_port: 0,
-                flags: Flags::empty(),
-                seq_number: SeqNumber(0),
-                ack_number: None,
-                window_len: 0,
-                urgent_pointer: 0,
-                max_seg_size: None,
-                window_scale: None,
-                sack_permitted: false,
-                sack_ranges: [None; 4],
-                timestamp: None,
-                payload: &[],
-            },
+            repr: TcpRepr::bare(0, 0, Flags::empty(), SeqNumber(0), None),
             payload_offset: 0,
             payload_len: 0,
             retransmit: false,

@@ -673,6 +673,34 @@ pub struct TcpRepr<'a> {
     pub payload: &'a [u8],
 }
 
+impl TcpRepr<'static> {
+    /// A header with no options, no payload, a zero window and urgent pointer: the
+    /// start of a reset, or of a header that is filled in field by field.
+    pub const fn bare(
+        src_port: u16,
+        dst_port: u16,
+        flags: Flags,
+        seq_number: SeqNumber,
+        ack_number: Option<SeqNumber>,
+    ) -> TcpRepr<'static> {
+        TcpRepr {
+            src_port,
+            dst_port,
+            flags,
+            seq_number,
+            ack_number,
+            window_len: 0,
+            urgent_pointer: 0,
+            max_seg_size: None,
+            window_scale: None,
+            sack_permitted: false,
+            sack_ranges: [None; MAX_SACK_BLOCKS],
+            timestamp: None,
+            payload: &[],
+        }
+    }
+}
+
 impl<'a> TcpRepr<'a> {
     /// Parse a segment (after [`Packet::check_len`], which this calls again, so an
     /// unchecked packet is safe too). The repr borrows the packet's bytes, not the view.
@@ -1144,20 +1172,10 @@ mod tests {
     const B: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 
     fn template() -> TcpRepr<'static> {
+        let ack = Some(SeqNumber(0x1000));
         TcpRepr {
-            src_port: 40001,
-            dst_port: 8080,
-            flags: Flags::ACK,
-            seq_number: SeqNumber(0xffff_fff0),
-            ack_number: Some(SeqNumber(0x1000)),
             window_len: 502,
-            urgent_pointer: 0,
-            max_seg_size: None,
-            window_scale: None,
-            sack_permitted: false,
-            sack_ranges: [None; MAX_SACK_BLOCKS],
-            timestamp: None,
-            payload: &[],
+            ..TcpRepr::bare(40001, 8080, Flags::ACK, SeqNumber(0xffff_fff0), ack)
         }
     }
 
