@@ -349,6 +349,7 @@ pub const DEFAULT_MSS: u16 = 536;
 
 impl Tcb {
     /// A TCB with buffers and estimators ready; the caller sets the state.
+    #[inline(always)]
     pub fn new(now: Instant, open: OpenParams, config: TcbConfig, opts: TcpSocketOptions) -> Tcb {
         let OpenParams {
             local,
