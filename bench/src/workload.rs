@@ -503,6 +503,9 @@ pub struct Server<C> {
     spec: Spec,
     warm_end: Instant,
     conns: Vec<ServerConn<C>>,
+    /// Buffers of closed connections, for the next ones (crr accepts one per
+    /// transaction: an allocation each would be the harness's cost, not the stack's).
+    spare: Vec<Vec<u8>>,
     accepted: usize,
     finishing: bool,
     out: Outcome,
@@ -517,6 +520,7 @@ impl<C: Copy + Eq + std::fmt::Debug> Server<C> {
             spec,
             warm_end: start + spec.warmup(),
             conns: Vec::new(),
+            spare: Vec::new(),
             accepted: 0,
             finishing: false,
             out: Outcome::new(spec.kind),
@@ -567,9 +571,13 @@ impl<C: Copy + Eq + std::fmt::Debug> Server<C> {
                     Kind::Stream => self.spec.msg.clamp(1, 256 * 1024),
                     Kind::Rr | Kind::Crr => self.spec.msg.max(1),
                 };
+                let buf = match self.spare.pop() {
+                    Some(buf) if buf.len() == size => buf,
+                    _ => vec![0; size],
+                };
                 self.conns.push(ServerConn {
                     conn,
-                    buf: vec![0; size],
+                    buf,
                     len: 0,
                     sent: 0,
                     echoed: 0,
@@ -588,6 +596,9 @@ impl<C: Copy + Eq + std::fmt::Debug> Server<C> {
             if closed {
                 let c = self.conns.swap_remove(i);
                 s.close(c.conn);
+                if self.spare.len() < 64 {
+                    self.spare.push(c.buf);
+                }
                 moved = true;
             } else {
                 i += 1;
