@@ -304,8 +304,11 @@ impl Stack {
             self.port_tso.resize(n, 0);
         }
         // Read every poll: the caller may hand other ports than last time.
-        let caps = self.port_mtu.iter_mut().zip(self.port_tso.iter_mut());
-        for ((mtu, tso_max), p) in caps.zip(&ports[..n]) {
+        for ((mtu, tso_max), p) in self.port_mtu[..n]
+            .iter_mut()
+            .zip(&mut self.port_tso[..n])
+            .zip(&ports[..n])
+        {
             *mtu = p.caps.mtu;
             let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
             *tso_max = if tso { p.caps.tso_max } else { 0 };
