@@ -7,6 +7,7 @@
 //! hands each device one transmit burst. [`Stack::poll_at`] says when timers next need
 //! a poll if no frame arrives before.
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddrV4;
@@ -19,6 +20,7 @@ use crate::iface::route::{Route, RouteError, RouteMemo, RouteTable};
 use crate::iface::{Interface, InterfaceConfig, Port, MAX_ADDRS};
 use crate::rand::Rand;
 use crate::stats::{DropReason, Stats};
+use crate::tcp::output::OutSegment;
 use crate::tcp::{TcpConfig, TcpTable};
 use crate::time::Instant;
 use crate::udp::{UdpConfig, UdpError, UdpHandle, UdpSocketOptions, UdpTable};
@@ -143,6 +145,8 @@ pub struct Stack {
     pub(crate) scratch: Vec<u8>,
     /// Some interface has not sent its gratuitous ARP yet: lets a poll skip looking.
     unannounced: bool,
+    /// The TCP output pass's segment slot, kept between passes (see `flush_tcp`).
+    pub(crate) out_seg: Option<Box<OutSegment>>,
 }
 
 impl Stack {
@@ -167,6 +171,7 @@ impl Stack {
             stats: Stats::default(),
             scratch: Vec::new(),
             unannounced: false,
+            out_seg: Some(Box::default()),
             rand,
             config,
         }
@@ -299,8 +304,11 @@ impl Stack {
             self.port_tso.resize(n, 0);
         }
         // Read every poll: the caller may hand other ports than last time.
-        let caps = self.port_mtu.iter_mut().zip(self.port_tso.iter_mut());
-        for ((mtu, tso_max), p) in caps.zip(&ports[..n]) {
+        for ((mtu, tso_max), p) in self.port_mtu[..n]
+            .iter_mut()
+            .zip(&mut self.port_tso[..n])
+            .zip(&ports[..n])
+        {
             *mtu = p.caps.mtu;
             let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
             *tso_max = if tso { p.caps.tso_max } else { 0 };

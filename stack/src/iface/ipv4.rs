@@ -484,10 +484,16 @@ impl Stack {
         } else {
             0
         };
-        let mut frame = port
+        let frame = port
             .dev
             .alloc_tx(l2 + ip_len)
             .ok_or(DropReason::TxNoBuffer)?;
+        // Into the batch first and filled there: a frame filled on the stack and then
+        // pushed was copied twice more, its metadata field by field.
+        port.tx.push(frame);
+        let Some(frame) = port.tx.last_mut() else {
+            return Err(DropReason::TxNoBuffer);
+        };
         {
             let (head, rest) = frame.data_mut().split_at_mut(l2);
             eth.emit(&mut ethernet::Frame::new_unchecked(head));
@@ -507,7 +513,6 @@ impl Stack {
         }
         self.stats.ipv4_tx += 1;
         self.stats.tx_bytes += frame.len() as u64;
-        port.tx.push(frame);
         Ok(())
     }
 

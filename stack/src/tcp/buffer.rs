@@ -202,8 +202,22 @@ impl RingBuffer {
 
     /// Copy as much of `data` as fits to the end; returns how many bytes were taken.
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
-        let n = self.write_unallocated(0, data);
-        self.enqueue_unallocated(n)
+        // `write_unallocated(0, data)` then `enqueue_unallocated`, in one pass: the
+        // free space is counted once and the storage checked once.
+        let n = data.len().min(self.window());
+        if n == 0 {
+            return 0;
+        }
+        self.materialize();
+        let start = self.wrap(self.length);
+        let first = n.min(self.capacity() - start);
+        self.storage[start..start + first].copy_from_slice(&data[..first]);
+        if first < n {
+            // Wrapped (rarely): the rest at the start.
+            self.storage[..n - first].copy_from_slice(&data[first..n]);
+        }
+        self.length += n;
+        n
     }
 
     /// Let `f` write into the largest contiguous free slice at the end and enqueue the
@@ -223,8 +237,22 @@ impl RingBuffer {
     /// Copy up to `out.len()` bytes from the front into `out` and remove them; returns
     /// the count.
     pub fn dequeue_slice(&mut self, out: &mut [u8]) -> usize {
-        let n = self.read_at(0, out);
-        self.dequeue_allocated(n)
+        // `read_at(0, out)` then `dequeue_allocated`, in one pass: the readable bytes
+        // start at `head` (below the capacity), and are clamped once.
+        let n = out.len().min(self.length);
+        if n == 0 {
+            return 0;
+        }
+        let start = self.head;
+        let first = n.min(self.capacity() - start);
+        out[..first].copy_from_slice(&self.storage[start..start + first]);
+        if first < n {
+            // Wrapped (rarely): the rest from the start.
+            out[first..n].copy_from_slice(&self.storage[..n - first]);
+        }
+        self.head = self.wrap(n);
+        self.length -= n;
+        n
     }
 
     /// Remove up to `n` bytes from the front without reading them (acknowledged send

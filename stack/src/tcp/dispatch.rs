@@ -7,11 +7,11 @@ use core::net::SocketAddrV4;
 use crate::device::L4Proto;
 use crate::device::{Device, RxMeta};
 use crate::iface::ipv4::{L4Offload, Offending};
+use crate::iface::route::RouteTable;
 use crate::iface::Port;
 use crate::socket::SlabKey;
 use crate::stats::DropReason;
 use crate::tcp::input::{InputOutcome, TcpDrop};
-use crate::tcp::output::OutSegment;
 use crate::tcp::syncookie::CookieOptions;
 use crate::tcp::tcb::{OpenParams, State, Tcb};
 use crate::tcp::Conn;
@@ -100,16 +100,22 @@ impl Stack {
         dst: Ipv4Addr,
         seg: &TcpRepr<'_>,
     ) {
-        let Some(c) = self.tcp.conns.get_mut(key) else {
+        let tcp = &mut self.tcp;
+        let Some(c) = tcp.conns.get_mut(key) else {
             return;
         };
         if !seg.payload.is_empty() && c.tcb.rcv_buf.allocated() == 0 {
-            self.tcp.bufs.supply(&mut c.tcb.rcv_buf);
+            tcp.bufs.supply(&mut c.tcb.rcv_buf);
         }
         let ack_next = c.tcb.ack_next;
         let outcome = c.tcb.input(now, seg);
         if c.tcb.ack_next && !ack_next {
-            self.tcp.ack_next.push(key);
+            tcp.ack_next.push(key);
+        }
+        // `TcpTable::mark_dirty`, with the lookup made above.
+        if !c.dirty {
+            c.dirty = true;
+            tcp.dirty.push_back(key);
         }
         match outcome {
             InputOutcome::Ok => {}
@@ -121,7 +127,6 @@ impl Stack {
                 self.send_reset_for(now, ports, local, remote, seg);
             }
         }
-        self.tcp.mark_dirty(key);
     }
 
     /// A segment for a listener: a SYN opens a connection (or gets a cookie), the ACK
@@ -276,16 +281,18 @@ impl Stack {
         Some(key)
     }
 
-    /// TCP payload bytes the device toward `dst` segments in one frame (0: no TSO).
-    pub(crate) fn tso_for(&self, dst: Ipv4Addr) -> usize {
-        if let [only] = self.port_tso[..] {
+    /// TCP payload bytes the device toward `dst` segments in one frame (0: no TSO),
+    /// given the stack's `port_tso` and `routes` (not `self`, so that a connection may
+    /// stay borrowed meanwhile).
+    fn tso_for(port_tso: &[usize], routes: &RouteTable, dst: Ipv4Addr) -> usize {
+        if let [only] = port_tso[..] {
             // One interface (the common host): whatever the route, the segment leaves
             // there or not at all; no lookup per segment.
             return only.saturating_sub(40 + 60);
         }
-        self.routes
+        routes
             .lookup(dst)
-            .and_then(|r| self.port_tso.get(r.iface).copied())
+            .and_then(|r| port_tso.get(r.iface).copied())
             .map_or(0, |t| t.saturating_sub(40 + 60))
     }
 
@@ -468,21 +475,20 @@ impl Stack {
         if self.tcp.dirty.is_empty() {
             return;
         }
-        // One slot for every segment of this pass: the TCB writes each into it in place.
-        let mut seg = OutSegment::default();
+        // One slot for every segment: the TCB writes each into it in place (every
+        // field), so it is kept from one pass to the next rather than built afresh
+        // (the header with every option is large).
+        let mut seg = self.out_seg.take().unwrap_or_default();
         while let Some(key) = self.tcp.dirty.pop_front() {
-            if let Some(c) = self.tcp.conns.get_mut(key) {
-                c.dirty = false;
-            }
-            let tso_max = self
-                .tcp
-                .conns
-                .get(key)
-                .map_or(0, |c| self.tso_for(*c.tcb.remote.ip()));
+            let Some(mut c) = self.tcp.conns.get_mut(key) else {
+                continue;
+            };
+            c.dirty = false;
+            c.tcb.tso_max = Self::tso_for(&self.port_tso, &self.routes, *c.tcb.remote.ip());
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
-            while let Some(c) = self.tcp.conns.get_mut(key) {
+            loop {
                 if budget == 0 {
                     if !c.dirty {
                         c.dirty = true;
@@ -490,7 +496,6 @@ impl Stack {
                     }
                     break;
                 }
-                c.tcb.tso_max = tso_max;
                 if !c.tcb.next_segment(now, &mut seg) {
                     break;
                 }
@@ -524,9 +529,7 @@ impl Stack {
                     let packet = &mut tcp::Packet::new_unchecked(b);
                     repr.emit_header_as(layout, packet, len, src, dst, csum);
                 });
-                if let Some(c) = self.tcp.conns.get_mut(key) {
-                    c.tcb.snd_buf = snd;
-                }
+                let back = self.tcp.conns.get_mut(key);
                 match res {
                     Ok(()) => {
                         self.stats.tcp_tx += 1;
@@ -540,9 +543,16 @@ impl Stack {
                     }
                     Err(reason) => self.stats.drop(reason),
                 }
+                // The IP layer never removes a connection; the lookup is kept all the same.
+                let Some(back) = back else {
+                    break;
+                };
+                back.tcb.snd_buf = snd;
+                c = back;
             }
             self.tcp.settle(key);
         }
+        self.out_seg = Some(seg);
     }
 }
 

@@ -299,7 +299,14 @@ impl Stack {
 
     /// Queue as much of `data` as the send buffer takes; returns how much.
     pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpError> {
-        let c = self.conn_mut(h)?;
+        // One lookup for the whole call: the table's other parts (buffer cache, dirty
+        // list) are borrowed beside the connection.
+        let tcp = &mut self.tcp;
+        let c = tcp
+            .conns
+            .get_mut(h.0)
+            .filter(|c| c.owned)
+            .ok_or(TcpError::InvalidHandle)?;
         if let Some(e) = c.tcb.error {
             return Err(e.into());
         }
@@ -310,18 +317,18 @@ impl Stack {
         if c.tcb.fin_queued {
             return Err(TcpError::InvalidState);
         }
-        let n = if c.tcb.snd_buf.allocated() == 0 && !data.is_empty() {
-            let tcp = &mut self.tcp;
-            let c = tcp.conns.get_mut(h.0).ok_or(TcpError::InvalidHandle)?;
+        if c.tcb.snd_buf.allocated() == 0 && !data.is_empty() {
             tcp.bufs.supply(&mut c.tcb.snd_buf);
-            c.tcb.snd_buf.enqueue_slice(data)
-        } else {
-            c.tcb.snd_buf.enqueue_slice(data)
-        };
+        }
+        let n = c.tcb.snd_buf.enqueue_slice(data);
         if n == 0 && !data.is_empty() {
             return Err(TcpError::WouldBlock);
         }
-        self.tcp.mark_dirty(h.0);
+        // `TcpTable::mark_dirty`, with the lookup made above.
+        if !c.dirty {
+            c.dirty = true;
+            tcp.dirty.push_back(h.0);
+        }
         Ok(n)
     }
 
