@@ -1,7 +1,7 @@
 //! Segment arrival (RFC 9293 §3.10.7): the checks in the RFC's order, then the effects
 //! of the acknowledgment, the data and the FIN.
 
-use crate::tcp::cc::CongestionControl;
+use crate::tcp::cc::{CongestionControl, Growth, NewAck};
 use crate::tcp::rack::{trust_retransmission, TlpAck};
 use crate::tcp::sack::valid_block;
 use crate::tcp::tcb::{ConnError, State, Tcb};
@@ -723,10 +723,11 @@ impl Tcb {
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
         // RFC 9406 §4.2: a round ends when what was outstanding at its start is
-        // acknowledged; the next one lasts until what is outstanding now is.
-        if ack.ge(self.round_end) {
+        // acknowledged; the next one lasts until what is outstanding now is. The
+        // congestion controller hears of it with the rest of this ACK, below.
+        let mut round_start = ack.ge(self.round_end);
+        if round_start {
             self.round_end = self.snd_max;
-            self.cc.on_round_start(now);
         }
         if self.snd_nxt.lt(self.snd_una) {
             self.snd_nxt = self.snd_una;
@@ -738,42 +739,73 @@ impl Tcb {
         // timestamp echo, which tells which copy was answered (RFC 7323 §4.1).
         let mut first_xmit = None;
         let mut rxt_acked = false;
-        let rack_on = self.rack_on();
-        let (min_rtt, ts_offset) = (self.rtt.min_rtt_micros(), self.ts_offset);
-        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
-        let rack = &mut self.rack;
-        self.sent.on_cum_ack(ack, |s| {
-            if s.retransmitted() {
-                rxt_acked = true;
-            } else if first_xmit.is_none() {
-                first_xmit = Some(s.xmit);
-            }
-            if rack_on {
-                rack.on_delivered(s, now, |rtt| {
-                    trust_retransmission(rtt, s.xmit, tsecr, ts_offset, min_rtt)
-                });
-            }
-        });
-        let probe = if syn_acked {
-            self.rtt_probe.take()
-        } else {
-            None
-        };
-        let sent_at = probe
-            .map(|(_, t0)| t0)
-            .or(first_xmit.filter(|_| !rxt_acked))
-            .or(sack_xmit);
-        match sent_at {
-            Some(t0) => self.rtt_sample_since(now, t0),
-            None if rxt_acked || syn_acked => {
-                if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
-                    self.rtt_sample_ts(now, ts.tsecr);
+        if self.rack_on() {
+            let rack = &mut self.rack;
+            let (rtt, ts_ok, ts_offset) = (&self.rtt, self.ts_ok, self.ts_offset);
+            self.sent.on_cum_ack(ack, |s| {
+                if s.retransmitted() {
+                    rxt_acked = true;
+                } else if first_xmit.is_none() {
+                    first_xmit = Some(s.xmit);
                 }
-            }
-            None => {}
+                // What RACK's ambiguity check reads is looked up only for a
+                // retransmitted segment, not for every delivered one.
+                rack.on_delivered(s, now, |r| {
+                    let tsecr = seg.timestamp.filter(|_| ts_ok).map(|t| t.tsecr);
+                    trust_retransmission(r, s.xmit, tsecr, ts_offset, rtt.min_rtt_micros())
+                });
+            });
+        } else {
+            self.sent.on_cum_ack(ack, |s| {
+                if s.retransmitted() {
+                    rxt_acked = true;
+                } else if first_xmit.is_none() {
+                    first_xmit = Some(s.xmit);
+                }
+            });
         }
+        let sent_at = if syn_acked {
+            self.rtt_probe
+                .take()
+                .map(|(_, t0)| t0)
+                .or(first_xmit.filter(|_| !rxt_acked))
+                .or(sack_xmit)
+        } else if rxt_acked {
+            sack_xmit
+        } else {
+            first_xmit.or(sack_xmit)
+        };
+        let rtt_us = match sent_at {
+            Some(t0) => {
+                let rtt = now.total_micros().saturating_sub(t0.total_micros());
+                self.rtt.sample_micros(rtt);
+                Some(rtt)
+            }
+            None => {
+                if rxt_acked || syn_acked {
+                    if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
+                        // A sample in milliseconds, through the Duration hooks; the
+                        // round boundary first, as always.
+                        if round_start {
+                            self.cc.on_round_start(now);
+                            round_start = false;
+                        }
+                        self.rtt_sample_ts(now, ts.tsecr);
+                    }
+                }
+                None
+            }
+        };
         self.retransmits = 0;
         if self.in_recovery {
+            self.cc.on_new_ack(
+                now,
+                NewAck {
+                    round_start,
+                    rtt_us,
+                    grow: None,
+                },
+            );
             if ack.ge(self.recover) {
                 // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
                 self.in_recovery = false;
@@ -792,8 +824,19 @@ impl Tcb {
             }
         } else {
             self.dupacks = 0;
-            let rtt = self.rtt.srtt();
-            self.cc.on_ack(now, acked, flight_before, rtt);
+            let grow = Growth {
+                acked,
+                flight_before,
+                srtt_us: self.rtt.srtt_micros(),
+            };
+            self.cc.on_new_ack(
+                now,
+                NewAck {
+                    round_start,
+                    rtt_us,
+                    grow: Some(grow),
+                },
+            );
         }
         // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max {

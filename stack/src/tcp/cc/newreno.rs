@@ -67,6 +67,7 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
+    #[inline]
     fn on_ack(&mut self, _now: Instant, acked: u32, flight_before: u32, _rtt: Option<Duration>) {
         // New data acknowledged: a retransmission after a timeout got through.
         self.rto_episode = false;
@@ -141,12 +142,25 @@ impl CongestionControl for NewReno {
         self.mss = mss;
     }
 
+    #[inline]
     fn on_round_start(&mut self, _now: Instant) {
         self.hystart.round_start(self.cwnd, &mut self.ssthresh);
     }
 
     fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
         self.hystart.rtt_sample(self.cwnd, self.ssthresh, rtt);
+    }
+
+    /// NewReno does not read the RTT.
+    #[inline]
+    fn on_ack_micros(&mut self, now: Instant, acked: u32, flight_before: u32, _rtt: Option<u64>) {
+        self.on_ack(now, acked, flight_before, None);
+    }
+
+    #[inline]
+    fn on_rtt_sample_micros(&mut self, _now: Instant, rtt_us: u64) {
+        self.hystart
+            .rtt_sample_micros(self.cwnd, self.ssthresh, rtt_us);
     }
 }
 
