@@ -4,6 +4,7 @@
 use crate::tcp::cc::{CongestionControl, Growth, NewAck};
 use crate::tcp::rack::{trust_retransmission, TlpAck};
 use crate::tcp::sack::valid_block;
+use crate::tcp::sent::SentSeg;
 use crate::tcp::tcb::{ConnError, State, Tcb};
 use crate::tcp::Events;
 use crate::time::{Duration, Instant};
@@ -739,30 +740,26 @@ impl Tcb {
         // timestamp echo, which tells which copy was answered (RFC 7323 §4.1).
         let mut first_xmit = None;
         let mut rxt_acked = false;
-        if self.rack_on() {
-            let rack = &mut self.rack;
-            let (rtt, ts_ok, ts_offset) = (&self.rtt, self.ts_ok, self.ts_offset);
-            self.sent.on_cum_ack(ack, |s| {
-                if s.retransmitted() {
-                    rxt_acked = true;
-                } else if first_xmit.is_none() {
-                    first_xmit = Some(s.xmit);
-                }
-                // What RACK's ambiguity check reads is looked up only for a
-                // retransmitted segment, not for every delivered one.
-                rack.on_delivered(s, now, |r| {
-                    let tsecr = seg.timestamp.filter(|_| ts_ok).map(|t| t.tsecr);
-                    trust_retransmission(r, s.xmit, tsecr, ts_offset, rtt.min_rtt_micros())
+        // The closure reads the fields it needs where they are (`rack_on()` spelt out:
+        // a method call would borrow all of `self`, the sent log included), and what
+        // RACK's ambiguity check reads only for a retransmitted segment.
+        let mut delivered = |s: &SentSeg| {
+            if s.retransmitted() {
+                rxt_acked = true;
+            } else if first_xmit.is_none() {
+                first_xmit = Some(s.xmit);
+            }
+            if self.sack_ok && self.config.rack {
+                self.rack.on_delivered(s, now, |r| {
+                    let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
+                    let min_rtt = self.rtt.min_rtt_micros();
+                    trust_retransmission(r, s.xmit, tsecr, self.ts_offset, min_rtt)
                 });
-            });
-        } else {
-            self.sent.on_cum_ack(ack, |s| {
-                if s.retransmitted() {
-                    rxt_acked = true;
-                } else if first_xmit.is_none() {
-                    first_xmit = Some(s.xmit);
-                }
-            });
+            }
+        };
+        match self.sent.take_only(ack) {
+            Some(s) => delivered(&s),
+            None => self.sent.on_cum_ack(ack, delivered),
         }
         let sent_at = if syn_acked {
             self.rtt_probe
@@ -797,15 +794,21 @@ impl Tcb {
             }
         };
         self.retransmits = 0;
+        // Outside recovery the window may grow; in it, recovery sets the window.
+        let grow = (!self.in_recovery).then(|| Growth {
+            acked,
+            flight_before,
+            srtt_us: self.rtt.srtt_micros(),
+        });
+        self.cc.on_new_ack(
+            now,
+            NewAck {
+                round_start,
+                rtt_us,
+                grow,
+            },
+        );
         if self.in_recovery {
-            self.cc.on_new_ack(
-                now,
-                NewAck {
-                    round_start,
-                    rtt_us,
-                    grow: None,
-                },
-            );
             if ack.ge(self.recover) {
                 // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
                 self.in_recovery = false;
@@ -824,19 +827,6 @@ impl Tcb {
             }
         } else {
             self.dupacks = 0;
-            let grow = Growth {
-                acked,
-                flight_before,
-                srtt_us: self.rtt.srtt_micros(),
-            };
-            self.cc.on_new_ack(
-                now,
-                NewAck {
-                    round_start,
-                    rtt_us,
-                    grow: Some(grow),
-                },
-            );
         }
         // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max {

@@ -391,10 +391,30 @@ impl SentLog {
         }
     }
 
+    /// [`on_cum_ack`](Self::on_cum_ack)'s most common case, without a walk or a
+    /// closure: the log holds one entry (request/response traffic), not SACKed, marked
+    /// lost or in retransmission (the totals are zero), and `snd_una` covers it. The
+    /// entry goes, and is returned: the newly delivered segment. Otherwise nothing
+    /// changes and `None` says to call `on_cum_ack`.
+    #[inline]
+    pub fn take_only(&mut self, snd_una: SeqNumber) -> Option<SentSeg> {
+        if self.segs.len() != 1 || (self.sacked | self.lost | self.rxt_out) != 0 {
+            return None;
+        }
+        let s = *self.segs.front()?;
+        if !s.end.le(snd_una) {
+            return None;
+        }
+        self.segs.clear();
+        Some(s)
+    }
+
     /// A cumulative ACK reached `snd_una`: drop the entries below it (trimming one it
     /// ends inside). `delivered` sees every entry that was not SACKed before, in
     /// sequence order, before it goes: the newly delivered segments.
-    #[inline]
+    ///
+    /// Out of line: the sender tries [`take_only`](Self::take_only) first.
+    #[inline(never)]
     pub fn on_cum_ack(&mut self, snd_una: SeqNumber, mut delivered: impl FnMut(&SentSeg)) {
         // The usual ACK covers every entry, none of them SACKed, marked lost or with a
         // retransmission in flight (the totals are zero: only such marks make them

@@ -77,29 +77,25 @@ pub struct HyStart {
     phase: Phase,
     /// The previous round's minimum RTT, in nanoseconds (see [`nanos`]).
     last_round_min: Option<u64>,
-    /// This round's minimum RTT so far, in nanoseconds; [`NO_SAMPLE`] before its first
-    /// sample. A sentinel rather than an `Option`: the minimum is then a plain `min`.
+    /// This round's minimum RTT so far, in nanoseconds, once `samples` is not zero
+    /// (`u64::MAX` before: the minimum is then a plain `min`, no `Option`).
     current_round_min: u64,
+    /// Samples this round; they and `current_round_min` are reset together.
     samples: u32,
 }
 
-/// `current_round_min` before the round's first sample (no sample reaches it, see
-/// [`nanos`]).
-const NO_SAMPLE: u64 = u64::MAX;
-
 /// An RTT in nanoseconds: the sender hands in whole microseconds every ACK, and a `u64`
 /// compares and takes a minimum in one step where a `Duration` (seconds and nanoseconds)
-/// takes several. Exact for any RTT below 584 years; longer ones saturate just below
-/// [`NO_SAMPLE`].
+/// takes several. Exact for any RTT below 584 years; longer ones saturate.
 #[inline]
 fn nanos(rtt: Duration) -> u64 {
-    u64::try_from(rtt.as_nanos()).map_or(NO_SAMPLE - 1, |n| n.min(NO_SAMPLE - 1))
+    u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// [`nanos`] of a whole number of microseconds.
 #[inline]
 fn nanos_from_micros(us: u64) -> u64 {
-    us.saturating_mul(1_000).min(NO_SAMPLE - 1)
+    us.saturating_mul(1_000)
 }
 
 impl Default for HyStart {
@@ -114,7 +110,7 @@ impl HyStart {
         HyStart {
             phase: Phase::SlowStart,
             last_round_min: None,
-            current_round_min: NO_SAMPLE,
+            current_round_min: u64::MAX,
             samples: 0,
         }
     }
@@ -144,8 +140,8 @@ impl HyStart {
         if self.phase == Phase::Done {
             return Verdict::Continue;
         }
-        let current = core::mem::replace(&mut self.current_round_min, NO_SAMPLE);
-        self.last_round_min = (current != NO_SAMPLE).then_some(current);
+        let current = core::mem::replace(&mut self.current_round_min, u64::MAX);
+        self.last_round_min = (self.samples != 0).then_some(current);
         self.samples = 0;
         if let Phase::Css { rounds, baseline } = self.phase {
             let rounds = rounds + 1;

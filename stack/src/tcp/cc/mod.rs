@@ -207,7 +207,11 @@ impl fmt::Display for CcAlgorithm {
 }
 
 /// The congestion controller of one connection: enum dispatch over the algorithms.
+///
+/// `repr(u8)`: an explicit one-byte tag, tested in one instruction on every ACK, where
+/// the niche the compiler would otherwise pick takes a 16-byte compare.
 #[derive(Debug, Clone)]
+#[repr(u8)]
 pub enum Cc {
     /// RFC 5681 + RFC 6582.
     NewReno(NewReno),
