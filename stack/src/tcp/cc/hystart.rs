@@ -46,6 +46,8 @@ const MAX_RTT_THRESH: Duration = Duration::from_millis(16);
 const MIN_RTT_DIVISOR: u32 = 8;
 /// RFC 9406 §4.3 N_RTT_SAMPLE: samples per round before the round's minimum counts.
 const N_RTT_SAMPLE: u32 = 8;
+// `HyStart::on_ack` relies on it.
+const _: () = assert!(N_RTT_SAMPLE > 1);
 /// RFC 9406 §4.3 CSS_GROWTH_DIVISOR.
 pub const CSS_GROWTH_DIVISOR: u32 = 4;
 /// RFC 9406 §4.3 CSS_ROUNDS.
@@ -176,6 +178,37 @@ impl HyStart {
     pub fn rtt_sample_micros(&mut self, cwnd: u32, ssthresh: u32, rtt_us: u64) {
         if cwnd < ssthresh {
             self.sample_nanos(nanos_from_micros(rtt_us));
+        }
+    }
+
+    /// A new ACK's hooks at once, as an algorithm calls them: the round boundary
+    /// ([`round_start`](Self::round_start)) if `round_start`, then the RTT sample in µs
+    /// ([`rtt_sample_micros`](Self::rtt_sample_micros)) if any. The same steps; in
+    /// standard slow start a sample that opens a round is simply the round's minimum,
+    /// without the reset and the `min` in between (request/response traffic, where
+    /// every ACK ends a round, comes this way on every ACK).
+    #[inline]
+    pub fn on_ack(
+        &mut self,
+        cwnd: u32,
+        ssthresh: &mut u32,
+        round_start: bool,
+        rtt_us: Option<u64>,
+    ) {
+        if round_start && self.phase == Phase::SlowStart {
+            self.last_round_min = (self.samples != 0).then_some(self.current_round_min);
+            // One sample decides nothing (N_RTT_SAMPLE > 1).
+            (self.current_round_min, self.samples) = match rtt_us {
+                Some(rtt) if cwnd < *ssthresh => (nanos_from_micros(rtt), 1),
+                _ => (u64::MAX, 0),
+            };
+            return;
+        }
+        if round_start {
+            self.round_start(cwnd, ssthresh);
+        }
+        if let Some(rtt) = rtt_us {
+            self.rtt_sample_micros(cwnd, *ssthresh, rtt);
         }
     }
 

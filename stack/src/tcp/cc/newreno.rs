@@ -15,7 +15,7 @@
 use super::hystart::HyStart;
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
-    INITIAL_SSTHRESH,
+    NewAck, INITIAL_SSTHRESH,
 };
 use crate::time::{Duration, Instant};
 
@@ -161,6 +161,16 @@ impl CongestionControl for NewReno {
     fn on_rtt_sample_micros(&mut self, _now: Instant, rtt_us: u64) {
         self.hystart
             .rtt_sample_micros(self.cwnd, self.ssthresh, rtt_us);
+    }
+
+    /// The HyStart++ hooks in one step ([`HyStart::on_ack`]), then the growth.
+    #[inline(always)]
+    fn on_new_ack(&mut self, now: Instant, ack: NewAck) {
+        self.hystart
+            .on_ack(self.cwnd, &mut self.ssthresh, ack.round_start, ack.rtt_us);
+        if let Some(grow) = ack.grow {
+            self.on_ack_micros(now, grow.acked, grow.flight_before, grow.srtt_us);
+        }
     }
 }
 
