@@ -738,29 +738,18 @@ impl Tcb {
         // (RFC 6298 §3): not when the ACK covers retransmitted data, which either copy
         // may have brought; then from what it newly SACKs, and failing that from the
         // timestamp echo, which tells which copy was answered (RFC 7323 §4.1).
-        let mut first_xmit = None;
-        let mut rxt_acked = false;
-        // The closure reads the fields it needs where they are (`rack_on()` spelt out:
-        // a method call would borrow all of `self`, the sent log included), and what
-        // RACK's ambiguity check reads only for a retransmitted segment.
-        let mut delivered = |s: &SentSeg| {
-            if s.retransmitted() {
-                rxt_acked = true;
-            } else if first_xmit.is_none() {
-                first_xmit = Some(s.xmit);
+        let rack_on = self.rack_on();
+        let (first_xmit, rxt_acked) = match self.sent.take_only(ack) {
+            // The usual ACK: the one segment in flight, delivered.
+            Some(s) => {
+                if rack_on {
+                    self.rack_delivered(&s, now, seg);
+                }
+                let rxt = s.retransmitted();
+                ((!rxt).then_some(s.xmit), rxt)
             }
-            if self.sack_ok && self.config.rack {
-                self.rack.on_delivered(s, now, |r| {
-                    let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
-                    let min_rtt = self.rtt.min_rtt_micros();
-                    trust_retransmission(r, s.xmit, tsecr, self.ts_offset, min_rtt)
-                });
-            }
+            None => self.cum_ack_walk(now, ack, seg, rack_on),
         };
-        match self.sent.take_only(ack) {
-            Some(s) => delivered(&s),
-            None => self.sent.on_cum_ack(ack, delivered),
-        }
         let sent_at = if syn_acked {
             self.rtt_probe
                 .take()
@@ -839,6 +828,49 @@ impl Tcb {
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;
         }
+    }
+
+    /// RACK's record of a newly delivered segment (RFC 8985 §6.2 step 2). What its
+    /// ambiguity check reads is looked up only for a retransmitted segment.
+    #[inline(always)]
+    fn rack_delivered(&mut self, s: &SentSeg, now: Instant, seg: &TcpRepr<'_>) {
+        let (ts_ok, ts_offset, rtt) = (self.ts_ok, self.ts_offset, &self.rtt);
+        self.rack.on_delivered(s, now, |r| {
+            let tsecr = seg.timestamp.filter(|_| ts_ok).map(|t| t.tsecr);
+            trust_retransmission(r, s.xmit, tsecr, ts_offset, rtt.min_rtt_micros())
+        });
+    }
+
+    /// [`on_new_ack`](Self::on_new_ack)'s walk of the sent log when the ACK is not the
+    /// usual one ([`SentLog::take_only`](crate::tcp::sent::SentLog::take_only)): each
+    /// newly delivered segment goes to RACK. The send time of the oldest one sent only
+    /// once, and whether any was retransmitted, come back for the RTT sample.
+    #[inline(never)]
+    fn cum_ack_walk(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        seg: &TcpRepr<'_>,
+        rack_on: bool,
+    ) -> (Option<Instant>, bool) {
+        let mut first_xmit = None;
+        let mut rxt_acked = false;
+        let (ts_ok, ts_offset) = (self.ts_ok, self.ts_offset);
+        let (rack, rtt) = (&mut self.rack, &self.rtt);
+        self.sent.on_cum_ack(ack, |s| {
+            if s.retransmitted() {
+                rxt_acked = true;
+            } else if first_xmit.is_none() {
+                first_xmit = Some(s.xmit);
+            }
+            if rack_on {
+                rack.on_delivered(s, now, |r| {
+                    let tsecr = seg.timestamp.filter(|_| ts_ok).map(|t| t.tsecr);
+                    trust_retransmission(r, s.xmit, tsecr, ts_offset, rtt.min_rtt_micros())
+                });
+            }
+        });
+        (first_xmit, rxt_acked)
     }
 
     /// A duplicate ACK: fast retransmit at the third (RFC 5681 §3.2), or when SACK says
