@@ -393,16 +393,16 @@ impl SentLog {
 
     /// [`on_cum_ack`](Self::on_cum_ack)'s most common case, without a walk or a
     /// closure: the log holds one entry (request/response traffic), not SACKed, marked
-    /// lost or in retransmission (the totals are zero), and `snd_una` covers it. The
-    /// entry goes, and is returned: the newly delivered segment. Otherwise nothing
+    /// lost or in retransmission (so it counts in no total), and `snd_una` covers it.
+    /// The entry goes, and is returned: the newly delivered segment. Otherwise nothing
     /// changes and `None` says to call `on_cum_ack`.
     #[inline]
     pub fn take_only(&mut self, snd_una: SeqNumber) -> Option<SentSeg> {
-        if self.segs.len() != 1 || (self.sacked | self.lost | self.rxt_out) != 0 {
+        if self.segs.len() != 1 {
             return None;
         }
         let s = *self.segs.front()?;
-        if !s.end.le(snd_una) {
+        if s.flags & (SACKED | LOST | RXT_OUT) != 0 || !s.end.le(snd_una) {
             return None;
         }
         self.segs.clear();
