@@ -769,15 +769,7 @@ impl Tcb {
             }
             None => {
                 if rxt_acked || syn_acked {
-                    if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
-                        // A sample in milliseconds, through the Duration hooks; the
-                        // round boundary first, as always.
-                        if round_start {
-                            self.cc.on_round_start(now);
-                            round_start = false;
-                        }
-                        self.rtt_sample_ts(now, ts.tsecr);
-                    }
+                    round_start = self.rtt_sample_echo(now, seg, round_start);
                 }
                 None
             }
@@ -798,22 +790,7 @@ impl Tcb {
             },
         );
         if self.in_recovery {
-            if ack.ge(self.recover) {
-                // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
-                self.in_recovery = false;
-                self.rexmit_first = false;
-                self.dupacks = 0;
-                self.cc.on_recovery_end(now);
-                self.rack.on_recovery_end();
-            } else {
-                // Partial ACK: without SACK the next hole is presumed lost too (RFC 6582
-                // §3.2 step 5); with SACK the scoreboard says which holes to resend
-                // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
-                if !self.sack_ok {
-                    self.rexmit_una = true;
-                }
-                self.dupacks = 0;
-            }
+            self.recovery_ack(now, ack);
         } else {
             self.dupacks = 0;
         }
@@ -827,6 +804,47 @@ impl Tcb {
         }
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;
+        }
+    }
+
+    /// [`on_new_ack`](Self::on_new_ack) without a send time to measure from (Karn, or
+    /// the SYN's): the RTT from the timestamp echo, in milliseconds, through the
+    /// `Duration` hooks; the round boundary `round_start` goes to the congestion
+    /// controller first, as always. Returns whether the round start is still to
+    /// report. Out of line: rare, and it keeps the usual path small.
+    #[cold]
+    #[inline(never)]
+    fn rtt_sample_echo(&mut self, now: Instant, seg: &TcpRepr<'_>, round_start: bool) -> bool {
+        let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) else {
+            return round_start;
+        };
+        if round_start {
+            self.cc.on_round_start(now);
+        }
+        self.rtt_sample_ts(now, ts.tsecr);
+        false
+    }
+
+    /// New data acknowledged during recovery (after the congestion controller heard
+    /// of it). Out of line, as [`rtt_sample_echo`](Self::rtt_sample_echo).
+    #[cold]
+    #[inline(never)]
+    fn recovery_ack(&mut self, now: Instant, ack: SeqNumber) {
+        if ack.ge(self.recover) {
+            // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
+            self.in_recovery = false;
+            self.rexmit_first = false;
+            self.dupacks = 0;
+            self.cc.on_recovery_end(now);
+            self.rack.on_recovery_end();
+        } else {
+            // Partial ACK: without SACK the next hole is presumed lost too (RFC 6582
+            // §3.2 step 5); with SACK the scoreboard says which holes to resend
+            // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
+            if !self.sack_ok {
+                self.rexmit_una = true;
+            }
+            self.dupacks = 0;
         }
     }
 
