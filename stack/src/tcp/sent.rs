@@ -416,13 +416,13 @@ impl SentLog {
     /// Out of line: the sender tries [`take_only`](Self::take_only) first.
     #[inline(never)]
     pub fn on_cum_ack(&mut self, snd_una: SeqNumber, mut delivered: impl FnMut(&SentSeg)) {
-        // The usual ACK covers every entry, none of them SACKed, marked lost or with a
-        // retransmission in flight (the totals are zero: only such marks make them
-        // count). Each entry is then newly delivered and changes no total, so the log
-        // empties in one step instead of being popped and accounted entry by entry.
+        // A bulk sender's usual ACK covers every entry, none of them SACKed, marked
+        // lost or with a retransmission in flight (the totals are zero: only such marks
+        // make them count). Each entry is then newly delivered and changes no total, so
+        // the log empties in one step instead of being popped and accounted entry by
+        // entry.
         if (self.sacked | self.lost | self.rxt_out) == 0 {
             if let Some(&last) = self.segs.back().filter(|s| s.end.le(snd_una)) {
-                // One entry (request/response) is `last`, found already.
                 let n = self.segs.len();
                 if n > 1 {
                     for s in self.segs.range(..n - 1) {
