@@ -1,9 +1,10 @@
 //! Segment arrival (RFC 9293 §3.10.7): the checks in the RFC's order, then the effects
 //! of the acknowledgment, the data and the FIN.
 
-use crate::tcp::cc::CongestionControl;
+use crate::tcp::cc::{CongestionControl, Growth, NewAck};
 use crate::tcp::rack::{trust_retransmission, TlpAck};
 use crate::tcp::sack::valid_block;
+use crate::tcp::sent::SentSeg;
 use crate::tcp::tcb::{ConnError, State, Tcb};
 use crate::tcp::Events;
 use crate::time::{Duration, Instant};
@@ -723,10 +724,11 @@ impl Tcb {
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
         // RFC 9406 §4.2: a round ends when what was outstanding at its start is
-        // acknowledged; the next one lasts until what is outstanding now is.
-        if ack.ge(self.round_end) {
+        // acknowledged; the next one lasts until what is outstanding now is. The
+        // congestion controller hears of it with the rest of this ACK, below.
+        let mut round_start = ack.ge(self.round_end);
+        if round_start {
             self.round_end = self.snd_max;
-            self.cc.on_round_start(now);
         }
         if self.snd_nxt.lt(self.snd_una) {
             self.snd_nxt = self.snd_una;
@@ -736,64 +738,61 @@ impl Tcb {
         // (RFC 6298 §3): not when the ACK covers retransmitted data, which either copy
         // may have brought; then from what it newly SACKs, and failing that from the
         // timestamp echo, which tells which copy was answered (RFC 7323 §4.1).
-        let mut first_xmit = None;
-        let mut rxt_acked = false;
         let rack_on = self.rack_on();
-        let (min_rtt, ts_offset) = (self.rtt.min_rtt_micros(), self.ts_offset);
-        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
-        let rack = &mut self.rack;
-        self.sent.on_cum_ack(ack, |s| {
-            if s.retransmitted() {
-                rxt_acked = true;
-            } else if first_xmit.is_none() {
-                first_xmit = Some(s.xmit);
+        let (first_xmit, rxt_acked) = match self.sent.take_only(ack) {
+            // The usual ACK: the one segment in flight, delivered.
+            Some(s) => {
+                if rack_on {
+                    self.rack_delivered(&s, now, seg);
+                }
+                let rxt = s.retransmitted();
+                ((!rxt).then_some(s.xmit), rxt)
             }
-            if rack_on {
-                rack.on_delivered(s, now, |rtt| {
-                    trust_retransmission(rtt, s.xmit, tsecr, ts_offset, min_rtt)
-                });
-            }
-        });
-        let probe = if syn_acked {
-            self.rtt_probe.take()
-        } else {
-            None
+            None => self.cum_ack_walk(now, ack, seg, rack_on),
         };
-        let sent_at = probe
-            .map(|(_, t0)| t0)
-            .or(first_xmit.filter(|_| !rxt_acked))
-            .or(sack_xmit);
-        match sent_at {
-            Some(t0) => self.rtt_sample_since(now, t0),
-            None if rxt_acked || syn_acked => {
-                if let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) {
-                    self.rtt_sample_ts(now, ts.tsecr);
-                }
+        let sent_at = if syn_acked {
+            self.rtt_probe
+                .take()
+                .map(|(_, t0)| t0)
+                .or(first_xmit.filter(|_| !rxt_acked))
+                .or(sack_xmit)
+        } else if rxt_acked {
+            sack_xmit
+        } else {
+            first_xmit.or(sack_xmit)
+        };
+        let rtt_us = match sent_at {
+            Some(t0) => {
+                let rtt = now.total_micros().saturating_sub(t0.total_micros());
+                self.rtt.sample_micros(rtt);
+                Some(rtt)
             }
-            None => {}
-        }
+            None => {
+                if rxt_acked || syn_acked {
+                    round_start = self.rtt_sample_echo(now, seg, round_start);
+                }
+                None
+            }
+        };
         self.retransmits = 0;
+        // Outside recovery the window may grow; in it, recovery sets the window.
+        let grow = (!self.in_recovery).then(|| Growth {
+            acked,
+            flight_before,
+            srtt_us: self.rtt.srtt_micros(),
+        });
+        self.cc.on_new_ack(
+            now,
+            NewAck {
+                round_start,
+                rtt_us,
+                grow,
+            },
+        );
         if self.in_recovery {
-            if ack.ge(self.recover) {
-                // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
-                self.in_recovery = false;
-                self.rexmit_first = false;
-                self.dupacks = 0;
-                self.cc.on_recovery_end(now);
-                self.rack.on_recovery_end();
-            } else {
-                // Partial ACK: without SACK the next hole is presumed lost too (RFC 6582
-                // §3.2 step 5); with SACK the scoreboard says which holes to resend
-                // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
-                if !self.sack_ok {
-                    self.rexmit_una = true;
-                }
-                self.dupacks = 0;
-            }
+            self.recovery_ack(now, ack);
         } else {
             self.dupacks = 0;
-            let rtt = self.rtt.srtt();
-            self.cc.on_ack(now, acked, flight_before, rtt);
         }
         // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max {
@@ -806,6 +805,90 @@ impl Tcb {
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;
         }
+    }
+
+    /// [`on_new_ack`](Self::on_new_ack) without a send time to measure from (Karn, or
+    /// the SYN's): the RTT from the timestamp echo, in milliseconds, through the
+    /// `Duration` hooks; the round boundary `round_start` goes to the congestion
+    /// controller first, as always. Returns whether the round start is still to
+    /// report. Out of line: rare, and it keeps the usual path small.
+    #[cold]
+    #[inline(never)]
+    fn rtt_sample_echo(&mut self, now: Instant, seg: &TcpRepr<'_>, round_start: bool) -> bool {
+        let Some(ts) = seg.timestamp.filter(|_| self.ts_ok) else {
+            return round_start;
+        };
+        if round_start {
+            self.cc.on_round_start(now);
+        }
+        self.rtt_sample_ts(now, ts.tsecr);
+        false
+    }
+
+    /// New data acknowledged during recovery (after the congestion controller heard
+    /// of it). Out of line, as [`rtt_sample_echo`](Self::rtt_sample_echo).
+    #[cold]
+    #[inline(never)]
+    fn recovery_ack(&mut self, now: Instant, ack: SeqNumber) {
+        if ack.ge(self.recover) {
+            // RFC 6582 §3.2 step 3 / RFC 6675 §5: full acknowledgment ends recovery.
+            self.in_recovery = false;
+            self.rexmit_first = false;
+            self.dupacks = 0;
+            self.cc.on_recovery_end(now);
+            self.rack.on_recovery_end();
+        } else {
+            // Partial ACK: without SACK the next hole is presumed lost too (RFC 6582
+            // §3.2 step 5); with SACK the scoreboard says which holes to resend
+            // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
+            if !self.sack_ok {
+                self.rexmit_una = true;
+            }
+            self.dupacks = 0;
+        }
+    }
+
+    /// RACK's record of a newly delivered segment (RFC 8985 §6.2 step 2). What its
+    /// ambiguity check reads is looked up only for a retransmitted segment.
+    #[inline(always)]
+    fn rack_delivered(&mut self, s: &SentSeg, now: Instant, seg: &TcpRepr<'_>) {
+        let (ts_ok, ts_offset, rtt) = (self.ts_ok, self.ts_offset, &self.rtt);
+        self.rack.on_delivered(s, now, |r| {
+            let tsecr = seg.timestamp.filter(|_| ts_ok).map(|t| t.tsecr);
+            trust_retransmission(r, s.xmit, tsecr, ts_offset, rtt.min_rtt_micros())
+        });
+    }
+
+    /// [`on_new_ack`](Self::on_new_ack)'s walk of the sent log when the ACK is not the
+    /// usual one ([`SentLog::take_only`](crate::tcp::sent::SentLog::take_only)): each
+    /// newly delivered segment goes to RACK. The send time of the oldest one sent only
+    /// once, and whether any was retransmitted, come back for the RTT sample.
+    #[inline(never)]
+    fn cum_ack_walk(
+        &mut self,
+        now: Instant,
+        ack: SeqNumber,
+        seg: &TcpRepr<'_>,
+        rack_on: bool,
+    ) -> (Option<Instant>, bool) {
+        let mut first_xmit = None;
+        let mut rxt_acked = false;
+        let (ts_ok, ts_offset) = (self.ts_ok, self.ts_offset);
+        let (rack, rtt) = (&mut self.rack, &self.rtt);
+        self.sent.on_cum_ack(ack, |s| {
+            if s.retransmitted() {
+                rxt_acked = true;
+            } else if first_xmit.is_none() {
+                first_xmit = Some(s.xmit);
+            }
+            if rack_on {
+                rack.on_delivered(s, now, |r| {
+                    let tsecr = seg.timestamp.filter(|_| ts_ok).map(|t| t.tsecr);
+                    trust_retransmission(r, s.xmit, tsecr, ts_offset, rtt.min_rtt_micros())
+                });
+            }
+        });
+        (first_xmit, rxt_acked)
     }
 
     /// A duplicate ACK: fast retransmit at the third (RFC 5681 §3.2), or when SACK says

@@ -63,7 +63,7 @@ pub struct RttEstimator {
     /// The smallest sample ever seen, in µs.
     min_rtt: Option<u64>,
     /// `config.min` and `config.max` in µs, worked out once: every sample clamps with
-    /// them.
+    /// them. `min_us` is already brought down to `max_us` (see [`clamp`](Self::clamp)).
     min_us: u64,
     max_us: u64,
 }
@@ -83,7 +83,7 @@ impl RttEstimator {
             base_rto: 0,
             backoff: 0,
             min_rtt: None,
-            min_us: micros(config.min),
+            min_us: micros(config.min).min(micros(config.max)),
             max_us: micros(config.max),
         };
         est.base_rto = est.clamp(micros(config.initial));
@@ -96,9 +96,9 @@ impl RttEstimator {
     }
 
     fn clamp(&self, rto: u64) -> u64 {
-        let (min, max) = (self.min_us, self.max_us);
-        // `max(min)` first so that a `min` above `max` cannot make `clamp` panic.
-        rto.min(max).max(min.min(max))
+        // `min_us` is at most `max_us`, so a `min` above `max` cannot make this panic
+        // (`min(max)` first, then `max(min)`).
+        rto.min(self.max_us).max(self.min_us)
     }
 
     /// Takes one RTT measurement from new data (never from a retransmitted segment

@@ -391,10 +391,49 @@ impl SentLog {
         }
     }
 
+    /// [`on_cum_ack`](Self::on_cum_ack)'s most common case, without a walk or a
+    /// closure: the log holds one entry (request/response traffic), not SACKed, marked
+    /// lost or in retransmission (so it counts in no total), and `snd_una` covers it.
+    /// The entry goes, and is returned: the newly delivered segment. Otherwise nothing
+    /// changes and `None` says to call `on_cum_ack`.
+    #[inline]
+    pub fn take_only(&mut self, snd_una: SeqNumber) -> Option<SentSeg> {
+        if self.segs.len() != 1 {
+            return None;
+        }
+        let s = *self.segs.front()?;
+        if s.flags & (SACKED | LOST | RXT_OUT) != 0 || !s.end.le(snd_una) {
+            return None;
+        }
+        self.segs.clear();
+        Some(s)
+    }
+
     /// A cumulative ACK reached `snd_una`: drop the entries below it (trimming one it
     /// ends inside). `delivered` sees every entry that was not SACKed before, in
     /// sequence order, before it goes: the newly delivered segments.
+    ///
+    /// Out of line: the sender tries [`take_only`](Self::take_only) first.
+    #[inline(never)]
     pub fn on_cum_ack(&mut self, snd_una: SeqNumber, mut delivered: impl FnMut(&SentSeg)) {
+        // A bulk sender's usual ACK covers every entry, none of them SACKed, marked
+        // lost or with a retransmission in flight (the totals are zero: only such marks
+        // make them count). Each entry is then newly delivered and changes no total, so
+        // the log empties in one step instead of being popped and accounted entry by
+        // entry.
+        if (self.sacked | self.lost | self.rxt_out) == 0 {
+            if let Some(&last) = self.segs.back().filter(|s| s.end.le(snd_una)) {
+                let n = self.segs.len();
+                if n > 1 {
+                    for s in self.segs.range(..n - 1) {
+                        delivered(s);
+                    }
+                }
+                delivered(&last);
+                self.segs.clear();
+                return;
+            }
+        }
         while let Some(&s) = self.segs.front() {
             if s.end.le(snd_una) {
                 if !s.sacked() {

@@ -28,7 +28,7 @@
 use super::hystart::HyStart;
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
-    INITIAL_SSTHRESH,
+    NewAck, INITIAL_SSTHRESH,
 };
 use crate::time::{Duration, Instant};
 
@@ -78,8 +78,9 @@ pub struct Cubic {
     in_recovery: bool,
     /// A timeout lowered ssthresh and no new data was acknowledged since.
     rto_episode: bool,
-    /// The smallest RTT seen, for the `t + RTT` term when the caller has no estimate.
-    min_rtt: Option<Duration>,
+    /// The smallest smoothed RTT seen, in whole µs (all the `t + RTT` term uses), for
+    /// that term when the caller has no estimate.
+    min_rtt_us: Option<u64>,
     /// HyStart++ for the initial slow start.
     hystart: HyStart,
 }
@@ -128,7 +129,7 @@ impl Cubic {
             after_rto: false,
             in_recovery: false,
             rto_episode: false,
-            min_rtt: None,
+            min_rtt_us: None,
             hystart: HyStart::new(),
         }
     }
@@ -180,7 +181,7 @@ impl Cubic {
     }
 
     /// Congestion avoidance for `acked` bytes (RFC 9438 §4.2-§4.5).
-    fn congestion_avoidance(&mut self, now: Instant, acked: u32, rtt: Duration) {
+    fn congestion_avoidance(&mut self, now: Instant, acked: u32, rtt_us: u64) {
         let mut epoch = match self.epoch {
             Some(epoch) => epoch,
             None => self.start_epoch(now),
@@ -207,7 +208,7 @@ impl Cubic {
         } else {
             // §4.4/§4.5: aim at W_cubic(t + RTT), between cwnd and 1.5 * cwnd, and
             // close (target - cwnd)/cwnd of the gap per acknowledged segment.
-            let ahead = t.saturating_add(micros(rtt));
+            let ahead = t.saturating_add(rtt_us);
             let target = self
                 .w_cubic(epoch.k_micros, ahead)
                 .clamp(cwnd, cwnd * 3 / 2);
@@ -218,6 +219,24 @@ impl Cubic {
             self.cwnd = u32::try_from(new).unwrap_or(u32::MAX);
         }
         self.epoch = Some(epoch);
+    }
+
+    /// Slow start, then congestion avoidance for what slow start left of `acked`. Out
+    /// of line: an application-limited sender (request/response) never gets here, and
+    /// the per-ACK path it is called from stays small enough to inline.
+    #[inline(never)]
+    fn grow(&mut self, now: Instant, acked: u32, rtt: Option<u64>) {
+        let mut acked = acked;
+        if self.cwnd < self.ssthresh {
+            // §4.10: Reno slow start below ssthresh.
+            let divisor = self.hystart.growth_divisor();
+            acked = slow_start(&mut self.cwnd, self.ssthresh, acked, self.mss, divisor);
+        }
+        if acked == 0 {
+            return;
+        }
+        let rtt = rtt.or(self.min_rtt_us).unwrap_or(0);
+        self.congestion_avoidance(now, acked, rtt);
     }
 
     /// §4.6 / §4.8: ssthresh = max(cwnd * β, 2 * MSS), remembering cwnd_prior.
@@ -237,27 +256,25 @@ impl CongestionControl for Cubic {
     }
 
     fn on_ack(&mut self, now: Instant, acked: u32, flight_before: u32, rtt: Option<Duration>) {
+        self.on_ack_micros(now, acked, flight_before, rtt.map(micros));
+    }
+
+    /// [`on_ack`](CongestionControl::on_ack) in whole microseconds: the window function
+    /// reads the RTT in µs only, so truncating first (and taking the minimum of
+    /// truncated values) gives the same windows.
+    #[inline]
+    fn on_ack_micros(&mut self, now: Instant, acked: u32, flight_before: u32, rtt: Option<u64>) {
         // New data acknowledged: a retransmission after a timeout got through.
         self.rto_episode = false;
         if let Some(rtt) = rtt {
-            self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+            self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
         }
         // Recovery sets the window; an application-limited sender does not grow it
         // (which is also what lets §4.6 use cwnd rather than FlightSize).
         if self.in_recovery || !cwnd_limited(self.cwnd, self.ssthresh, flight_before, self.mss) {
             return;
         }
-        let mut acked = acked;
-        if self.cwnd < self.ssthresh {
-            // §4.10: Reno slow start below ssthresh.
-            let divisor = self.hystart.growth_divisor();
-            acked = slow_start(&mut self.cwnd, self.ssthresh, acked, self.mss, divisor);
-        }
-        if acked == 0 {
-            return;
-        }
-        let rtt = rtt.or(self.min_rtt).unwrap_or(Duration::ZERO);
-        self.congestion_avoidance(now, acked, rtt);
+        self.grow(now, acked, rtt);
     }
 
     /// `flight` is not used: §4.6 allows cwnd in place of FlightSize where the window
@@ -329,6 +346,7 @@ impl CongestionControl for Cubic {
         self.mss = mss;
     }
 
+    #[inline]
     fn on_round_start(&mut self, _now: Instant) {
         // RFC 9406 §4.2: congestion avoidance from this window once CSS ran its rounds (the
         // first stage starts at it, in the curve's convex part, as after a timeout).
@@ -337,6 +355,22 @@ impl CongestionControl for Cubic {
 
     fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
         self.hystart.rtt_sample(self.cwnd, self.ssthresh, rtt);
+    }
+
+    #[inline]
+    fn on_rtt_sample_micros(&mut self, _now: Instant, rtt_us: u64) {
+        self.hystart
+            .rtt_sample_micros(self.cwnd, self.ssthresh, rtt_us);
+    }
+
+    /// The HyStart++ hooks in one step ([`HyStart::on_ack`]), then the growth.
+    #[inline(always)]
+    fn on_new_ack(&mut self, now: Instant, ack: NewAck) {
+        self.hystart
+            .on_ack(self.cwnd, &mut self.ssthresh, ack.round_start, ack.rtt_us);
+        if let Some(grow) = ack.grow {
+            self.on_ack_micros(now, grow.acked, grow.flight_before, grow.srtt_us);
+        }
     }
 }
 

@@ -46,6 +46,8 @@ const MAX_RTT_THRESH: Duration = Duration::from_millis(16);
 const MIN_RTT_DIVISOR: u32 = 8;
 /// RFC 9406 §4.3 N_RTT_SAMPLE: samples per round before the round's minimum counts.
 const N_RTT_SAMPLE: u32 = 8;
+// `HyStart::on_ack` relies on it.
+const _: () = assert!(N_RTT_SAMPLE > 1);
 /// RFC 9406 §4.3 CSS_GROWTH_DIVISOR.
 pub const CSS_GROWTH_DIVISOR: u32 = 4;
 /// RFC 9406 §4.3 CSS_ROUNDS.
@@ -75,9 +77,27 @@ pub enum Verdict {
 #[derive(Debug, Clone)]
 pub struct HyStart {
     phase: Phase,
-    last_round_min: Option<Duration>,
-    current_round_min: Option<Duration>,
+    /// The previous round's minimum RTT, in nanoseconds (see [`nanos`]).
+    last_round_min: Option<u64>,
+    /// This round's minimum RTT so far, in nanoseconds, once `samples` is not zero
+    /// (`u64::MAX` before: the minimum is then a plain `min`, no `Option`).
+    current_round_min: u64,
+    /// Samples this round; they and `current_round_min` are reset together.
     samples: u32,
+}
+
+/// An RTT in nanoseconds: the sender hands in whole microseconds every ACK, and a `u64`
+/// compares and takes a minimum in one step where a `Duration` (seconds and nanoseconds)
+/// takes several. Exact for any RTT below 584 years; longer ones saturate.
+#[inline]
+fn nanos(rtt: Duration) -> u64 {
+    u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// [`nanos`] of a whole number of microseconds.
+#[inline]
+fn nanos_from_micros(us: u64) -> u64 {
+    us.saturating_mul(1_000)
 }
 
 impl Default for HyStart {
@@ -92,7 +112,7 @@ impl HyStart {
         HyStart {
             phase: Phase::SlowStart,
             last_round_min: None,
-            current_round_min: None,
+            current_round_min: u64::MAX,
             samples: 0,
         }
     }
@@ -117,11 +137,13 @@ impl HyStart {
 
     /// RFC 9406 §4.2: a round begins. The last round's minimum is kept for comparison;
     /// in CSS, a round is counted and the last one ends slow start.
+    #[inline]
     pub fn on_round_start(&mut self) -> Verdict {
         if self.phase == Phase::Done {
             return Verdict::Continue;
         }
-        self.last_round_min = self.current_round_min.take();
+        let current = core::mem::replace(&mut self.current_round_min, u64::MAX);
+        self.last_round_min = (self.samples != 0).then_some(current);
         self.samples = 0;
         if let Phase::Css { rounds, baseline } = self.phase {
             let rounds = rounds + 1;
@@ -134,9 +156,9 @@ impl HyStart {
         Verdict::Continue
     }
 
-    /// RFC 9406 §4.2: an RTT sample arrived during slow start or CSS.
     /// The `on_round_start` hook of an algorithm in slow start: when CSS ran its rounds
     /// (RFC 9406 §4.2), congestion avoidance starts from the current window.
+    #[inline]
     pub fn round_start(&mut self, cwnd: u32, ssthresh: &mut u32) {
         if self.on_round_start() == Verdict::EnterCongestionAvoidance && cwnd < *ssthresh {
             *ssthresh = cwnd;
@@ -146,23 +168,78 @@ impl HyStart {
     /// The `on_rtt_sample` hook: samples count only during slow start.
     pub fn rtt_sample(&mut self, cwnd: u32, ssthresh: u32, rtt: Duration) {
         if cwnd < ssthresh {
-            self.on_rtt_sample(rtt);
+            self.sample_nanos(nanos(rtt));
         }
     }
 
+    /// [`rtt_sample`](Self::rtt_sample) with the RTT in microseconds, as the sender
+    /// measures it on every ACK: no `Duration` to build.
+    #[inline]
+    pub fn rtt_sample_micros(&mut self, cwnd: u32, ssthresh: u32, rtt_us: u64) {
+        if cwnd < ssthresh {
+            self.sample_nanos(nanos_from_micros(rtt_us));
+        }
+    }
+
+    /// A new ACK's hooks at once, as an algorithm calls them: the round boundary
+    /// ([`round_start`](Self::round_start)) if `round_start`, then the RTT sample in µs
+    /// ([`rtt_sample_micros`](Self::rtt_sample_micros)) if any. The same steps; in
+    /// standard slow start a sample that opens a round is simply the round's minimum,
+    /// without the reset and the `min` in between (request/response traffic, where
+    /// every ACK ends a round, comes this way on every ACK).
+    #[inline]
+    pub fn on_ack(
+        &mut self,
+        cwnd: u32,
+        ssthresh: &mut u32,
+        round_start: bool,
+        rtt_us: Option<u64>,
+    ) {
+        if round_start && self.phase == Phase::SlowStart {
+            self.last_round_min = (self.samples != 0).then_some(self.current_round_min);
+            // One sample decides nothing (N_RTT_SAMPLE > 1).
+            (self.current_round_min, self.samples) = match rtt_us {
+                Some(rtt) if cwnd < *ssthresh => (nanos_from_micros(rtt), 1),
+                _ => (u64::MAX, 0),
+            };
+            return;
+        }
+        if round_start {
+            self.round_start(cwnd, ssthresh);
+        }
+        if let Some(rtt) = rtt_us {
+            self.rtt_sample_micros(cwnd, *ssthresh, rtt);
+        }
+    }
+
+    /// RFC 9406 §4.2: an RTT sample arrived during slow start or CSS.
     pub fn on_rtt_sample(&mut self, rtt: Duration) {
+        self.sample_nanos(nanos(rtt));
+    }
+
+    #[inline]
+    fn sample_nanos(&mut self, rtt: u64) {
         if self.phase == Phase::Done {
             return;
         }
-        let min = self.current_round_min.map_or(rtt, |m| m.min(rtt));
-        self.current_round_min = Some(min);
+        let min = self.current_round_min.min(rtt);
+        self.current_round_min = min;
         self.samples = self.samples.saturating_add(1);
         if self.samples < N_RTT_SAMPLE {
             return;
         }
+        self.judge_round(min);
+    }
+
+    /// The round has its N_RTT_SAMPLE samples: compare its minimum, `min` ns, with the
+    /// last round's (slow start) or with CSS's baseline. In `Duration`s, as the RFC's
+    /// thresholds are; only from the N_RTT_SAMPLE-th sample of a round on.
+    #[cold]
+    fn judge_round(&mut self, min: u64) {
+        let min = Duration::from_nanos(min);
         match self.phase {
             Phase::SlowStart => {
-                let Some(last) = self.last_round_min else {
+                let Some(last) = self.last_round_min.map(Duration::from_nanos) else {
                     return;
                 };
                 if min >= last.saturating_add(rtt_thresh(last)) {

@@ -15,7 +15,7 @@
 use super::hystart::HyStart;
 use super::{
     cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
-    INITIAL_SSTHRESH,
+    NewAck, INITIAL_SSTHRESH,
 };
 use crate::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ impl CongestionControl for NewReno {
         self.ssthresh
     }
 
+    #[inline]
     fn on_ack(&mut self, _now: Instant, acked: u32, flight_before: u32, _rtt: Option<Duration>) {
         // New data acknowledged: a retransmission after a timeout got through.
         self.rto_episode = false;
@@ -141,12 +142,35 @@ impl CongestionControl for NewReno {
         self.mss = mss;
     }
 
+    #[inline]
     fn on_round_start(&mut self, _now: Instant) {
         self.hystart.round_start(self.cwnd, &mut self.ssthresh);
     }
 
     fn on_rtt_sample(&mut self, _now: Instant, rtt: Duration) {
         self.hystart.rtt_sample(self.cwnd, self.ssthresh, rtt);
+    }
+
+    /// NewReno does not read the RTT.
+    #[inline]
+    fn on_ack_micros(&mut self, now: Instant, acked: u32, flight_before: u32, _rtt: Option<u64>) {
+        self.on_ack(now, acked, flight_before, None);
+    }
+
+    #[inline]
+    fn on_rtt_sample_micros(&mut self, _now: Instant, rtt_us: u64) {
+        self.hystart
+            .rtt_sample_micros(self.cwnd, self.ssthresh, rtt_us);
+    }
+
+    /// The HyStart++ hooks in one step ([`HyStart::on_ack`]), then the growth.
+    #[inline(always)]
+    fn on_new_ack(&mut self, now: Instant, ack: NewAck) {
+        self.hystart
+            .on_ack(self.cwnd, &mut self.ssthresh, ack.round_start, ack.rtt_us);
+        if let Some(grow) = ack.grow {
+            self.on_ack_micros(now, grow.acked, grow.flight_before, grow.srtt_us);
+        }
     }
 }
 
