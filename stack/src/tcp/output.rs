@@ -76,14 +76,17 @@ impl Tcb {
     /// segment that only took data owes no ACK yet), and each rung costs more.
     #[inline]
     fn nothing_owed(&self) -> bool {
-        !(self.tlp_send
-            || self.rexmit_una
-            || (self.in_recovery && self.sack_ok)
-            || self.force_probe
-            || self.keepalive_probe
-            || self.ack_now
-            || self.challenge_ack
-            || self.window_update)
+        // `|`, not `||`: when nothing is owed (the common answer) every flag is read
+        // anyway, and one test of them all costs less than a branch per flag.
+        let flagged = self.tlp_send
+            | self.rexmit_una
+            | (self.in_recovery & self.sack_ok)
+            | self.force_probe
+            | self.keepalive_probe
+            | self.ack_now
+            | self.challenge_ack
+            | self.window_update;
+        !flagged
             && self.data_len_at(self.snd_nxt) == 0
             && !(self.fin_queued && self.fin_seq().is_some_and(|f| self.snd_nxt.le(f)))
     }
@@ -244,7 +247,9 @@ impl Tcb {
         let resend = seq.lt(self.snd_max);
         // With TSO, new data goes out in multiples of the segment size, up to what the
         // device cuts in one go; everything else (windows, Nagle) is unchanged.
-        let burst = if self.tso_max > smss && !resend {
+        // (Only when there is more than a segment to send: the division is dearer
+        // than the rest of the choice.)
+        let burst = if self.tso_max > smss && !resend && unsent > smss {
             (self.tso_max / smss).max(1) * smss
         } else {
             smss
@@ -354,7 +359,7 @@ impl Tcb {
             // tcp_event_data_sent).
             self.pingpong = true;
         }
-        self.segment(out, now, flags, seq, offset, len);
+        self.fill_segment(out, now, flags, seq, offset, len);
         out.retransmit = retransmit;
         let seq_len = len as u32 + u32::from(fin);
         if seq == self.snd_nxt {
@@ -454,7 +459,22 @@ impl Tcb {
     /// A segment with the ACK, window, timestamp and SACK fields filled in, written
     /// whole into `out` (no field of an earlier segment survives); a SYN gets the
     /// options of [`syn_header`](Self::syn_header).
+    #[inline(never)]
     fn segment(
+        &mut self,
+        out: &mut OutSegment,
+        now: Instant,
+        flags: Flags,
+        seq: SeqNumber,
+        offset: usize,
+        len: usize,
+    ) {
+        self.fill_segment(out, now, flags, seq, offset, len);
+    }
+
+    /// [`segment`](Self::segment), inline: for data segments, the most frequent.
+    #[inline(always)]
+    fn fill_segment(
         &mut self,
         out: &mut OutSegment,
         now: Instant,
@@ -487,7 +507,8 @@ impl Tcb {
                 out.repr
                     .set(src, dst, flags, seq, ack, window, timestamp, &blocks[..n]);
             } else {
-                out.repr.set(src, dst, flags, seq, ack, window, timestamp, &[]);
+                out.repr
+                    .set(src, dst, flags, seq, ack, window, timestamp, &[]);
             }
         }
         out.payload_offset = offset;
@@ -519,13 +540,7 @@ impl Tcb {
     ) -> HeaderImage {
         let synack = self.state == State::SynReceived;
         let offer = !synack;
-        let mut seg = TcpRepr::bare(
-            self.local.port(),
-            self.remote.port(),
-            flags,
-            seq,
-            ack,
-        );
+        let mut seg = TcpRepr::bare(self.local.port(), self.remote.port(), flags, seq, ack);
         seg.window_len = window;
         seg.max_seg_size = Some(self.our_mss);
         if (offer && self.config.window_scaling) || (synack && self.snd_wscale_offered()) {
