@@ -190,7 +190,21 @@ pub(crate) struct TcpTable {
 /// one the wheel holds for it (a later one waits: the wheel wakes it early and it
 /// re-arms then). True when that left a stale entry behind (lazy cancellation), for
 /// the caller's purge check.
+///
+/// Inline, with the scheduling out of line: after nearly every burst the deadlines
+/// moved later or not at all, and the answer is one pass over the timers.
+#[inline]
 fn rearm(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
+    match c.wheel_at {
+        Some(w) if !c.tcb.deadline_before(w) => false,
+        _ => schedule(wheel, key, c),
+    }
+}
+
+/// [`rearm`] when the wheel holds no entry for the connection or a later one than its
+/// deadline.
+#[inline(never)]
+fn schedule(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
     let Some(d) = c.tcb.next_deadline() else {
         return false;
     };
