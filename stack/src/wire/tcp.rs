@@ -1175,12 +1175,7 @@ impl HeaderImage {
         let mut flags = flags;
         flags.set(Flags::ACK, ack_number.is_some());
         self.fixed(
-            src_port,
-            dst_port,
-            flags,
-            seq_number,
-            ack_number,
-            window_len,
+            src_port, dst_port, flags, seq_number, ack_number, window_len,
         );
         let mut len = HEADER_LEN;
         if let Some(ts) = timestamp {
@@ -1204,7 +1199,9 @@ impl HeaderImage {
     /// header length with it.
     #[cold]
     fn sack(&mut self, at: usize, sack: &[(SeqNumber, SeqNumber)]) -> usize {
-        let blocks = sack.len().min((MAX_HEADER_LEN - at - 4) / field::LEN_SACK_BLOCK);
+        let blocks = sack
+            .len()
+            .min((MAX_HEADER_LEN - at - 4) / field::LEN_SACK_BLOCK);
         let len = (2 + blocks * field::LEN_SACK_BLOCK) as u8;
         self.bytes[at..at + 4].copy_from_slice(&[
             field::OPT_NOP,
@@ -1895,7 +1892,12 @@ mod tests {
     #[test]
     fn header_image_emits_what_the_repr_does() {
         let blocks: Vec<(SeqNumber, SeqNumber)> = (0..4u32)
-            .map(|i| (SeqNumber(0x8000_0000 + 100 * i), SeqNumber(0x8000_0000 + 100 * i + 50)))
+            .map(|i| {
+                (
+                    SeqNumber(0x8000_0000 + 100 * i),
+                    SeqNumber(0x8000_0000 + 100 * i + 50),
+                )
+            })
             .collect();
         let check = |r: &TcpRepr<'_>, image: &HeaderImage| {
             for csum in [TcpChecksum::Compute, TcpChecksum::Offload] {
