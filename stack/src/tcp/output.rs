@@ -56,17 +56,29 @@ impl Tcb {
             self.close_now();
             return true;
         }
+        // The synchronized states but TIME-WAIT first, as one range test: nearly every
+        // call is made in them.
+        if matches!(
+            self.state,
+            State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+        ) {
+            if self.nothing_owed() {
+                return false;
+            }
+            return self.next_retransmission(now, out)
+                || self.next_data(now, out)
+                || self.next_probe(now, out)
+                || self.next_ack(now, out);
+        }
         match self.state {
-            State::Closed => false,
             State::SynSent | State::SynReceived => self.next_syn(now, out),
             State::TimeWait => self.next_ack(now, out),
-            _ if self.nothing_owed() => false,
-            _ => {
-                self.next_retransmission(now, out)
-                    || self.next_data(now, out)
-                    || self.next_probe(now, out)
-                    || self.next_ack(now, out)
-            }
+            _ => false,
         }
     }
 
