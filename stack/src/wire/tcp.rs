@@ -1277,26 +1277,48 @@ impl HeaderImage {
         let segment_len = header_len + payload_len;
         let buf = packet.buffer.as_mut();
         assert!(buf.len() >= segment_len);
-        // The common lengths as fixed-size copies (no call to memcpy); the rest out of
-        // line.
+        // The common lengths as fixed-size copies (no call to memcpy); the others
+        // wholly out of line, so that this path calls nothing and saves no registers.
         match header_len {
             32 => buf[..32].copy_from_slice(&self.bytes[..32]),
             20 => buf[..20].copy_from_slice(&self.bytes[..20]),
-            _ => self.copy_to(&mut buf[..header_len]),
+            _ => return self.emit_any(packet, payload_len, src, dst, checksum),
         }
-        let offset_flags = ((header_len / 4) as u16) << 12 | self.flags.bits();
-        buf[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
+        self.finish(packet, segment_len, src, dst, checksum);
+    }
+
+    /// [`emit_header_as`](Self::emit_header_as) for any header length.
+    #[cold]
+    #[inline(never)]
+    fn emit_any<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        payload_len: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: TcpChecksum,
+    ) {
+        let header_len = self.header_len();
+        packet.buffer.as_mut()[..header_len].copy_from_slice(&self.bytes[..header_len]);
+        self.finish(packet, header_len + payload_len, src, dst, checksum);
+    }
+
+    /// Data offset and control bits, then the checksum, over a header already copied.
+    #[inline(always)]
+    fn finish<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        segment_len: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: TcpChecksum,
+    ) {
+        let offset_flags = ((self.header_len() / 4) as u16) << 12 | self.flags.bits();
+        packet.buffer.as_mut()[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
         match checksum {
             TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
             TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
         }
-    }
-
-    /// The header's bytes into `head`, which is as long as the header.
-    #[cold]
-    #[inline(never)]
-    fn copy_to(&self, head: &mut [u8]) {
-        head.copy_from_slice(&self.bytes[..head.len()]);
     }
 }
 
