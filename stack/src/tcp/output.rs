@@ -11,7 +11,7 @@ use crate::tcp::cc::CongestionControl;
 use crate::tcp::tcb::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
-use crate::wire::tcp::{Flags, HeaderImage, TcpRepr, TcpTimestamp};
+use crate::wire::tcp::{Flags, HeaderImage, TcpTimestamp};
 
 /// One segment to send: the header, and where its payload sits in the send buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -371,7 +371,7 @@ impl Tcb {
             // tcp_event_data_sent).
             self.pingpong = true;
         }
-        self.fill_segment(out, now, flags, seq, offset, len);
+        self.fill_segment(out, now, flags, seq, offset, len, false);
         out.retransmit = retransmit;
         let seq_len = len as u32 + u32::from(fin);
         if seq == self.snd_nxt {
@@ -481,10 +481,13 @@ impl Tcb {
         offset: usize,
         len: usize,
     ) {
-        self.fill_segment(out, now, flags, seq, offset, len);
+        self.fill_segment(out, now, flags, seq, offset, len, true);
     }
 
     /// [`segment`](Self::segment), inline: for data segments, the most frequent.
+    /// Without `control`, `flags` holds neither SYN nor RST, and their paths are
+    /// left out of the copy.
+    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn fill_segment(
         &mut self,
@@ -494,9 +497,11 @@ impl Tcb {
         seq: SeqNumber,
         offset: usize,
         len: usize,
+        control: bool,
     ) {
-        let syn = flags.contains(Flags::SYN);
-        let rst = flags.contains(Flags::RST);
+        debug_assert!(control || !flags.intersects(Flags::SYN | Flags::RST));
+        let syn = control && flags.contains(Flags::SYN);
+        let rst = control && flags.contains(Flags::RST);
         let ack = if flags.contains(Flags::ACK) || (rst && self.state.is_synchronized()) {
             Some(self.rcv_nxt)
         } else {
@@ -504,7 +509,7 @@ impl Tcb {
         };
         let window = if rst { 0 } else { self.window_field(syn) };
         if syn {
-            out.repr = self.syn_header(now, flags, seq, ack, window);
+            self.syn_header(&mut out.repr, now, flags, seq, ack, window);
         } else {
             let timestamp = (self.ts_ok && !rst).then(|| TcpTimestamp {
                 tsval: self.ts_val(now),
@@ -544,21 +549,19 @@ impl Tcb {
     #[cold]
     fn syn_header(
         &self,
+        out: &mut HeaderImage,
         now: Instant,
         flags: Flags,
         seq: SeqNumber,
         ack: Option<SeqNumber>,
         window: u16,
-    ) -> HeaderImage {
+    ) {
         let synack = self.state == State::SynReceived;
         let offer = !synack;
-        let mut seg = TcpRepr::bare(self.local.port(), self.remote.port(), flags, seq, ack);
-        seg.window_len = window;
-        seg.max_seg_size = Some(self.our_mss);
-        if (offer && self.config.window_scaling) || (synack && self.snd_wscale_offered()) {
-            seg.window_scale = Some(self.rcv_wscale);
-        }
-        seg.sack_permitted = if offer {
+        let window_scale = ((offer && self.config.window_scaling)
+            || (synack && self.snd_wscale_offered()))
+        .then_some(self.rcv_wscale);
+        let sack_permitted = if offer {
             self.config.sack
         } else {
             self.sack_ok
@@ -568,11 +571,22 @@ impl Tcb {
         } else {
             self.ts_ok
         };
-        seg.timestamp = ts.then(|| TcpTimestamp {
+        let timestamp = ts.then(|| TcpTimestamp {
             tsval: self.ts_val(now),
             tsecr: if synack { self.ts_recent } else { 0 },
         });
-        HeaderImage::from_repr(&seg)
+        out.set_syn(
+            self.local.port(),
+            self.remote.port(),
+            flags,
+            seq,
+            ack,
+            window,
+            self.our_mss,
+            window_scale,
+            sack_permitted,
+            timestamp,
+        );
     }
 
     fn sent(&mut self, now: Instant) {

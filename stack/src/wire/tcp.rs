@@ -1195,6 +1195,61 @@ impl HeaderImage {
         self.len = len as u8;
     }
 
+    /// Set every field of a SYN or SYN-ACK header with its options (the MSS, and
+    /// timestamps, SACK-permitted and window scale if given), laid out as
+    /// [`TcpRepr::emit`] does. The urgent pointer is zero. The ACK bit is set iff `ack`
+    /// is given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_syn(
+        &mut self,
+        src_port: u16,
+        dst_port: u16,
+        flags: Flags,
+        seq_number: SeqNumber,
+        ack_number: Option<SeqNumber>,
+        window_len: u16,
+        max_seg_size: u16,
+        window_scale: Option<u8>,
+        sack_permitted: bool,
+        timestamp: Option<TcpTimestamp>,
+    ) {
+        let mut flags = flags;
+        flags.set(Flags::ACK, ack_number.is_some());
+        self.fixed(
+            src_port, dst_port, flags, seq_number, ack_number, window_len,
+        );
+        let mut at = HEADER_LEN;
+        let mut word = |w: [u8; 4]| {
+            self.bytes[at..at + 4].copy_from_slice(&w);
+            at += 4;
+        };
+        let [hi, lo] = max_seg_size.to_be_bytes();
+        word([field::OPT_MSS, field::LEN_MSS as u8, hi, lo]);
+        match (timestamp, sack_permitted) {
+            (Some(ts), sack_permitted) => {
+                let [a, b] = if sack_permitted {
+                    [field::OPT_SACKPERM, field::LEN_SACKPERM as u8]
+                } else {
+                    [field::OPT_NOP, field::OPT_NOP]
+                };
+                word([a, b, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE]);
+                word(ts.tsval.to_be_bytes());
+                word(ts.tsecr.to_be_bytes());
+            }
+            (None, true) => word([
+                field::OPT_NOP,
+                field::OPT_NOP,
+                field::OPT_SACKPERM,
+                field::LEN_SACKPERM as u8,
+            ]),
+            (None, false) => {}
+        }
+        if let Some(shift) = window_scale {
+            word([field::OPT_NOP, field::OPT_WS, field::LEN_WS as u8, shift]);
+        }
+        self.len = at as u8;
+    }
+
     /// The SACK option after `at` bytes of header, with as many blocks as fit; the
     /// header length with it.
     #[cold]
@@ -1980,6 +2035,25 @@ mod tests {
                 r.sack_permitted = bits & 4 != 0;
                 r.timestamp = (bits & 8 != 0).then_some(TcpTimestamp::new(1, 0));
                 check(&r, &HeaderImage::from_repr(&r));
+                if r.urgent_pointer == 0x1234 && bits & 1 != 0 {
+                    // `set_syn` always sends the MSS, and a zero urgent pointer.
+                    let mut r = r;
+                    r.urgent_pointer = 0;
+                    let mut image = HeaderImage::default();
+                    image.set_syn(
+                        r.src_port,
+                        r.dst_port,
+                        r.flags,
+                        r.seq_number,
+                        r.ack_number,
+                        r.window_len,
+                        1460,
+                        r.window_scale,
+                        r.sack_permitted,
+                        r.timestamp,
+                    );
+                    check(&r, &image);
+                }
             }
         }
     }
