@@ -69,15 +69,15 @@ fn read_u32(b: &[u8]) -> u32 {
 /// added as a 32-bit value, as Linux's `csum_tcpudp_nofold` does, so a TSO super-segment
 /// over 64 KiB still gets the sum a segmenting NIC adjusts from.
 fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u16 {
-    // Seven 16-bit words summed in 32 bits cannot overflow; two folds bring it to 16.
-    let (s, d, len) = (src.to_bits(), dst.to_bits(), len as u32);
-    let acc = (s >> 16)
-        + (s & 0xffff)
-        + (d >> 16)
-        + (d & 0xffff)
-        + u32::from(u8::from(IpProtocol::Tcp))
-        + (len >> 16)
-        + (len & 0xffff);
+    // Summed as 32-bit words in 64 bits (2^16 = 1 modulo 0xffff, so the one's
+    // complement sum of the 16-bit halves is the same), then folded to 16: three
+    // additions and three folds rather than seven 16-bit words.
+    let acc = u64::from(src.to_bits())
+        + u64::from(dst.to_bits())
+        + u64::from(u8::from(IpProtocol::Tcp))
+        + (len as u32) as u64;
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff) + (acc >> 16);
     let acc = (acc & 0xffff) + (acc >> 16);
     ((acc & 0xffff) + (acc >> 16)) as u16
 }
@@ -1959,6 +1959,50 @@ mod tests {
         }
         // 4 blocks without timestamps, 3 next to them.
         assert_eq!(max_blocks_seen, [4, 3]);
+    }
+
+    /// The pseudo-header sum over 32-bit words is the one over 16-bit words (RFC 793's
+    /// definition), extremes and TSO lengths over 64 KiB included.
+    #[test]
+    fn pseudo_sum_is_the_16_bit_word_sum() {
+        fn by_words(s: u32, d: u32, len: u32) -> u16 {
+            let words = [
+                s >> 16,
+                s & 0xffff,
+                d >> 16,
+                d & 0xffff,
+                6,
+                len >> 16,
+                len & 0xffff,
+            ];
+            let mut acc: u32 = words.iter().sum();
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc as u16
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let edges = [0, 1, 0xffff, 0x1_0000, 0xffff_fffe, 0xffff_ffff];
+        for &s in &edges {
+            for &d in &edges {
+                for &len in &[0u32, 20, 65535, 65536, 200_000, u32::MAX] {
+                    let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
+                    assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+                }
+            }
+        }
+        for _ in 0..10_000 {
+            let r = next();
+            let (s, d, len) = (r as u32, (r >> 32) as u32, (next() % 300_000) as u32);
+            let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
+            assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+        }
     }
 
     /// A `HeaderImage` emits the very bytes `TcpRepr::emit` does: built with `set` (the
