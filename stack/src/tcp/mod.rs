@@ -332,10 +332,19 @@ impl TcpTable {
     /// connection rate (each one leaves a 60 s TIME-WAIT entry) those would pile up
     /// by the million and be walked at every refill; once they outnumber the live
     /// connections twice over (plus a slack, so the purge is amortized), drop them.
+    ///
+    /// Inline, the purge itself out of line: asked at every connection's end and at
+    /// every stale entry left, it nearly always finds nothing to do.
+    #[inline]
     fn purge_stale_timers(&mut self) {
-        if self.wheel.len() <= 2 * self.conns.len() + WHEEL_STALE_SLACK {
-            return;
+        if self.wheel.len() > 2 * self.conns.len() + WHEEL_STALE_SLACK {
+            self.purge_wheel();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn purge_wheel(&mut self) {
         let conns = &self.conns;
         self.wheel
             .retain(|key, at| conns.get(key).is_some_and(|c| c.wheel_at == Some(at)));
