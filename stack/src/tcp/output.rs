@@ -88,17 +88,14 @@ impl Tcb {
     /// segment that only took data owes no ACK yet), and each rung costs more.
     #[inline]
     fn nothing_owed(&self) -> bool {
-        // `|`, not `||`: when nothing is owed (the common answer) every flag is read
-        // anyway, and one test of them all costs less than a branch per flag.
-        let flagged = self.tlp_send
-            | self.rexmit_una
-            | (self.in_recovery & self.sack_ok)
-            | self.force_probe
-            | self.keepalive_probe
-            | self.ack_now
-            | self.challenge_ack
-            | self.window_update;
-        !flagged
+        !(self.tlp_send
+            || self.rexmit_una
+            || (self.in_recovery && self.sack_ok)
+            || self.force_probe
+            || self.keepalive_probe
+            || self.ack_now
+            || self.challenge_ack
+            || self.window_update)
             && self.data_len_at(self.snd_nxt) == 0
             && !(self.fin_queued && self.fin_seq().is_some_and(|f| self.snd_nxt.le(f)))
     }
