@@ -190,7 +190,21 @@ pub(crate) struct TcpTable {
 /// one the wheel holds for it (a later one waits: the wheel wakes it early and it
 /// re-arms then). True when that left a stale entry behind (lazy cancellation), for
 /// the caller's purge check.
+///
+/// Inline, with the scheduling out of line: after nearly every burst the deadlines
+/// moved later or not at all, and the answer is one pass over the timers.
+#[inline]
 fn rearm(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
+    match c.wheel_at {
+        Some(w) if !c.tcb.deadline_before(w) => false,
+        _ => schedule(wheel, key, c),
+    }
+}
+
+/// [`rearm`] when the wheel holds no entry for the connection or a later one than its
+/// deadline.
+#[inline(never)]
+fn schedule(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
     let Some(d) = c.tcb.next_deadline() else {
         return false;
     };
@@ -318,10 +332,19 @@ impl TcpTable {
     /// connection rate (each one leaves a 60 s TIME-WAIT entry) those would pile up
     /// by the million and be walked at every refill; once they outnumber the live
     /// connections twice over (plus a slack, so the purge is amortized), drop them.
+    ///
+    /// Inline, the purge itself out of line: asked at every connection's end and at
+    /// every stale entry left, it nearly always finds nothing to do.
+    #[inline]
     fn purge_stale_timers(&mut self) {
-        if self.wheel.len() <= 2 * self.conns.len() + WHEEL_STALE_SLACK {
-            return;
+        if self.wheel.len() > 2 * self.conns.len() + WHEEL_STALE_SLACK {
+            self.purge_wheel();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn purge_wheel(&mut self) {
         let conns = &self.conns;
         self.wheel
             .retain(|key, at| conns.get(key).is_some_and(|c| c.wheel_at == Some(at)));

@@ -11,14 +11,14 @@ use crate::tcp::cc::CongestionControl;
 use crate::tcp::tcb::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
-use crate::wire::tcp::{Flags, TcpRepr, TcpTimestamp};
+use crate::wire::tcp::{Flags, HeaderImage, TcpTimestamp};
 
 /// One segment to send: the header, and where its payload sits in the send buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutSegment {
-    /// The header as it goes on the wire, ports included; `payload` stays empty (the
-    /// payload is copied from the send buffer into the frame in place).
-    pub repr: TcpRepr<'static>,
+    /// The header as it goes on the wire, ports and options included, built in wire
+    /// order (the frame writer copies it out whole).
+    pub repr: HeaderImage,
     /// Payload: bytes `payload_offset..payload_offset + payload_len` of the send buffer.
     pub payload_offset: usize,
     pub payload_len: usize,
@@ -26,18 +26,6 @@ pub struct OutSegment {
     pub retransmit: bool,
     /// The payload exceeds one segment: the device cuts it at this size (TSO).
     pub tso_mss: u16,
-}
-
-impl Default for OutSegment {
-    fn default() -> OutSegment {
-        OutSegment {
-            repr: TcpRepr::bare(0, 0, Flags::empty(), SeqNumber(0), None),
-            payload_offset: 0,
-            payload_len: 0,
-            retransmit: false,
-            tso_mss: 0,
-        }
-    }
 }
 
 impl Tcb {
@@ -68,17 +56,29 @@ impl Tcb {
             self.close_now();
             return true;
         }
+        // The synchronized states but TIME-WAIT first, as one range test: nearly every
+        // call is made in them.
+        if matches!(
+            self.state,
+            State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+        ) {
+            if self.nothing_owed() {
+                return false;
+            }
+            return self.next_retransmission(now, out)
+                || self.next_data(now, out)
+                || self.next_probe(now, out)
+                || self.next_ack(now, out);
+        }
         match self.state {
-            State::Closed => false,
             State::SynSent | State::SynReceived => self.next_syn(now, out),
             State::TimeWait => self.next_ack(now, out),
-            _ if self.nothing_owed() => false,
-            _ => {
-                self.next_retransmission(now, out)
-                    || self.next_data(now, out)
-                    || self.next_probe(now, out)
-                    || self.next_ack(now, out)
-            }
+            _ => false,
         }
     }
 
@@ -106,34 +106,10 @@ impl Tcb {
             return self.next_ack(now, out) && self.state == State::SynReceived;
         }
         let mut flags = Flags::SYN;
-        let synack = self.state == State::SynReceived;
-        if synack {
+        if self.state == State::SynReceived {
             flags |= Flags::ACK;
         }
         self.segment(out, now, flags, self.iss, 0, 0);
-        let seg = &mut out.repr;
-        seg.max_seg_size = Some(self.our_mss);
-        let offer = !synack;
-        // On a SYN-ACK, options are echoed only if the peer offered them (negotiate()
-        // recorded that); on our SYN, offer what the config allows.
-        if (offer && self.config.window_scaling) || (synack && self.snd_wscale_offered()) {
-            seg.window_scale = Some(self.rcv_wscale);
-        }
-        seg.sack_permitted = if offer {
-            self.config.sack
-        } else {
-            self.sack_ok
-        };
-        let ts = if offer {
-            self.config.timestamps
-        } else {
-            self.ts_ok
-        };
-        seg.timestamp = ts.then(|| TcpTimestamp {
-            tsval: self.ts_val(now),
-            tsecr: if synack { self.ts_recent } else { 0 },
-        });
-        seg.sack_ranges = [None; 4];
         self.snd_nxt = self.iss + 1u32;
         if self.snd_max.lt(self.snd_nxt) {
             self.snd_max = self.snd_nxt;
@@ -280,7 +256,9 @@ impl Tcb {
         let resend = seq.lt(self.snd_max);
         // With TSO, new data goes out in multiples of the segment size, up to what the
         // device cuts in one go; everything else (windows, Nagle) is unchanged.
-        let burst = if self.tso_max > smss && !resend {
+        // (Only when there is more than a segment to send: the division is dearer
+        // than the rest of the choice.)
+        let burst = if self.tso_max > smss && !resend && unsent > smss {
             (self.tso_max / smss).max(1) * smss
         } else {
             smss
@@ -390,7 +368,7 @@ impl Tcb {
             // tcp_event_data_sent).
             self.pingpong = true;
         }
-        self.segment(out, now, flags, seq, offset, len);
+        self.fill_segment(out, now, flags, seq, offset, len, false);
         out.retransmit = retransmit;
         let seq_len = len as u32 + u32::from(fin);
         if seq == self.snd_nxt {
@@ -488,7 +466,9 @@ impl Tcb {
     }
 
     /// A segment with the ACK, window, timestamp and SACK fields filled in, written
-    /// whole into `out` (no field of an earlier segment survives).
+    /// whole into `out` (no field of an earlier segment survives); a SYN gets the
+    /// options of [`syn_header`](Self::syn_header).
+    #[inline(never)]
     fn segment(
         &mut self,
         out: &mut OutSegment,
@@ -498,51 +478,57 @@ impl Tcb {
         offset: usize,
         len: usize,
     ) {
-        let syn = flags.contains(Flags::SYN);
-        let rst = flags.contains(Flags::RST);
+        self.fill_segment(out, now, flags, seq, offset, len, true);
+    }
+
+    /// [`segment`](Self::segment), inline: for data segments, the most frequent.
+    /// Without `control`, `flags` holds neither SYN nor RST, and their paths are
+    /// left out of the copy.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn fill_segment(
+        &mut self,
+        out: &mut OutSegment,
+        now: Instant,
+        flags: Flags,
+        seq: SeqNumber,
+        offset: usize,
+        len: usize,
+        control: bool,
+    ) {
+        debug_assert!(control || !flags.intersects(Flags::SYN | Flags::RST));
+        let syn = control && flags.contains(Flags::SYN);
+        let rst = control && flags.contains(Flags::RST);
         let ack = if flags.contains(Flags::ACK) || (rst && self.state.is_synchronized()) {
             Some(self.rcv_nxt)
         } else {
             None
         };
-        let timestamp = (self.ts_ok && !syn && !rst).then(|| TcpTimestamp {
-            tsval: self.ts_val(now),
-            tsecr: self.ts_recent,
-        });
-        *out = OutSegment {
-            repr: TcpRepr {
-                src_port: self.local.port(),
-                dst_port: self.remote.port(),
-                flags: if ack.is_some() {
-                    flags | Flags::ACK
-                } else {
-                    flags
-                },
-                seq_number: seq,
-                ack_number: ack,
-                window_len: if rst { 0 } else { self.window_field(syn) },
-                urgent_pointer: 0,
-                max_seg_size: None,
-                window_scale: None,
-                sack_permitted: false,
-                sack_ranges: [None; 4],
-                timestamp,
-                payload: &[],
-            },
-            payload_offset: offset,
-            payload_len: len,
-            retransmit: false,
-            tso_mss: 0,
-        };
-        if self.sack_ok && !syn && !rst && !self.reass.is_empty() {
-            // RFC 2018 §4: the first block reports the most recent arrival.
-            let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
-            let max = if timestamp.is_some() { 3 } else { 4 };
-            let n = self.reass.sack_blocks(self.rcv_nxt, &mut blocks, max);
-            for (slot, b) in out.repr.sack_ranges.iter_mut().zip(blocks.iter().take(n)) {
-                *slot = Some(*b);
+        let window = if rst { 0 } else { self.window_field(syn) };
+        if syn {
+            self.syn_header(&mut out.repr, now, flags, seq, ack, window);
+        } else {
+            let timestamp = (self.ts_ok && !rst).then(|| TcpTimestamp {
+                tsval: self.ts_val(now),
+                tsecr: self.ts_recent,
+            });
+            let (src, dst) = (self.local.port(), self.remote.port());
+            if self.sack_ok && !rst && !self.reass.is_empty() {
+                // RFC 2018 §4: the first block reports the most recent arrival.
+                let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
+                let max = if timestamp.is_some() { 3 } else { 4 };
+                let n = self.reass.sack_blocks(self.rcv_nxt, &mut blocks, max);
+                out.repr
+                    .set(src, dst, flags, seq, ack, window, timestamp, &blocks[..n]);
+            } else {
+                out.repr
+                    .set(src, dst, flags, seq, ack, window, timestamp, &[]);
             }
         }
+        out.payload_offset = offset;
+        out.payload_len = len;
+        out.retransmit = false;
+        out.tso_mss = 0;
         if ack.is_some() {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
@@ -552,6 +538,52 @@ impl Tcb {
             self.segs_unacked = 0;
             self.delack_at = None;
         }
+    }
+
+    /// Our SYN (or SYN-ACK) header, with every option we offer (RFC 9293 §3.5). On a
+    /// SYN-ACK, options are echoed only if the peer offered them (negotiate() recorded
+    /// that); on our SYN, offer what the config allows.
+    #[cold]
+    fn syn_header(
+        &self,
+        out: &mut HeaderImage,
+        now: Instant,
+        flags: Flags,
+        seq: SeqNumber,
+        ack: Option<SeqNumber>,
+        window: u16,
+    ) {
+        let synack = self.state == State::SynReceived;
+        let offer = !synack;
+        let window_scale = ((offer && self.config.window_scaling)
+            || (synack && self.snd_wscale_offered()))
+        .then_some(self.rcv_wscale);
+        let sack_permitted = if offer {
+            self.config.sack
+        } else {
+            self.sack_ok
+        };
+        let ts = if offer {
+            self.config.timestamps
+        } else {
+            self.ts_ok
+        };
+        let timestamp = ts.then(|| TcpTimestamp {
+            tsval: self.ts_val(now),
+            tsecr: if synack { self.ts_recent } else { 0 },
+        });
+        out.set_syn(
+            self.local.port(),
+            self.remote.port(),
+            flags,
+            seq,
+            ack,
+            window,
+            self.our_mss,
+            window_scale,
+            sack_permitted,
+            timestamp,
+        );
     }
 
     fn sent(&mut self, now: Instant) {

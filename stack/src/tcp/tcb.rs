@@ -523,6 +523,21 @@ impl Tcb {
         (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }
 
+    /// Every timer of the TCB, armed or not: what [`next_deadline`](Self::next_deadline)
+    /// and [`deadline_before`](Self::deadline_before) look at.
+    #[inline]
+    fn timers(&self) -> [Option<Instant>; 7] {
+        [
+            self.rto_at,
+            self.rack_at,
+            self.tlp_at,
+            self.delack_at,
+            self.keepalive_at,
+            self.timewait_at,
+            self.fin_wait2_at,
+        ]
+    }
+
     /// The earliest deadline among the TCB's timers.
     ///
     /// Asked after every burst a connection handles, so it is kept branch-free.
@@ -531,22 +546,24 @@ impl Tcb {
         // is then a chain of conditional moves, where matching on pairs of options
         // branched on each. Whether any is armed is kept apart, so that a timer armed
         // at u64::MAX itself (saturated arithmetic) still counts.
-        fn key(t: Option<Instant>) -> u64 {
-            t.map_or(u64::MAX, Instant::total_micros)
-        }
-        let timers = [
-            self.rto_at,
-            self.rack_at,
-            self.tlp_at,
-            self.delack_at,
-            self.keepalive_at,
-            self.timewait_at,
-            self.fin_wait2_at,
-        ];
-        let (m, armed) = timers.iter().fold((u64::MAX, false), |(m, armed), &t| {
-            (m.min(key(t)), armed | t.is_some())
-        });
+        let (m, armed) = self
+            .timers()
+            .iter()
+            .fold((u64::MAX, false), |(m, armed), &t| {
+                (m.min(micros_or_never(t)), armed | t.is_some())
+            });
         armed.then_some(Instant::from_micros(m))
+    }
+
+    /// Some timer is armed before `at`: `next_deadline() < Some(at)`, without keeping
+    /// track of whether any is armed at all (an unarmed timer is never before `at`).
+    #[inline]
+    pub fn deadline_before(&self, at: Instant) -> bool {
+        let m = self
+            .timers()
+            .iter()
+            .fold(u64::MAX, |m, &t| m.min(micros_or_never(t)));
+        m < at.total_micros()
     }
 
     /// When a retransmission timer armed at `now` expires (`now + RTO`, saturating),
@@ -577,6 +594,12 @@ impl Tcb {
         self.sent
             .set_limit(record_limit(self.opts.snd_buf, self.smss));
     }
+}
+
+/// A timer as microseconds, an unarmed one as "never" (u64::MAX).
+#[inline]
+fn micros_or_never(t: Option<Instant>) -> u64 {
+    t.map_or(u64::MAX, Instant::total_micros)
 }
 
 /// The smallest shift that lets `buf` bytes be advertised in 16 bits (RFC 7323 §2.3).

@@ -69,15 +69,15 @@ fn read_u32(b: &[u8]) -> u32 {
 /// added as a 32-bit value, as Linux's `csum_tcpudp_nofold` does, so a TSO super-segment
 /// over 64 KiB still gets the sum a segmenting NIC adjusts from.
 fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u16 {
-    // Seven 16-bit words summed in 32 bits cannot overflow; two folds bring it to 16.
-    let (s, d, len) = (src.to_bits(), dst.to_bits(), len as u32);
-    let acc = (s >> 16)
-        + (s & 0xffff)
-        + (d >> 16)
-        + (d & 0xffff)
-        + u32::from(u8::from(IpProtocol::Tcp))
-        + (len >> 16)
-        + (len & 0xffff);
+    // Summed as 32-bit words in 64 bits (2^16 = 1 modulo 0xffff, so the one's
+    // complement sum of the 16-bit halves is the same), then folded to 16: three
+    // additions and three folds rather than seven 16-bit words.
+    let acc = u64::from(src.to_bits())
+        + u64::from(dst.to_bits())
+        + u64::from(u8::from(IpProtocol::Tcp))
+        + (len as u32) as u64;
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff) + (acc >> 16);
     let acc = (acc & 0xffff) + (acc >> 16);
     ((acc & 0xffff) + (acc >> 16)) as u16
 }
@@ -1116,6 +1116,282 @@ impl<'a> TcpRepr<'a> {
     }
 }
 
+/// A TCP header built in wire order, for a sender that makes one per segment (a
+/// connection's output): what [`TcpRepr::emit_header`] would write, less the data offset,
+/// control bits and checksum, which [`emit_header_as`](Self::emit_header_as) adds.
+///
+/// A [`TcpRepr`] carries every option a header may have (SACK blocks, the SYN options)
+/// in `Option`s and a fixed array, and emitting it walks them; a connection's segments
+/// nearly all carry the same layout (timestamps, or nothing), so it writes the few fields
+/// that change straight into their bytes, and the frame writer copies them out whole.
+/// The layout and byte order are [`TcpRepr::emit`]'s (Linux's), byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderImage {
+    /// The control bits as sent. The ACK bit decides whether the acknowledgment field
+    /// counts (it is zero without); written into the header at emit, so the two cannot
+    /// disagree.
+    pub flags: Flags,
+    /// Header length, options included: 20..=60, a multiple of 4.
+    len: u8,
+    /// The header: `len` bytes are meaningful; bytes 12..14 (data offset and flags) and
+    /// 16..18 (checksum) are filled at emit.
+    bytes: [u8; MAX_HEADER_LEN],
+}
+
+impl Default for HeaderImage {
+    /// A bare header of zeros: 20 bytes, no flags.
+    fn default() -> HeaderImage {
+        HeaderImage {
+            flags: Flags::empty(),
+            len: HEADER_LEN as u8,
+            bytes: [0; MAX_HEADER_LEN],
+        }
+    }
+}
+
+impl HeaderImage {
+    /// The header of [`TcpRepr::emit_header`] for `repr` (any options).
+    pub fn from_repr(repr: &TcpRepr<'_>) -> HeaderImage {
+        let layout = repr.layout_header();
+        let mut image = HeaderImage::default();
+        let mut flags = repr.flags;
+        flags.set(Flags::ACK, repr.ack_number.is_some());
+        image.fixed(
+            repr.src_port,
+            repr.dst_port,
+            flags,
+            repr.seq_number,
+            repr.ack_number,
+            repr.window_len,
+        );
+        image.bytes[field::URGENT].copy_from_slice(&repr.urgent_pointer.to_be_bytes());
+        repr.write_options(&mut image.bytes[HEADER_LEN..layout.len], layout.blocks);
+        image.len = layout.len as u8;
+        image
+    }
+
+    /// Set every field of a header whose only options are the timestamps (if
+    /// `timestamp`) and SACK blocks (as many of `sack` as fit, as
+    /// [`TcpRepr::sack_blocks_emitted`] counts them): what a synchronized connection
+    /// sends. The urgent pointer is zero. The ACK bit is set iff `ack` is given.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn set(
+        &mut self,
+        src_port: u16,
+        dst_port: u16,
+        flags: Flags,
+        seq_number: SeqNumber,
+        ack_number: Option<SeqNumber>,
+        window_len: u16,
+        timestamp: Option<TcpTimestamp>,
+        sack: &[(SeqNumber, SeqNumber)],
+    ) {
+        let mut flags = flags;
+        flags.set(Flags::ACK, ack_number.is_some());
+        self.fixed(
+            src_port, dst_port, flags, seq_number, ack_number, window_len,
+        );
+        let mut len = HEADER_LEN;
+        if let Some(ts) = timestamp {
+            self.bytes[20..24].copy_from_slice(&[
+                field::OPT_NOP,
+                field::OPT_NOP,
+                field::OPT_TSTAMP,
+                field::LEN_TSTAMP_BYTE,
+            ]);
+            self.bytes[24..28].copy_from_slice(&ts.tsval.to_be_bytes());
+            self.bytes[28..32].copy_from_slice(&ts.tsecr.to_be_bytes());
+            len = HEADER_LEN + 12;
+        }
+        if !sack.is_empty() {
+            len = self.sack(len, sack);
+        }
+        self.len = len as u8;
+    }
+
+    /// Set every field of a SYN or SYN-ACK header with its options (the MSS, and
+    /// timestamps, SACK-permitted and window scale if given), laid out as
+    /// [`TcpRepr::emit`] does. The urgent pointer is zero. The ACK bit is set iff `ack`
+    /// is given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_syn(
+        &mut self,
+        src_port: u16,
+        dst_port: u16,
+        flags: Flags,
+        seq_number: SeqNumber,
+        ack_number: Option<SeqNumber>,
+        window_len: u16,
+        max_seg_size: u16,
+        window_scale: Option<u8>,
+        sack_permitted: bool,
+        timestamp: Option<TcpTimestamp>,
+    ) {
+        let mut flags = flags;
+        flags.set(Flags::ACK, ack_number.is_some());
+        self.fixed(
+            src_port, dst_port, flags, seq_number, ack_number, window_len,
+        );
+        let mut at = HEADER_LEN;
+        let mut word = |w: [u8; 4]| {
+            self.bytes[at..at + 4].copy_from_slice(&w);
+            at += 4;
+        };
+        let [hi, lo] = max_seg_size.to_be_bytes();
+        word([field::OPT_MSS, field::LEN_MSS as u8, hi, lo]);
+        match (timestamp, sack_permitted) {
+            (Some(ts), sack_permitted) => {
+                let [a, b] = if sack_permitted {
+                    [field::OPT_SACKPERM, field::LEN_SACKPERM as u8]
+                } else {
+                    [field::OPT_NOP, field::OPT_NOP]
+                };
+                word([a, b, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE]);
+                word(ts.tsval.to_be_bytes());
+                word(ts.tsecr.to_be_bytes());
+            }
+            (None, true) => word([
+                field::OPT_NOP,
+                field::OPT_NOP,
+                field::OPT_SACKPERM,
+                field::LEN_SACKPERM as u8,
+            ]),
+            (None, false) => {}
+        }
+        if let Some(shift) = window_scale {
+            word([field::OPT_NOP, field::OPT_WS, field::LEN_WS as u8, shift]);
+        }
+        self.len = at as u8;
+    }
+
+    /// The SACK option after `at` bytes of header, with as many blocks as fit; the
+    /// header length with it.
+    #[cold]
+    fn sack(&mut self, at: usize, sack: &[(SeqNumber, SeqNumber)]) -> usize {
+        let blocks = sack
+            .len()
+            .min((MAX_HEADER_LEN - at - 4) / field::LEN_SACK_BLOCK);
+        let len = (2 + blocks * field::LEN_SACK_BLOCK) as u8;
+        self.bytes[at..at + 4].copy_from_slice(&[
+            field::OPT_NOP,
+            field::OPT_NOP,
+            field::OPT_SACKRNG,
+            len,
+        ]);
+        let mut at = at + 4;
+        for (left, right) in &sack[..blocks] {
+            self.bytes[at..at + 4].copy_from_slice(&left.0.to_be_bytes());
+            self.bytes[at + 4..at + 8].copy_from_slice(&right.0.to_be_bytes());
+            at += 8;
+        }
+        at
+    }
+
+    /// The fixed header but for data offset, flags and checksum; `flags` kept aside.
+    #[inline]
+    fn fixed(
+        &mut self,
+        src_port: u16,
+        dst_port: u16,
+        flags: Flags,
+        seq_number: SeqNumber,
+        ack_number: Option<SeqNumber>,
+        window_len: u16,
+    ) {
+        self.flags = flags;
+        let ack = ack_number.unwrap_or_default();
+        let b = &mut self.bytes;
+        b[field::SRC_PORT].copy_from_slice(&src_port.to_be_bytes());
+        b[field::DST_PORT].copy_from_slice(&dst_port.to_be_bytes());
+        b[field::SEQ_NUM].copy_from_slice(&seq_number.0.to_be_bytes());
+        b[field::ACK_NUM].copy_from_slice(&ack.0.to_be_bytes());
+        b[field::WIN_SIZE].copy_from_slice(&window_len.to_be_bytes());
+        b[field::CHECKSUM].copy_from_slice(&[0, 0]);
+        b[field::URGENT].copy_from_slice(&[0, 0]);
+    }
+
+    /// Header length, options included.
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// The layout to hand to [`emit_header_as`](Self::emit_header_as) (the same
+    /// interface as [`TcpRepr`]'s, so a frame writer takes either).
+    #[inline]
+    pub fn layout_header(&self) -> HeaderLayout {
+        HeaderLayout {
+            len: self.header_len(),
+            blocks: 0,
+        }
+    }
+
+    /// Write the header for a payload of `payload_len` bytes already in the buffer after
+    /// it, and fill the checksum, as [`TcpRepr::emit_header_as`] does.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than `layout.header_len() + payload_len`.
+    #[inline]
+    pub fn emit_header_as<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        layout: HeaderLayout,
+        packet: &mut Packet<T>,
+        payload_len: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: TcpChecksum,
+    ) {
+        debug_assert_eq!(layout.len, self.header_len());
+        let header_len = self.header_len();
+        let segment_len = header_len + payload_len;
+        let buf = packet.buffer.as_mut();
+        assert!(buf.len() >= segment_len);
+        // The common lengths as fixed-size copies (no call to memcpy); the others
+        // wholly out of line, so that this path calls nothing and saves no registers.
+        match header_len {
+            32 => buf[..32].copy_from_slice(&self.bytes[..32]),
+            20 => buf[..20].copy_from_slice(&self.bytes[..20]),
+            _ => return self.emit_any(packet, payload_len, src, dst, checksum),
+        }
+        self.finish(packet, segment_len, src, dst, checksum);
+    }
+
+    /// [`emit_header_as`](Self::emit_header_as) for any header length.
+    #[cold]
+    #[inline(never)]
+    fn emit_any<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        payload_len: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: TcpChecksum,
+    ) {
+        let header_len = self.header_len();
+        packet.buffer.as_mut()[..header_len].copy_from_slice(&self.bytes[..header_len]);
+        self.finish(packet, header_len + payload_len, src, dst, checksum);
+    }
+
+    /// Data offset and control bits, then the checksum, over a header already copied.
+    #[inline(always)]
+    fn finish<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        packet: &mut Packet<T>,
+        segment_len: usize,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        checksum: TcpChecksum,
+    ) {
+        let offset_flags = ((self.header_len() / 4) as u16) << 12 | self.flags.bits();
+        packet.buffer.as_mut()[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
+        match checksum {
+            TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
+            TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
+        }
+    }
+}
+
 /// One line as tcpdump prints a TCP segment:
 ///
 /// ```text
@@ -1698,6 +1974,147 @@ mod tests {
         }
         // 4 blocks without timestamps, 3 next to them.
         assert_eq!(max_blocks_seen, [4, 3]);
+    }
+
+    /// The pseudo-header sum over 32-bit words is the one over 16-bit words (RFC 793's
+    /// definition), extremes and TSO lengths over 64 KiB included.
+    #[test]
+    fn pseudo_sum_is_the_16_bit_word_sum() {
+        fn by_words(s: u32, d: u32, len: u32) -> u16 {
+            let words = [
+                s >> 16,
+                s & 0xffff,
+                d >> 16,
+                d & 0xffff,
+                6,
+                len >> 16,
+                len & 0xffff,
+            ];
+            let mut acc: u32 = words.iter().sum();
+            while acc > 0xffff {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc as u16
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let edges = [0, 1, 0xffff, 0x1_0000, 0xffff_fffe, 0xffff_ffff];
+        for &s in &edges {
+            for &d in &edges {
+                for &len in &[0u32, 20, 65535, 65536, 200_000, u32::MAX] {
+                    let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
+                    assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+                }
+            }
+        }
+        for _ in 0..10_000 {
+            let r = next();
+            let (s, d, len) = (r as u32, (r >> 32) as u32, (next() % 300_000) as u32);
+            let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
+            assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+        }
+    }
+
+    /// A `HeaderImage` emits the very bytes `TcpRepr::emit` does: built with `set` (the
+    /// timestamps and SACK blocks of a synchronized connection: every flag combination
+    /// it sends, 0 to 4 blocks, with and without timestamps, both checksum modes) and
+    /// with `from_repr` (any options, the SYN's included), over a frame that already
+    /// holds the payload, as the zero-copy sender writes it.
+    #[test]
+    fn header_image_emits_what_the_repr_does() {
+        let blocks: Vec<(SeqNumber, SeqNumber)> = (0..4u32)
+            .map(|i| {
+                (
+                    SeqNumber(0x8000_0000 + 100 * i),
+                    SeqNumber(0x8000_0000 + 100 * i + 50),
+                )
+            })
+            .collect();
+        let check = |r: &TcpRepr<'_>, image: &HeaderImage| {
+            for csum in [TcpChecksum::Compute, TcpChecksum::Offload] {
+                let want = emit_to_vec(r, csum);
+                let layout = image.layout_header();
+                assert_eq!(layout.header_len(), r.header_len(), "{r}");
+                let mut got = vec![0xa5u8; want.len()];
+                got[layout.header_len()..].copy_from_slice(r.payload);
+                let mut p = Packet::new_unchecked(&mut got[..]);
+                image.emit_header_as(layout, &mut p, r.payload.len(), A, B, csum);
+                assert_eq!(got, want, "{r}");
+            }
+        };
+        for flags in [
+            Flags::ACK,
+            Flags::ACK | Flags::PSH,
+            Flags::ACK | Flags::FIN,
+            Flags::ACK | Flags::PSH | Flags::FIN,
+            Flags::RST,
+            Flags::RST | Flags::ACK,
+        ] {
+            for ts in [None, Some(TcpTimestamp::new(0x0102_0304, 0xfffe_fdfc))] {
+                for n in 0..=4usize {
+                    for payload in [&b""[..], b"xyz"] {
+                        let mut r = template();
+                        r.flags = flags;
+                        r.ack_number = flags.contains(Flags::ACK).then_some(SeqNumber(77));
+                        r.timestamp = ts;
+                        for (slot, b) in r.sack_ranges.iter_mut().zip(&blocks[..n]) {
+                            *slot = Some(*b);
+                        }
+                        r.payload = payload;
+                        let mut image = HeaderImage::default();
+                        image.set(
+                            r.src_port,
+                            r.dst_port,
+                            flags,
+                            r.seq_number,
+                            r.ack_number,
+                            r.window_len,
+                            ts,
+                            &blocks[..n],
+                        );
+                        check(&r, &image);
+                        check(&r, &HeaderImage::from_repr(&r));
+                    }
+                }
+            }
+        }
+        for bits in 0..16u32 {
+            for flags in [Flags::SYN, Flags::SYN | Flags::ACK] {
+                let mut r = template();
+                r.flags = flags;
+                r.ack_number = flags.contains(Flags::ACK).then_some(SeqNumber(77));
+                r.urgent_pointer = 0x1234;
+                r.max_seg_size = (bits & 1 != 0).then_some(1460);
+                r.window_scale = (bits & 2 != 0).then_some(7);
+                r.sack_permitted = bits & 4 != 0;
+                r.timestamp = (bits & 8 != 0).then_some(TcpTimestamp::new(1, 0));
+                check(&r, &HeaderImage::from_repr(&r));
+                if r.urgent_pointer == 0x1234 && bits & 1 != 0 {
+                    // `set_syn` always sends the MSS, and a zero urgent pointer.
+                    let mut r = r;
+                    r.urgent_pointer = 0;
+                    let mut image = HeaderImage::default();
+                    image.set_syn(
+                        r.src_port,
+                        r.dst_port,
+                        r.flags,
+                        r.seq_number,
+                        r.ack_number,
+                        r.window_len,
+                        1460,
+                        r.window_scale,
+                        r.sack_permitted,
+                        r.timestamp,
+                    );
+                    check(&r, &image);
+                }
+            }
+        }
     }
 
     /// The word-at-a-time option writer of `emit` lays out exactly the bytes that
