@@ -668,7 +668,7 @@ impl<C: Copy + Eq + std::fmt::Debug> Server<C> {
                 if crr && c.echoed >= msg {
                     return Ok(true);
                 }
-                if c.echoed % msg == 0 {
+                if c.echoed.is_multiple_of(msg) {
                     // A whole response is out. The client sends its next request only
                     // once it has it all, so nothing can be waiting: no read to find
                     // that out (on a polled stack, a call that would only say "would
