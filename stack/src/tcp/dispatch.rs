@@ -68,12 +68,13 @@ impl Stack {
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
 
         if let Some(&key) = self.tcp.demux.get(&(local, remote)) {
-            let reuse = self.tcp.conns.get(key).is_some_and(|c| {
-                c.tcb.state == State::TimeWait
-                    && seg.flags.contains(Flags::SYN)
-                    && seg.ack_number.is_none()
-                    && time_wait_reusable(&c.tcb, seg)
-            });
+            // The segment is asked first: only a SYN may reuse a connection's tuple, and
+            // every other segment goes on to its connection without a lookup here.
+            let reuse = seg.flags.contains(Flags::SYN)
+                && seg.ack_number.is_none()
+                && self.tcp.conns.get(key).is_some_and(|c| {
+                    c.tcb.state == State::TimeWait && time_wait_reusable(&c.tcb, seg)
+                });
             if reuse {
                 // RFC 6191 / RFC 9293 §3.6.1: a new SYN may end TIME-WAIT early when
                 // it is provably newer than the old connection.
@@ -221,7 +222,8 @@ impl Stack {
             our_mss,
         };
         let config = self.tcp.config.tcb;
-        let made = self.tcp.conns.insert_with(|| Conn {
+        let tcp = &mut self.tcp;
+        let made = tcp.conns.insert_with(|| Conn {
             tcb: Tcb::new(now, open, config, opts),
             owned: false,
             listener: Some(lk),
@@ -234,9 +236,15 @@ impl Stack {
             self.stats.drop(DropReason::TcpTooManyConnections);
             return None;
         };
-        self.tcp.supply_log(key);
-        // Set up where it lies: a TCB is too big to build aside and move in.
-        let tcb = &mut self.tcp.conns.get_mut(key)?.tcb;
+        // Set up where it lies (a TCB is too big to build aside and move in), with one
+        // lookup for all of it.
+        let tcb = &mut tcp.conns.get_mut(key)?.tcb;
+        // `TcpTable::supply_log`, with the lookup made here.
+        if tcb.sent.capacity() == 0 {
+            if let Some(mut spare) = tcp.spare_logs.pop() {
+                spare.pass_storage(&mut tcb.sent);
+            }
+        }
         tcb.passive = true;
         match cookie {
             None => {
@@ -273,8 +281,8 @@ impl Stack {
                 tcb.set_state(State::SynReceived);
             }
         }
-        self.tcp.demux.insert((local, remote), key);
-        if let Some(l) = self.tcp.listeners.get_mut(lk) {
+        tcp.demux.insert((local, remote), key);
+        if let Some(l) = tcp.listeners.get_mut(lk) {
             l.embryonic += 1;
         }
         self.stats.tcp_passive_opens += 1;

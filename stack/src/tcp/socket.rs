@@ -258,9 +258,6 @@ impl Stack {
             p => p,
         };
         let local = SocketAddrV4::new(src, port);
-        if self.tcp.demux.contains_key(&(local, remote)) {
-            return Err(TcpError::AddrInUse);
-        }
         let now = self.now;
         let (iss, ts_offset) = self.tcp.isn.open(now, local, remote);
         let our_mss = self.mss_for(rip);
@@ -271,10 +268,14 @@ impl Stack {
             ts_offset,
             our_mss,
         };
-        let config = self.tcp.config.tcb;
+        let tcp = &mut self.tcp;
+        let config = tcp.config.tcb;
+        // One lookup of the tuple, to see that it is free and then to take it.
+        let hashbrown::hash_map::Entry::Vacant(tuple) = tcp.demux.entry((local, remote)) else {
+            return Err(TcpError::AddrInUse);
+        };
         // Built where it will live: a TCB is too big to build aside and move in.
-        let key = self
-            .tcp
+        let key = tcp
             .conns
             .insert_with(|| {
                 let mut tcb = Tcb::new(now, open, config, opts);
@@ -285,14 +286,15 @@ impl Stack {
                     listener: None,
                     queued: false,
                     wheel_at: None,
-                    dirty: false,
+                    // On the output list (below): the SYN is owed.
+                    dirty: true,
                     evented: false,
                 }
             })
             .ok_or(TcpError::TooManyConnections)?;
-        self.tcp.supply_log(key);
-        self.tcp.demux.insert((local, remote), key);
-        self.tcp.mark_dirty(key);
+        tuple.insert(key);
+        tcp.supply_log(key);
+        tcp.dirty.push_back(key);
         self.stats.tcp_active_opens += 1;
         Ok(TcpHandle(key))
     }
