@@ -189,9 +189,8 @@ impl Stack {
             return self.send_syn_cookie(now, ports, local, remote, seg);
         }
         let isn = self.tcp.isn.open(now, local, remote);
-        if let Some(key) = self.new_passive(now, lk, local, remote, isn, seg, None) {
-            self.tcp.mark_dirty(key);
-        }
+        // On the output list from the start: the SYN-ACK is owed.
+        self.new_passive(now, lk, local, remote, isn, seg, None);
     }
 
     /// Make a connection for a listener: from a SYN (SYN-RECEIVED, the SYN-ACK is owed)
@@ -229,13 +228,16 @@ impl Stack {
             listener: Some(lk),
             queued: false,
             wheel_at: None,
-            dirty: false,
+            // On the output list (below): a SYN-ACK is owed, or, made from a cookie,
+            // whatever the ACK it came with calls for.
+            dirty: true,
             evented: false,
         });
         let Some(key) = made else {
             self.stats.drop(DropReason::TcpTooManyConnections);
             return None;
         };
+        tcp.dirty.push_back(key);
         // Set up where it lies (a TCB is too big to build aside and move in), with one
         // lookup for all of it.
         let tcb = &mut tcp.conns.get_mut(key)?.tcb;
