@@ -211,7 +211,6 @@ impl Stack {
         seg: &TcpRepr<'_>,
         cookie: Option<CookieOptions>,
     ) -> Option<SlabKey> {
-        let opts = self.tcp.listeners.get(lk)?.opts;
         let our_mss = self.mss_for(*remote.ip());
         let open = OpenParams {
             local,
@@ -222,6 +221,9 @@ impl Stack {
         };
         let config = self.tcp.config.tcb;
         let tcp = &mut self.tcp;
+        // Held throughout (the table's parts are borrowed apart): one lookup.
+        let listener = tcp.listeners.get_mut(lk)?;
+        let opts = listener.opts;
         let made = tcp.conns.insert_with(|| Conn {
             tcb: Tcb::new(now, open, config, opts),
             owned: false,
@@ -284,9 +286,7 @@ impl Stack {
             }
         }
         tcp.demux.insert((local, remote), key);
-        if let Some(l) = tcp.listeners.get_mut(lk) {
-            l.embryonic += 1;
-        }
+        listener.embryonic += 1;
         self.stats.tcp_passive_opens += 1;
         Some(key)
     }
