@@ -25,6 +25,13 @@ impl SlabKey {
     }
 }
 
+/// A slot for a new value: a freed one, or one past the end.
+#[derive(Clone, Copy)]
+enum Vacant {
+    Free(u32),
+    End(u32),
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     generation: u32,
@@ -63,48 +70,61 @@ impl<T> Slab<T> {
 
     /// Store `value`; `Err(value)` when the slab is at its limit.
     pub fn insert(&mut self, value: T) -> Result<SlabKey, T> {
-        let Some(index) = self.vacant() else {
+        let Some(slot) = self.vacant() else {
             return Err(value);
         };
-        Ok(self.fill(index, value))
+        Ok(self.fill(slot, value))
     }
 
     /// Store the value `make` builds, if the slab has room (`None` when at its limit,
     /// and `make` is not called).
     ///
-    /// For large values: with `make` inlined, the value is built straight into its slot
-    /// instead of being built, then moved in.
+    /// For large values: with `make` inlined, the value is built once, then moved into
+    /// its slot (an old slot) or with it (a new one), and moved nowhere else.
     #[inline]
     pub fn insert_with(&mut self, make: impl FnOnce() -> T) -> Option<SlabKey> {
-        let index = self.vacant()?;
-        Some(self.fill(index, make()))
+        let slot = self.vacant()?;
+        Some(self.fill(slot, make()))
     }
 
-    /// The index of a free slot, if the slab may grow by one.
-    fn vacant(&mut self) -> Option<u32> {
+    /// Where the next value goes, if the slab may grow by one: a free slot, or a new
+    /// one at the end (not pushed yet).
+    fn vacant(&mut self) -> Option<Vacant> {
         if self.len >= self.limit {
             return None;
         }
         if let Some(i) = self.free.pop() {
-            return Some(i);
+            return Some(Vacant::Free(i));
         }
-        let i = u32::try_from(self.entries.len()).ok()?;
-        self.entries.push(Entry {
-            generation: 0,
-            value: None,
-        });
-        Some(i)
+        u32::try_from(self.entries.len()).ok().map(Vacant::End)
     }
 
-    /// Put `value` in the free slot `index`.
+    /// Put `value` in the slot `vacant` found.
+    ///
+    /// A new slot is pushed with its value, not pushed empty and then filled (an empty
+    /// entry is as large as a full one); a freed one is known empty, and takes it.
     #[inline(always)]
-    fn fill(&mut self, index: u32, value: T) -> SlabKey {
-        let e = &mut self.entries[index as usize];
-        e.value = Some(value);
+    fn fill(&mut self, slot: Vacant, value: T) -> SlabKey {
         self.len += 1;
-        SlabKey {
-            index,
-            generation: e.generation,
+        match slot {
+            Vacant::Free(index) => {
+                let e = &mut self.entries[index as usize];
+                e.value = Some(value);
+                SlabKey {
+                    index,
+                    generation: e.generation,
+                }
+            }
+            Vacant::End(index) => {
+                self.entries.push(Entry {
+                    generation: 0,
+                    value: Some(value),
+                });
+                SlabKey {
+                    index,
+                    generation: 0,
+                }
+            }
         }
     }
 

@@ -68,12 +68,13 @@ impl Stack {
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
 
         if let Some(&key) = self.tcp.demux.get(&(local, remote)) {
-            let reuse = self.tcp.conns.get(key).is_some_and(|c| {
-                c.tcb.state == State::TimeWait
-                    && seg.flags.contains(Flags::SYN)
-                    && seg.ack_number.is_none()
-                    && time_wait_reusable(&c.tcb, seg)
-            });
+            // The segment is asked first: only a SYN may reuse a connection's tuple, and
+            // every other segment goes on to its connection without a lookup here.
+            let reuse = seg.flags.contains(Flags::SYN)
+                && seg.ack_number.is_none()
+                && self.tcp.conns.get(key).is_some_and(|c| {
+                    c.tcb.state == State::TimeWait && time_wait_reusable(&c.tcb, seg)
+                });
             if reuse {
                 // RFC 6191 / RFC 9293 §3.6.1: a new SYN may end TIME-WAIT early when
                 // it is provably newer than the old connection.
@@ -188,9 +189,8 @@ impl Stack {
             return self.send_syn_cookie(now, ports, local, remote, seg);
         }
         let isn = self.tcp.isn.open(now, local, remote);
-        if let Some(key) = self.new_passive(now, lk, local, remote, isn, seg, None) {
-            self.tcp.mark_dirty(key);
-        }
+        // On the output list from the start: the SYN-ACK is owed.
+        self.new_passive(now, lk, local, remote, isn, seg, None);
     }
 
     /// Make a connection for a listener: from a SYN (SYN-RECEIVED, the SYN-ACK is owed)
@@ -211,7 +211,6 @@ impl Stack {
         seg: &TcpRepr<'_>,
         cookie: Option<CookieOptions>,
     ) -> Option<SlabKey> {
-        let opts = self.tcp.listeners.get(lk)?.opts;
         let our_mss = self.mss_for(*remote.ip());
         let open = OpenParams {
             local,
@@ -221,22 +220,35 @@ impl Stack {
             our_mss,
         };
         let config = self.tcp.config.tcb;
-        let made = self.tcp.conns.insert_with(|| Conn {
+        let tcp = &mut self.tcp;
+        // Held throughout (the table's parts are borrowed apart): one lookup.
+        let listener = tcp.listeners.get_mut(lk)?;
+        let opts = listener.opts;
+        let made = tcp.conns.insert_with(|| Conn {
             tcb: Tcb::new(now, open, config, opts),
             owned: false,
             listener: Some(lk),
             queued: false,
             wheel_at: None,
-            dirty: false,
+            // On the output list (below): a SYN-ACK is owed, or, made from a cookie,
+            // whatever the ACK it came with calls for.
+            dirty: true,
             evented: false,
         });
         let Some(key) = made else {
             self.stats.drop(DropReason::TcpTooManyConnections);
             return None;
         };
-        self.tcp.supply_log(key);
-        // Set up where it lies: a TCB is too big to build aside and move in.
-        let tcb = &mut self.tcp.conns.get_mut(key)?.tcb;
+        tcp.dirty.push_back(key);
+        // Set up where it lies (a TCB is too big to build aside and move in), with one
+        // lookup for all of it.
+        let tcb = &mut tcp.conns.get_mut(key)?.tcb;
+        // `TcpTable::supply_log`, with the lookup made here.
+        if tcb.sent.capacity() == 0 {
+            if let Some(mut spare) = tcp.spare_logs.pop() {
+                spare.pass_storage(&mut tcb.sent);
+            }
+        }
         tcb.passive = true;
         match cookie {
             None => {
@@ -273,10 +285,8 @@ impl Stack {
                 tcb.set_state(State::SynReceived);
             }
         }
-        self.tcp.demux.insert((local, remote), key);
-        if let Some(l) = self.tcp.listeners.get_mut(lk) {
-            l.embryonic += 1;
-        }
+        tcp.demux.insert((local, remote), key);
+        listener.embryonic += 1;
         self.stats.tcp_passive_opens += 1;
         Some(key)
     }

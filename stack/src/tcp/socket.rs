@@ -167,20 +167,21 @@ impl Stack {
         &mut self,
         l: TcpListenerHandle,
     ) -> Result<(TcpHandle, SocketAddrV4), TcpError> {
-        let listener = self
-            .tcp
-            .listeners
-            .get_mut(l.0)
-            .ok_or(TcpError::InvalidHandle)?;
+        let tcp = &mut self.tcp;
+        let listener = tcp.listeners.get_mut(l.0).ok_or(TcpError::InvalidHandle)?;
         listener.evented = false;
         while let Some(key) = listener.accept.pop_front() {
-            if let Some(c) = self.tcp.conns.get_mut(key) {
+            if let Some(c) = tcp.conns.get_mut(key) {
                 c.listener = None;
                 c.queued = false;
                 c.owned = true;
-                let remote = c.tcb.remote;
-                self.tcp.mark_evented(key);
-                return Ok((TcpHandle(key), remote));
+                // `TcpTable::mark_evented`, with the lookup made here.
+                if c.tcb.events != 0 && !c.evented {
+                    c.evented = true;
+                    tcp.evented
+                        .push_back(TcpSocketRef::Connection(TcpHandle(key)));
+                }
+                return Ok((TcpHandle(key), c.tcb.remote));
             }
         }
         Err(TcpError::WouldBlock)
@@ -258,9 +259,6 @@ impl Stack {
             p => p,
         };
         let local = SocketAddrV4::new(src, port);
-        if self.tcp.demux.contains_key(&(local, remote)) {
-            return Err(TcpError::AddrInUse);
-        }
         let now = self.now;
         let (iss, ts_offset) = self.tcp.isn.open(now, local, remote);
         let our_mss = self.mss_for(rip);
@@ -271,10 +269,14 @@ impl Stack {
             ts_offset,
             our_mss,
         };
-        let config = self.tcp.config.tcb;
+        let tcp = &mut self.tcp;
+        let config = tcp.config.tcb;
+        // One lookup of the tuple, to see that it is free and then to take it.
+        let hashbrown::hash_map::Entry::Vacant(tuple) = tcp.demux.entry((local, remote)) else {
+            return Err(TcpError::AddrInUse);
+        };
         // Built where it will live: a TCB is too big to build aside and move in.
-        let key = self
-            .tcp
+        let key = tcp
             .conns
             .insert_with(|| {
                 let mut tcb = Tcb::new(now, open, config, opts);
@@ -285,14 +287,15 @@ impl Stack {
                     listener: None,
                     queued: false,
                     wheel_at: None,
-                    dirty: false,
+                    // On the output list (below): the SYN is owed.
+                    dirty: true,
                     evented: false,
                 }
             })
             .ok_or(TcpError::TooManyConnections)?;
-        self.tcp.supply_log(key);
-        self.tcp.demux.insert((local, remote), key);
-        self.tcp.mark_dirty(key);
+        tuple.insert(key);
+        tcp.supply_log(key);
+        tcp.dirty.push_back(key);
         self.stats.tcp_active_opens += 1;
         Ok(TcpHandle(key))
     }
@@ -375,7 +378,12 @@ impl Stack {
     /// (FIN, TIME-WAIT) on its own. Unread received data makes it a reset instead, as
     /// RFC 2525 §2.17 and Linux do.
     pub fn tcp_close(&mut self, h: TcpHandle) -> Result<(), TcpError> {
-        let c = self.conn_mut(h)?;
+        let tcp = &mut self.tcp;
+        let c = tcp
+            .conns
+            .get_mut(h.0)
+            .filter(|c| c.owned)
+            .ok_or(TcpError::InvalidHandle)?;
         c.owned = false;
         c.tcb.orphaned = true;
         if !c.tcb.rcv_buf.is_empty() && c.tcb.state.is_synchronized() {
@@ -387,7 +395,11 @@ impl Stack {
         } else {
             shutdown(&mut c.tcb);
         }
-        self.tcp.mark_dirty(h.0);
+        // `TcpTable::mark_dirty`, with the lookup made above.
+        if !c.dirty {
+            c.dirty = true;
+            tcp.dirty.push_back(h.0);
+        }
         Ok(())
     }
 
