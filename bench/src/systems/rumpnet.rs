@@ -186,7 +186,9 @@ fn same_core(
     let limit = epoch + spec.warmup() + spec.duration + stall_limit(spec);
     let mut next_port = EPHEMERAL_FIRST;
     loop {
-        let now = WallInstant::now();
+        // The client's own clock read of the last turn, if it made one (it ends each
+        // transaction with one), else a fresh one: the stacks run on microseconds.
+        let now = client.take_clock().unwrap_or_else(WallInstant::now);
         let t = stack_now(epoch, now);
         a.poll(t);
         let moved = client.step(&mut client_sockets(&mut a, opts, &mut next_port), now)?;

@@ -287,7 +287,9 @@ fn run_pinned(spec: &Spec, mtu: usize, skip_checksums: bool) -> Result<Sample, B
     let mut server = Server::new(*spec, epoch);
     let limit = epoch + spec.warmup() + spec.duration + stall_limit(spec);
     loop {
-        let now = WallInstant::now();
+        // As rumpnet's same-core loop: the client's clock read of the last turn, if it
+        // made one, else a fresh one.
+        let now = client.take_clock().unwrap_or_else(WallInstant::now);
         net.poll(now);
         client.step(&mut net, now)?;
         server.step(&mut net, now)?;
