@@ -265,10 +265,13 @@ impl Tcb {
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
         }
-        if seg.payload.is_empty() {
-            return Some(InputOutcome::Ok);
+        if !seg.payload.is_empty() {
+            // `receive_data`'s in-order case, its checks already made: at RCV.NXT,
+            // fitting the buffer, nothing queued out of order, no FIN pending.
+            let n = self.rcv_buf.enqueue_slice(seg.payload);
+            self.receive_in_order(n);
         }
-        Some(self.receive_data(seq, seg.payload))
+        Some(InputOutcome::Ok)
     }
 
     /// RFC 9293 §3.10.7.4: every state after SYN-SENT.
@@ -621,11 +624,26 @@ impl Tcb {
     /// RFC 8985 §6.2 step 5 (`RACK_detect_loss_and_arm_timer`): mark lost what RACK
     /// says is, arm the reordering timer for what it will say is, and start a
     /// recovery when data is lost (RFC 6675 §5 with RACK's `IsLost`).
+    ///
+    /// Inline, the usual case (nothing sent after the newest delivered segment is
+    /// outstanding, nothing lost): a few loads, where a call cost a stack frame per ACK.
+    #[inline]
     pub(crate) fn rack_detect(&mut self, now: Instant) {
         let Some((xmit, end)) = self.rack.newest_sent().filter(|_| self.rack_on()) else {
             return;
         };
         self.rack_at = None;
+        if !self.sent.nothing_to_detect(xmit, end)
+            || (self.sent.lost_bytes() > 0 && !self.in_recovery)
+        {
+            self.rack_detect_scan(now, xmit, end);
+        }
+    }
+
+    /// [`rack_detect`](Self::rack_detect) past its usual case: the scan of the sent
+    /// log, and the start of a recovery.
+    #[inline(never)]
+    fn rack_detect_scan(&mut self, now: Instant, xmit: Instant, end: SeqNumber) {
         if !self.sent.nothing_to_detect(xmit, end) {
             let rack_rtt = self.rack.delivered_at() - xmit;
             let reo_wnd = self.rack.reo_wnd(
@@ -930,44 +948,26 @@ impl Tcb {
             self.ack_now = true;
             return InputOutcome::Dropped(TcpDrop::OutOfWindow);
         }
-        let had_holes = !self.reass.is_empty();
-        let ready = if offset == 0 && !had_holes {
+        if offset == 0 && self.reass.is_empty() {
             // In order with nothing queued out of order (the common case): no
-            // bookkeeping, and the assembler never allocates.
-            self.rcv_buf.write_unallocated(0, data);
-            data.len()
+            // bookkeeping, and the assembler never allocates. `data` fits (clamped to
+            // the window above), so the ring takes it whole.
+            let n = self.rcv_buf.enqueue_slice(data);
+            self.receive_in_order(n);
         } else {
             if self.reass.add(offset, data.len()).is_err() {
                 self.ack_now = true;
                 return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
             }
             self.rcv_buf.write_unallocated(offset, data);
-            self.reass.remove_front()
-        };
-        if ready > 0 {
-            self.rcv_buf.enqueue_unallocated(ready);
-            self.rcv_nxt += ready;
-            self.events |= Events::READABLE;
-        }
-        if offset > 0 || had_holes {
+            let ready = self.reass.remove_front();
+            if ready > 0 {
+                self.rcv_buf.enqueue_unallocated(ready);
+                self.rcv_nxt += ready;
+                self.events |= Events::READABLE;
+            }
             // RFC 5681 §4.2: out-of-order data, and data filling a hole, are ACKed at once.
             self.ack_now = true;
-        } else {
-            self.segs_unacked += 1;
-            self.last_data_recv = self.last_recv;
-            let small = data.len() < self.smss as usize / 2;
-            if self.segs_unacked >= 2 {
-                // RFC 5681 §4.2: every second full-sized segment.
-                self.ack_now = true;
-            } else if small && !self.pingpong {
-                // A small one without delay unless the application answers within the
-                // delayed-ACK time (interactive mode, where the ACK rides on the
-                // answer), as Linux's quick-ACK and ping-pong modes do; "without
-                // delay" being the next poll, after the application's turn.
-                self.ack_next = true;
-            } else if self.delack_at.is_none() {
-                self.delack_at = Some(self.last_recv + self.config.delack);
-            }
         }
         if let Some(fin_at) = self.fin_pending {
             if fin_at == self.rcv_nxt {
@@ -976,6 +976,30 @@ impl Tcb {
             }
         }
         InputOutcome::Ok
+    }
+
+    /// `n` (> 0) bytes at RCV.NXT, with nothing queued out of order, now readable:
+    /// RCV.NXT moves, and the ACK is owed at once, at the next poll or after the
+    /// delayed-ACK time.
+    #[inline]
+    fn receive_in_order(&mut self, n: usize) {
+        self.rcv_nxt += n;
+        self.events |= Events::READABLE;
+        self.segs_unacked += 1;
+        self.last_data_recv = self.last_recv;
+        let small = n < self.smss as usize / 2;
+        if self.segs_unacked >= 2 {
+            // RFC 5681 §4.2: every second full-sized segment.
+            self.ack_now = true;
+        } else if small && !self.pingpong {
+            // A small one without delay unless the application answers within the
+            // delayed-ACK time (interactive mode, where the ACK rides on the answer),
+            // as Linux's quick-ACK and ping-pong modes do; "without delay" being the
+            // next poll, after the application's turn.
+            self.ack_next = true;
+        } else if self.delack_at.is_none() {
+            self.delack_at = Some(self.last_recv + self.config.delack);
+        }
     }
 
     /// The peer's FIN, in order (RFC 9293 §3.10.7.4 eighth).
