@@ -420,24 +420,28 @@ impl Tcb {
         }
 
         let seg_wnd = u32::from(seg.window_len) << self.snd_wscale;
-        let sack_blocks = seg.sack_ranges;
         let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
         let mut nblocks = 0;
         if self.sack_ok {
-            for (l, r) in sack_blocks.iter().flatten() {
+            for (l, r) in seg.sack_ranges.iter().flatten() {
                 blocks[nblocks] = (*l, *r);
                 nblocks += 1;
             }
         }
-        let sack_update = if self.sack_ok {
+        // Without blocks, an empty scoreboard has nothing to trim and the sent log
+        // nothing to mark (the usual ACK): no calls.
+        let sack_update = if self.sack_ok && (nblocks > 0 || !self.scoreboard.is_empty()) {
             self.scoreboard
                 .on_ack(ack.max(self.snd_una), self.snd_max, &blocks[..nblocks])
         } else {
             Default::default()
         };
-
-        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
-        let sack_xmit = self.mark_sacked(now, ack, &blocks[..nblocks], sack_update.dsack, tsecr);
+        let sack_xmit = if nblocks > 0 {
+            let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
+            self.mark_sacked(now, ack, &blocks[..nblocks], sack_update.dsack, tsecr)
+        } else {
+            None
+        };
 
         let advanced = ack.gt(self.snd_una);
         if advanced {
