@@ -70,11 +70,22 @@ impl Tcb {
     }
 
     /// A segment for this connection arrived.
+    ///
+    /// Header prediction is tried here, inlined into the caller: a predicted segment
+    /// costs no call to, and no frame of, the full path.
+    #[inline]
     pub fn input(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
         match self.state {
             State::Closed => InputOutcome::SendReset,
             State::SynSent => self.input_syn_sent(now, seg),
-            _ => self.input_synchronized(now, seg),
+            _ => {
+                if self.config.header_prediction {
+                    if let Some(outcome) = self.input_predicted(now, seg) {
+                        return outcome;
+                    }
+                }
+                self.input_synchronized(now, seg)
+            }
         }
     }
 
@@ -275,12 +286,8 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.4: every state after SYN-SENT.
+    /// Past header prediction (tried by [`input`](Self::input)).
     fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
-        if self.config.header_prediction {
-            if let Some(outcome) = self.input_predicted(now, seg) {
-                return outcome;
-            }
-        }
         let f = seg.flags;
         let seq = seg.seq_number;
 
