@@ -905,15 +905,20 @@ impl Device for LinkEnd {
     #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
         let keep = self.spare_max.saturating_sub(self.spare.len());
-        if frames.len() == 1 && keep > 0 {
+        if self.spare.is_empty() && frames.len() <= keep {
+            // The usual case (`alloc_tx` took the last spare): the burst becomes the
+            // spares, its vector swapped for the empty one, and no frame moves. The two
+            // vectors trade places from then on; neither allocates again once both
+            // have grown to what the traffic needs.
+            core::mem::swap(&mut self.spare, frames);
+        } else if frames.len() == 1 && keep > 0 {
             // A burst of one (request/response traffic): one move, where `append`
             // calls `memcpy` for the frame.
             if let Some(f) = frames.pop() {
                 self.spare.push(f);
             }
         } else if frames.len() <= keep {
-            // The usual case (a burst smaller than the spare room): one move, no
-            // per-frame iterator.
+            // A burst smaller than the spare room: one move, no per-frame iterator.
             self.spare.append(frames);
         } else {
             self.spare.extend(frames.drain(..keep));
