@@ -303,14 +303,18 @@ impl Tcb {
         }
 
         // First: is the segment acceptable?
-        let seg_len = seg.segment_len();
-        let wnd = self
-            .rcv_wnd()
-            .max((self.rcv_adv - self.rcv_nxt).max(0) as u32);
         let acceptable = if self.state == State::SynReceived && f.contains(Flags::SYN) {
             // A retransmitted SYN: answer with our SYN-ACK again.
             seq == self.irs
+        } else if seq == self.rcv_nxt {
+            // Every case below takes a segment at RCV.NXT (the usual one): no window
+            // to work out.
+            true
         } else {
+            let seg_len = seg.segment_len();
+            let wnd = self
+                .rcv_wnd()
+                .max((self.rcv_adv - self.rcv_nxt).max(0) as u32);
             match (seg_len, wnd) {
                 (0, 0) => seq == self.rcv_nxt,
                 (0, _) => seq.between(self.rcv_nxt, self.rcv_nxt + wnd),
