@@ -394,6 +394,12 @@ fn put_plain(ring: &Channel, mut frame: HeapFrame, max_frame: usize, offload: Op
         ring.tx.oversize.fetch_add(1, Relaxed);
         return;
     }
+    push_admitted(ring, frame);
+}
+
+/// [`put_plain`] past [`admit`].
+#[inline(always)]
+fn push_admitted(ring: &Channel, frame: HeapFrame) {
     if !ring.ring.push(frame, Instant::ZERO) {
         // Unreachable: the only producer reserved the slot. Count it rather than lose
         // a frame silently.
@@ -850,9 +856,17 @@ impl Device for LinkEnd {
         let ring = &self.emitter.ring;
         if want == 1 {
             // A burst of one (request/response traffic sends each segment alone): no
-            // drain to set up and tear down.
+            // drain to set up and tear down. Admitted where it lies, so the frame is
+            // moved once, whole, from the burst to the ring.
+            let admitted = frames
+                .last_mut()
+                .is_some_and(|f| admit(f, max_frame, offload));
             if let Some(frame) = frames.pop() {
-                put_plain(ring, frame, max_frame, offload);
+                if admitted {
+                    push_admitted(ring, frame);
+                } else {
+                    ring.tx.oversize.fetch_add(1, Relaxed);
+                }
             }
         } else {
             // The whole batch when it fits (the usual case): a drain with no tail to
@@ -891,15 +905,20 @@ impl Device for LinkEnd {
     #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
         let keep = self.spare_max.saturating_sub(self.spare.len());
-        if frames.len() == 1 && keep > 0 {
+        if self.spare.is_empty() && frames.len() <= keep {
+            // The usual case (`alloc_tx` took the last spare): the burst becomes the
+            // spares, its vector swapped for the empty one, and no frame moves. The two
+            // vectors trade places from then on; neither allocates again once both
+            // have grown to what the traffic needs.
+            core::mem::swap(&mut self.spare, frames);
+        } else if frames.len() == 1 && keep > 0 {
             // A burst of one (request/response traffic): one move, where `append`
             // calls `memcpy` for the frame.
             if let Some(f) = frames.pop() {
                 self.spare.push(f);
             }
         } else if frames.len() <= keep {
-            // The usual case (a burst smaller than the spare room): one move, no
-            // per-frame iterator.
+            // A burst smaller than the spare room: one move, no per-frame iterator.
             self.spare.append(frames);
         } else {
             self.spare.extend(frames.drain(..keep));

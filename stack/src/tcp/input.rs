@@ -70,11 +70,22 @@ impl Tcb {
     }
 
     /// A segment for this connection arrived.
+    ///
+    /// Header prediction is tried here, inlined into the caller: a predicted segment
+    /// costs no call to, and no frame of, the full path.
+    #[inline]
     pub fn input(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
         match self.state {
             State::Closed => InputOutcome::SendReset,
             State::SynSent => self.input_syn_sent(now, seg),
-            _ => self.input_synchronized(now, seg),
+            _ => {
+                if self.config.header_prediction {
+                    if let Some(outcome) = self.input_predicted(now, seg) {
+                        return outcome;
+                    }
+                }
+                self.input_synchronized(now, seg)
+            }
         }
     }
 
@@ -265,19 +276,18 @@ impl Tcb {
             self.snd_wl2 = ack;
             self.max_snd_wnd = self.max_snd_wnd.max(seg_wnd);
         }
-        if seg.payload.is_empty() {
-            return Some(InputOutcome::Ok);
+        if !seg.payload.is_empty() {
+            // `receive_data`'s in-order case, its checks already made: at RCV.NXT,
+            // fitting the buffer, nothing queued out of order, no FIN pending.
+            let n = self.rcv_buf.enqueue_slice(seg.payload);
+            self.receive_in_order(n);
         }
-        Some(self.receive_data(seq, seg.payload))
+        Some(InputOutcome::Ok)
     }
 
     /// RFC 9293 §3.10.7.4: every state after SYN-SENT.
+    /// Past header prediction (tried by [`input`](Self::input)).
     fn input_synchronized(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
-        if self.config.header_prediction {
-            if let Some(outcome) = self.input_predicted(now, seg) {
-                return outcome;
-            }
-        }
         let f = seg.flags;
         let seq = seg.seq_number;
 
@@ -293,14 +303,18 @@ impl Tcb {
         }
 
         // First: is the segment acceptable?
-        let seg_len = seg.segment_len();
-        let wnd = self
-            .rcv_wnd()
-            .max((self.rcv_adv - self.rcv_nxt).max(0) as u32);
         let acceptable = if self.state == State::SynReceived && f.contains(Flags::SYN) {
             // A retransmitted SYN: answer with our SYN-ACK again.
             seq == self.irs
+        } else if seq == self.rcv_nxt {
+            // Every case below takes a segment at RCV.NXT (the usual one): no window
+            // to work out.
+            true
         } else {
+            let seg_len = seg.segment_len();
+            let wnd = self
+                .rcv_wnd()
+                .max((self.rcv_adv - self.rcv_nxt).max(0) as u32);
             match (seg_len, wnd) {
                 (0, 0) => seq == self.rcv_nxt,
                 (0, _) => seq.between(self.rcv_nxt, self.rcv_nxt + wnd),
@@ -417,24 +431,28 @@ impl Tcb {
         }
 
         let seg_wnd = u32::from(seg.window_len) << self.snd_wscale;
-        let sack_blocks = seg.sack_ranges;
         let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
         let mut nblocks = 0;
         if self.sack_ok {
-            for (l, r) in sack_blocks.iter().flatten() {
+            for (l, r) in seg.sack_ranges.iter().flatten() {
                 blocks[nblocks] = (*l, *r);
                 nblocks += 1;
             }
         }
-        let sack_update = if self.sack_ok {
+        // Without blocks, an empty scoreboard has nothing to trim and the sent log
+        // nothing to mark (the usual ACK): no calls.
+        let sack_update = if self.sack_ok && (nblocks > 0 || !self.scoreboard.is_empty()) {
             self.scoreboard
                 .on_ack(ack.max(self.snd_una), self.snd_max, &blocks[..nblocks])
         } else {
             Default::default()
         };
-
-        let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
-        let sack_xmit = self.mark_sacked(now, ack, &blocks[..nblocks], sack_update.dsack, tsecr);
+        let sack_xmit = if nblocks > 0 {
+            let tsecr = seg.timestamp.filter(|_| self.ts_ok).map(|t| t.tsecr);
+            self.mark_sacked(now, ack, &blocks[..nblocks], sack_update.dsack, tsecr)
+        } else {
+            None
+        };
 
         let advanced = ack.gt(self.snd_una);
         if advanced {
@@ -621,11 +639,26 @@ impl Tcb {
     /// RFC 8985 §6.2 step 5 (`RACK_detect_loss_and_arm_timer`): mark lost what RACK
     /// says is, arm the reordering timer for what it will say is, and start a
     /// recovery when data is lost (RFC 6675 §5 with RACK's `IsLost`).
+    ///
+    /// Inline, the usual case (nothing sent after the newest delivered segment is
+    /// outstanding, nothing lost): a few loads, where a call cost a stack frame per ACK.
+    #[inline]
     pub(crate) fn rack_detect(&mut self, now: Instant) {
         let Some((xmit, end)) = self.rack.newest_sent().filter(|_| self.rack_on()) else {
             return;
         };
         self.rack_at = None;
+        if !self.sent.nothing_to_detect(xmit, end)
+            || (self.sent.lost_bytes() > 0 && !self.in_recovery)
+        {
+            self.rack_detect_scan(now, xmit, end);
+        }
+    }
+
+    /// [`rack_detect`](Self::rack_detect) past its usual case: the scan of the sent
+    /// log, and the start of a recovery.
+    #[inline(never)]
+    fn rack_detect_scan(&mut self, now: Instant, xmit: Instant, end: SeqNumber) {
         if !self.sent.nothing_to_detect(xmit, end) {
             let rack_rtt = self.rack.delivered_at() - xmit;
             let reo_wnd = self.rack.reo_wnd(
@@ -930,44 +963,26 @@ impl Tcb {
             self.ack_now = true;
             return InputOutcome::Dropped(TcpDrop::OutOfWindow);
         }
-        let had_holes = !self.reass.is_empty();
-        let ready = if offset == 0 && !had_holes {
+        if offset == 0 && self.reass.is_empty() {
             // In order with nothing queued out of order (the common case): no
-            // bookkeeping, and the assembler never allocates.
-            self.rcv_buf.write_unallocated(0, data);
-            data.len()
+            // bookkeeping, and the assembler never allocates. `data` fits (clamped to
+            // the window above), so the ring takes it whole.
+            let n = self.rcv_buf.enqueue_slice(data);
+            self.receive_in_order(n);
         } else {
             if self.reass.add(offset, data.len()).is_err() {
                 self.ack_now = true;
                 return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
             }
             self.rcv_buf.write_unallocated(offset, data);
-            self.reass.remove_front()
-        };
-        if ready > 0 {
-            self.rcv_buf.enqueue_unallocated(ready);
-            self.rcv_nxt += ready;
-            self.events |= Events::READABLE;
-        }
-        if offset > 0 || had_holes {
+            let ready = self.reass.remove_front();
+            if ready > 0 {
+                self.rcv_buf.enqueue_unallocated(ready);
+                self.rcv_nxt += ready;
+                self.events |= Events::READABLE;
+            }
             // RFC 5681 §4.2: out-of-order data, and data filling a hole, are ACKed at once.
             self.ack_now = true;
-        } else {
-            self.segs_unacked += 1;
-            self.last_data_recv = self.last_recv;
-            let small = data.len() < self.smss as usize / 2;
-            if self.segs_unacked >= 2 {
-                // RFC 5681 §4.2: every second full-sized segment.
-                self.ack_now = true;
-            } else if small && !self.pingpong {
-                // A small one without delay unless the application answers within the
-                // delayed-ACK time (interactive mode, where the ACK rides on the
-                // answer), as Linux's quick-ACK and ping-pong modes do; "without
-                // delay" being the next poll, after the application's turn.
-                self.ack_next = true;
-            } else if self.delack_at.is_none() {
-                self.delack_at = Some(self.last_recv + self.config.delack);
-            }
         }
         if let Some(fin_at) = self.fin_pending {
             if fin_at == self.rcv_nxt {
@@ -976,6 +991,30 @@ impl Tcb {
             }
         }
         InputOutcome::Ok
+    }
+
+    /// `n` (> 0) bytes at RCV.NXT, with nothing queued out of order, now readable:
+    /// RCV.NXT moves, and the ACK is owed at once, at the next poll or after the
+    /// delayed-ACK time.
+    #[inline]
+    fn receive_in_order(&mut self, n: usize) {
+        self.rcv_nxt += n;
+        self.events |= Events::READABLE;
+        self.segs_unacked += 1;
+        self.last_data_recv = self.last_recv;
+        let small = n < self.smss as usize / 2;
+        if self.segs_unacked >= 2 {
+            // RFC 5681 §4.2: every second full-sized segment.
+            self.ack_now = true;
+        } else if small && !self.pingpong {
+            // A small one without delay unless the application answers within the
+            // delayed-ACK time (interactive mode, where the ACK rides on the answer),
+            // as Linux's quick-ACK and ping-pong modes do; "without delay" being the
+            // next poll, after the application's turn.
+            self.ack_next = true;
+        } else if self.delack_at.is_none() {
+            self.delack_at = Some(self.last_recv + self.config.delack);
+        }
     }
 
     /// The peer's FIN, in order (RFC 9293 §3.10.7.4 eighth).
