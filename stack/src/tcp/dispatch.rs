@@ -112,11 +112,7 @@ impl Stack {
         if c.tcb.ack_next && !ack_next {
             tcp.ack_next.push(key);
         }
-        // `TcpTable::mark_dirty`, with the lookup made above.
-        if !c.dirty {
-            c.dirty = true;
-            tcp.dirty.push_back(key);
-        }
+        c.mark_dirty(key, &mut tcp.dirty);
         match outcome {
             InputOutcome::Ok => {}
             InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),
