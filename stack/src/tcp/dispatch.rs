@@ -112,7 +112,7 @@ impl Stack {
         if c.tcb.ack_next && !ack_next {
             tcp.ack_next.push(key);
         }
-        c.mark_dirty(key, &mut tcp.dirty);
+        c.after_input(key, &mut tcp.dirty, &mut tcp.evented);
         match outcome {
             InputOutcome::Ok => {}
             InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),

@@ -170,6 +170,48 @@ impl Conn {
             dirty.push_back(key);
         }
     }
+
+    /// What follows a segment's arrival on the connection (`key`; the table's lists
+    /// it may join are passed beside it): the output list, whose pass sends what is
+    /// owed and then settles it; unless that pass would do no more than post its
+    /// events, as for most segments whose ACK is delayed. Then they are posted here,
+    /// and the pass (its lookup, the ladder, the settle) is skipped.
+    ///
+    /// That is exactly what the pass would have done, and in the same order, when:
+    /// - it owes nothing ([`Tcb::owes_nothing`]: the ladder would change nothing) in
+    ///   a state for which `settle` only rearms and posts events (no listener, not
+    ///   finished);
+    /// - the wheel holds what its deadlines need, so the rearm would do nothing (and
+    ///   the wheel is not touched before this poll's timers run);
+    /// - the output list is empty, so this is the settle the pass would have made
+    ///   first; and its events are posted now or not at all this poll (not owned,
+    ///   posted already, or some to post), so a later settle in this poll posts
+    ///   nothing ahead of the others' events.
+    #[inline]
+    pub fn after_input(
+        &mut self,
+        key: SlabKey,
+        dirty: &mut VecDeque<SlabKey>,
+        evented: &mut VecDeque<TcpSocketRef>,
+    ) {
+        if !self.dirty
+            && dirty.is_empty()
+            && self.listener.is_none()
+            && (!self.owned || self.evented || self.tcb.events != 0)
+            && self.tcb.owes_nothing()
+            && match self.wheel_at {
+                Some(w) => !self.tcb.deadline_before(w),
+                None => self.tcb.next_deadline().is_none(),
+            }
+        {
+            if self.owned && !self.evented {
+                self.evented = true;
+                evented.push_back(TcpSocketRef::Connection(TcpHandle(key)));
+            }
+            return;
+        }
+        self.mark_dirty(key, dirty);
+    }
 }
 
 /// The TCP state of one stack.
