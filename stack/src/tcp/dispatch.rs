@@ -415,17 +415,16 @@ impl Stack {
 
     /// The ACKs deferred by the last poll ([`Tcb::ack_next`]) are due now.
     pub(crate) fn release_deferred_acks(&mut self) {
-        let mut keys = core::mem::take(&mut self.tcp.ack_next);
-        for key in keys.drain(..) {
-            if let Some(c) = self.tcp.conns.get_mut(key) {
+        let tcp = &mut self.tcp;
+        for key in tcp.ack_next.drain(..) {
+            if let Some(c) = tcp.conns.get_mut(key) {
                 if c.tcb.ack_next {
                     c.tcb.ack_next = false;
                     c.tcb.ack_now = true;
-                    self.tcp.mark_dirty(key);
+                    c.mark_dirty(key, &mut tcp.dirty);
                 }
             }
         }
-        self.tcp.ack_next = keys;
     }
 
     /// Wake the connections whose timers are due.
@@ -460,7 +459,7 @@ impl Stack {
             if c.tcb.retransmits > before {
                 self.stats.tcp_timeouts += 1;
             }
-            self.tcp.mark_dirty(key);
+            c.mark_dirty(key, &mut self.tcp.dirty);
         }
         self.tcp.expired = expired;
     }
@@ -484,16 +483,14 @@ impl Stack {
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
-            loop {
+            // The connection at the end (none if it went away), to be settled.
+            let last = loop {
                 if budget == 0 {
-                    if !c.dirty {
-                        c.dirty = true;
-                        self.tcp.dirty.push_back(key);
-                    }
-                    break;
+                    c.mark_dirty(key, &mut self.tcp.dirty);
+                    break Some(c);
                 }
                 if !c.tcb.next_segment(now, &mut seg) {
-                    break;
+                    break Some(c);
                 }
                 budget -= 1;
                 let (src, dst) = (*c.tcb.local.ip(), *c.tcb.remote.ip());
@@ -546,12 +543,20 @@ impl Stack {
                 }
                 // The IP layer never removes a connection; the lookup is kept all the same.
                 let Some(back) = back else {
-                    break;
+                    break None;
                 };
                 back.tcb.snd_buf = snd;
                 c = back;
+            };
+            // Settled with the connection at hand in the common case.
+            let live = last.and_then(|c| {
+                crate::tcp::settle_live(&mut self.tcp.wheel, &mut self.tcp.evented, key, c)
+            });
+            match live {
+                Some(false) => {}
+                Some(true) => self.tcp.purge_stale_timers(),
+                None => self.tcp.settle(key),
             }
-            self.tcp.settle(key);
         }
         self.out_seg = Some(seg);
     }

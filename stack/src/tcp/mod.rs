@@ -272,6 +272,28 @@ fn schedule(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool
     stale
 }
 
+/// [`TcpTable::settle`]'s common case, for a connection at hand (`key`; the table's
+/// wheel and event list passed beside it): one neither finished nor waiting for accept
+/// posts its events and (re)arms its timer. `Some(stale)`, `stale` when that left a
+/// stale wheel entry (see [`rearm`]) for the caller's purge check; `None` when the
+/// connection needs the full settle.
+#[inline]
+pub(crate) fn settle_live(
+    wheel: &mut TimerWheel<SlabKey>,
+    evented: &mut VecDeque<TcpSocketRef>,
+    key: SlabKey,
+    c: &mut Conn,
+) -> Option<bool> {
+    if c.listener.is_some() || matches!(c.tcb.state, State::Closed | State::TimeWait) {
+        return None;
+    }
+    if c.owned && c.tcb.events != 0 && !c.evented {
+        c.evented = true;
+        evented.push_back(TcpSocketRef::Connection(TcpHandle(key)));
+    }
+    Some(rearm(wheel, key, c))
+}
+
 /// Stale timer entries (of connections gone or deadlines moved) the wheel may hold
 /// beyond twice the live connections before they are purged in bulk.
 const WHEEL_STALE_SLACK: usize = 4096;
@@ -388,7 +410,7 @@ impl TcpTable {
     /// Inline, the purge itself out of line: asked at every connection's end and at
     /// every stale entry left, it nearly always finds nothing to do.
     #[inline]
-    fn purge_stale_timers(&mut self) {
+    pub(crate) fn purge_stale_timers(&mut self) {
         if self.wheel.len() > 2 * self.conns.len() + WHEEL_STALE_SLACK {
             self.purge_wheel();
         }
@@ -409,16 +431,11 @@ impl TcpTable {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.listener.is_none() && !matches!(c.tcb.state, State::Closed | State::TimeWait) {
-            // The common case, after every segment in or out of a connection that is
-            // neither finished nor waiting for accept: its events and its timer, with
-            // one lookup.
-            if c.owned && c.tcb.events != 0 && !c.evented {
-                c.evented = true;
-                self.evented
-                    .push_back(TcpSocketRef::Connection(TcpHandle(key)));
-            }
-            if rearm(&mut self.wheel, key, c) {
+        // The common case, after every segment in or out of a connection that is
+        // neither finished nor waiting for accept: its events and its timer, with one
+        // lookup.
+        if let Some(stale) = settle_live(&mut self.wheel, &mut self.evented, key, c) {
+            if stale {
                 self.purge_stale_timers();
             }
             return;
