@@ -444,70 +444,58 @@ impl TcpTable {
             self.remove(key);
             return;
         }
-        if c.tcb.state == State::TimeWait
-            && (c.tcb.snd_buf.allocated() != 0 || c.tcb.rcv_buf.allocated() != 0)
-            && c.tcb.snd_buf.is_empty()
-            && (!c.owned || c.tcb.rcv_buf.is_empty())
-        {
-            // TIME-WAIT only answers retransmitted FINs: nothing more can be sent or
-            // arrive, and what was received is read (or nobody can read it). Its
-            // rings go to the next connection rather than wait out 2 MSL.
-            if let Some(c) = self.conns.get_mut(key) {
+        // The rest with the connection at hand too (the table's other parts borrowed
+        // beside it): these run at every segment of a handshake or a close.
+        if c.tcb.state == State::TimeWait {
+            if (c.tcb.snd_buf.allocated() != 0 || c.tcb.rcv_buf.allocated() != 0)
+                && c.tcb.snd_buf.is_empty()
+                && (!c.owned || c.tcb.rcv_buf.is_empty())
+            {
+                // TIME-WAIT only answers retransmitted FINs: nothing more can be sent
+                // or arrive, and what was received is read (or nobody can read it).
+                // Its rings go to the next connection rather than wait out 2 MSL.
                 self.bufs.reclaim(&mut c.tcb.snd_buf);
                 self.bufs.reclaim(&mut c.tcb.rcv_buf);
             }
-        }
-        if let Some(c) = self.conns.get_mut(key) {
-            if c.tcb.state == State::TimeWait && c.tcb.sent.is_empty() {
+            if c.tcb.sent.is_empty() {
                 // Likewise its sent log: everything it sent was acknowledged.
                 Self::reclaim_log(&mut self.spare_logs, &mut c.tcb.sent);
             }
         }
-        let Some(c) = self.conns.get(key) else {
-            return;
-        };
-        let handoff = match (c.listener, c.queued) {
-            (Some(lk), false) if c.tcb.state.is_synchronized() => Some(lk),
-            _ => None,
-        };
-        if let Some(lk) = handoff {
-            let queued = self.listeners.get_mut(lk).map(|l| l.push_established(key));
-            if let Some(c) = self.conns.get_mut(key) {
-                match queued {
-                    Some(true) => c.queued = true,
-                    Some(false) => {
-                        // Accept queue full: reset rather than leave the peer hanging
-                        // (Linux with tcp_abort_on_overflow).
-                        c.listener = None;
-                        c.tcb.send_rst = true;
-                        self.overflows += 1;
+        if let (Some(lk), false) = (c.listener, c.queued) {
+            if c.tcb.state.is_synchronized() {
+                match self.listeners.get_mut(lk) {
+                    Some(l) => {
+                        if l.push_established(key) {
+                            c.queued = true;
+                            // Report that the listener has connections waiting.
+                            if !l.evented {
+                                l.evented = true;
+                                self.evented
+                                    .push_back(TcpSocketRef::Listener(TcpListenerHandle(lk)));
+                            }
+                        } else {
+                            // Accept queue full: reset rather than leave the peer
+                            // hanging (Linux with tcp_abort_on_overflow).
+                            c.listener = None;
+                            c.tcb.send_rst = true;
+                            self.overflows += 1;
+                            c.mark_dirty(key, &mut self.dirty);
+                        }
                     }
                     None => c.listener = None,
                 }
             }
-            match queued {
-                Some(true) => self.evented_listener(lk),
-                Some(false) => self.mark_dirty(key),
-                None => {}
-            }
         }
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        if rearm(&mut self.wheel, key, c) {
+        let stale = rearm(&mut self.wheel, key, c);
+        // `mark_evented`, with the lookup made above.
+        if c.owned && c.tcb.events != 0 && !c.evented {
+            c.evented = true;
+            self.evented
+                .push_back(TcpSocketRef::Connection(TcpHandle(key)));
+        }
+        if stale {
             self.purge_stale_timers();
-        }
-        self.mark_evented(key);
-    }
-
-    /// Report that a listener has connections waiting.
-    pub fn evented_listener(&mut self, lk: SlabKey) {
-        if let Some(l) = self.listeners.get_mut(lk) {
-            if !l.evented {
-                l.evented = true;
-                self.evented
-                    .push_back(TcpSocketRef::Listener(TcpListenerHandle(lk)));
-            }
         }
     }
 }
