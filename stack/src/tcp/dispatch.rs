@@ -474,7 +474,9 @@ impl Stack {
         // field), so it is kept from one pass to the next rather than built afresh
         // (the header with every option is large).
         let mut seg = self.out_seg.take().unwrap_or_default();
-        while let Some(key) = self.tcp.dirty.pop_front() {
+        let mut next = 0;
+        while let Some(&key) = self.tcp.dirty.get(next) {
+            next += 1;
             let Some(mut c) = self.tcp.conns.get_mut(key) else {
                 continue;
             };
@@ -558,6 +560,7 @@ impl Stack {
                 None => self.tcp.settle(key),
             }
         }
+        self.tcp.dirty.clear();
         self.out_seg = Some(seg);
     }
 }
