@@ -113,11 +113,7 @@ impl Stack {
         if c.tcb.ack_next && !ack_next {
             tcp.ack_next.push(key);
         }
-        // `TcpTable::mark_dirty`, with the lookup made above.
-        if !c.dirty {
-            c.dirty = true;
-            tcp.dirty.push_back(key);
-        }
+        c.after_input(key, &mut tcp.dirty, &mut tcp.evented);
         match outcome {
             InputOutcome::Ok => {}
             InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),
@@ -429,17 +425,16 @@ impl Stack {
 
     /// The ACKs deferred by the last poll ([`Tcb::ack_next`]) are due now.
     pub(crate) fn release_deferred_acks(&mut self) {
-        let mut keys = core::mem::take(&mut self.tcp.ack_next);
-        for key in keys.drain(..) {
-            if let Some(c) = self.tcp.conns.get_mut(key) {
+        let tcp = &mut self.tcp;
+        for key in tcp.ack_next.drain(..) {
+            if let Some(c) = tcp.conns.get_mut(key) {
                 if c.tcb.ack_next {
                     c.tcb.ack_next = false;
                     c.tcb.ack_now = true;
-                    self.tcp.mark_dirty(key);
+                    c.mark_dirty(key, &mut tcp.dirty);
                 }
             }
         }
-        self.tcp.ack_next = keys;
     }
 
     /// Wake the connections whose timers are due.
@@ -474,7 +469,7 @@ impl Stack {
             if c.tcb.retransmits > before {
                 self.stats.tcp_timeouts += 1;
             }
-            self.tcp.mark_dirty(key);
+            c.mark_dirty(key, &mut self.tcp.dirty);
         }
         self.tcp.expired = expired;
     }
@@ -489,7 +484,9 @@ impl Stack {
         // field), so it is kept from one pass to the next rather than built afresh
         // (the header with every option is large).
         let mut seg = self.out_seg.take().unwrap_or_default();
-        while let Some(key) = self.tcp.dirty.pop_front() {
+        let mut next = 0;
+        while let Some(&key) = self.tcp.dirty.get(next) {
+            next += 1;
             let Some(mut c) = self.tcp.conns.get_mut(key) else {
                 continue;
             };
@@ -498,16 +495,14 @@ impl Stack {
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
-            loop {
+            // The connection at the end (none if it went away), to be settled.
+            let last = loop {
                 if budget == 0 {
-                    if !c.dirty {
-                        c.dirty = true;
-                        self.tcp.dirty.push_back(key);
-                    }
-                    break;
+                    c.mark_dirty(key, &mut self.tcp.dirty);
+                    break Some(c);
                 }
                 if !c.tcb.next_segment(now, &mut seg) {
-                    break;
+                    break Some(c);
                 }
                 budget -= 1;
                 let (src, dst) = (*c.tcb.local.ip(), *c.tcb.remote.ip());
@@ -528,9 +523,14 @@ impl Stack {
                 };
                 let (offset, len) = (seg.payload_offset, seg.payload_len);
                 let res = self.output_ipv4_offload(now, ports, ip, want, |b, offloaded| {
+                    // The second piece only when the range wraps (rarely): a copy of
+                    // nothing is still a call to `memcpy`. (Guarding the first piece
+                    // too made the closure too big to be inlined, a net loss.)
                     let (a, bb) = snd.peek(offset, len);
                     b[hlen..hlen + a.len()].copy_from_slice(a);
-                    b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
+                    if !bb.is_empty() {
+                        b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
+                    }
                     let csum = if offloaded {
                         TcpChecksum::Offload
                     } else {
@@ -555,13 +555,22 @@ impl Stack {
                 }
                 // The IP layer never removes a connection; the lookup is kept all the same.
                 let Some(back) = back else {
-                    break;
+                    break None;
                 };
                 back.tcb.snd_buf = snd;
                 c = back;
+            };
+            // Settled with the connection at hand in the common case.
+            let live = last.and_then(|c| {
+                crate::tcp::settle_live(&mut self.tcp.wheel, &mut self.tcp.evented, key, c)
+            });
+            match live {
+                Some(false) => {}
+                Some(true) => self.tcp.purge_stale_timers(),
+                None => self.tcp.settle(key),
             }
-            self.tcp.settle(key);
         }
+        self.tcp.dirty.clear();
         self.out_seg = Some(seg);
     }
 }

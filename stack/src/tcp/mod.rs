@@ -159,6 +159,73 @@ pub(crate) struct Conn {
     pub evented: bool,
 }
 
+impl Conn {
+    /// Put the connection (`key`) on the output list `dirty` unless it is on it: the
+    /// body of [`TcpTable::mark_dirty`] for callers that hold the connection already
+    /// (and the list beside it), which saves the lookup.
+    #[inline]
+    pub fn mark_dirty(&mut self, key: SlabKey, dirty: &mut Vec<SlabKey>) {
+        if !self.dirty {
+            self.dirty = true;
+            push_dirty(dirty, key);
+        }
+    }
+
+    /// What follows a segment's arrival on the connection (`key`; the table's lists
+    /// it may join are passed beside it): the output list, whose pass sends what is
+    /// owed and then settles it; unless that pass would do no more than post its
+    /// events, as for most segments whose ACK is delayed. Then they are posted here,
+    /// and the pass (its lookup, the ladder, the settle) is skipped.
+    ///
+    /// That is exactly what the pass would have done, and in the same order, when:
+    /// - it owes nothing ([`Tcb::owes_nothing`]: the ladder would change nothing) in
+    ///   a state for which `settle` only rearms and posts events (no listener, not
+    ///   finished);
+    /// - the wheel holds what its deadlines need, so the rearm would do nothing (and
+    ///   the wheel is not touched before this poll's timers run);
+    /// - the output list is empty, so this is the settle the pass would have made
+    ///   first; and its events are posted now or not at all this poll (not owned,
+    ///   posted already, or some to post), so a later settle in this poll posts
+    ///   nothing ahead of the others' events.
+    #[inline]
+    pub fn after_input(
+        &mut self,
+        key: SlabKey,
+        dirty: &mut Vec<SlabKey>,
+        evented: &mut VecDeque<TcpSocketRef>,
+    ) {
+        if !self.dirty
+            && dirty.is_empty()
+            && self.listener.is_none()
+            && (!self.owned || self.evented || self.tcb.events != 0)
+            && self.tcb.owes_nothing()
+            && match self.wheel_at {
+                Some(w) => !self.tcb.deadline_before(w),
+                None => self.tcb.next_deadline().is_none(),
+            }
+        {
+            if self.owned && !self.evented {
+                self.evented = true;
+                evented.push_back(TcpSocketRef::Connection(TcpHandle(key)));
+            }
+            return;
+        }
+        // `mark_dirty` with the push inline: this is the path of most segments.
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(key);
+        }
+    }
+}
+
+/// [`Conn::mark_dirty`]'s push, out of line: inlined there, it made the socket calls
+/// (`tcp_send`) too big to be inlined into the application's loop, which cost more
+/// than the call. The input path pushes inline (see [`Conn::after_input`]).
+#[inline(never)]
+fn push_dirty(dirty: &mut Vec<SlabKey>, key: SlabKey) {
+    dirty.push(key);
+}
+
 /// The TCP state of one stack.
 #[derive(Debug)]
 pub(crate) struct TcpTable {
@@ -168,7 +235,11 @@ pub(crate) struct TcpTable {
     pub listeners: Slab<Listener>,
     pub listen_map: HashMap<(Ipv4Addr, u16), SlabKey>,
     pub wheel: TimerWheel<SlabKey>,
-    pub dirty: VecDeque<SlabKey>,
+    /// The output list: connections with something to send or to settle, in the
+    /// order they were touched. The output pass walks it (entries added meanwhile
+    /// included) and then clears it: a `Vec` rather than a queue, whose pops cost
+    /// more, as it is emptied whole.
+    pub dirty: Vec<SlabKey>,
     /// Connections owing an ACK at the next poll ([`Tcb::ack_next`]); drained at the
     /// start of every poll, so it holds at most what one poll received.
     pub ack_next: Vec<SlabKey>,
@@ -217,6 +288,28 @@ fn schedule(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool
     stale
 }
 
+/// [`TcpTable::settle`]'s common case, for a connection at hand (`key`; the table's
+/// wheel and event list passed beside it): one neither finished nor waiting for accept
+/// posts its events and (re)arms its timer. `Some(stale)`, `stale` when that left a
+/// stale wheel entry (see [`rearm`]) for the caller's purge check; `None` when the
+/// connection needs the full settle.
+#[inline]
+pub(crate) fn settle_live(
+    wheel: &mut TimerWheel<SlabKey>,
+    evented: &mut VecDeque<TcpSocketRef>,
+    key: SlabKey,
+    c: &mut Conn,
+) -> Option<bool> {
+    if c.listener.is_some() || matches!(c.tcb.state, State::Closed | State::TimeWait) {
+        return None;
+    }
+    if c.owned && c.tcb.events != 0 && !c.evented {
+        c.evented = true;
+        evented.push_back(TcpSocketRef::Connection(TcpHandle(key)));
+    }
+    Some(rearm(wheel, key, c))
+}
+
 /// Stale timer entries (of connections gone or deadlines moved) the wheel may hold
 /// beyond twice the live connections before they are purged in bulk.
 const WHEEL_STALE_SLACK: usize = 4096;
@@ -239,7 +332,7 @@ impl TcpTable {
             listeners: Slab::new(config.max_listeners),
             listen_map: crate::new_map(rand.next_u64()),
             wheel: TimerWheel::new(config.timer_tick, 4096, now),
-            dirty: VecDeque::new(),
+            dirty: Vec::new(),
             ack_next: Vec::new(),
             evented: VecDeque::new(),
             isn: IsnGenerator::new(rand),
@@ -255,10 +348,7 @@ impl TcpTable {
     /// Put a connection on the output list.
     pub fn mark_dirty(&mut self, key: SlabKey) {
         if let Some(c) = self.conns.get_mut(key) {
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push_back(key);
-            }
+            c.mark_dirty(key, &mut self.dirty);
         }
     }
 
@@ -336,7 +426,7 @@ impl TcpTable {
     /// Inline, the purge itself out of line: asked at every connection's end and at
     /// every stale entry left, it nearly always finds nothing to do.
     #[inline]
-    fn purge_stale_timers(&mut self) {
+    pub(crate) fn purge_stale_timers(&mut self) {
         if self.wheel.len() > 2 * self.conns.len() + WHEEL_STALE_SLACK {
             self.purge_wheel();
         }
@@ -357,16 +447,11 @@ impl TcpTable {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        if c.listener.is_none() && !matches!(c.tcb.state, State::Closed | State::TimeWait) {
-            // The common case, after every segment in or out of a connection that is
-            // neither finished nor waiting for accept: its events and its timer, with
-            // one lookup.
-            if c.owned && c.tcb.events != 0 && !c.evented {
-                c.evented = true;
-                self.evented
-                    .push_back(TcpSocketRef::Connection(TcpHandle(key)));
-            }
-            if rearm(&mut self.wheel, key, c) {
+        // The common case, after every segment in or out of a connection that is
+        // neither finished nor waiting for accept: its events and its timer, with one
+        // lookup.
+        if let Some(stale) = settle_live(&mut self.wheel, &mut self.evented, key, c) {
+            if stale {
                 self.purge_stale_timers();
             }
             return;
@@ -375,70 +460,58 @@ impl TcpTable {
             self.remove(key);
             return;
         }
-        if c.tcb.state == State::TimeWait
-            && (c.tcb.snd_buf.allocated() != 0 || c.tcb.rcv_buf.allocated() != 0)
-            && c.tcb.snd_buf.is_empty()
-            && (!c.owned || c.tcb.rcv_buf.is_empty())
-        {
-            // TIME-WAIT only answers retransmitted FINs: nothing more can be sent or
-            // arrive, and what was received is read (or nobody can read it). Its
-            // rings go to the next connection rather than wait out 2 MSL.
-            if let Some(c) = self.conns.get_mut(key) {
+        // The rest with the connection at hand too (the table's other parts borrowed
+        // beside it): these run at every segment of a handshake or a close.
+        if c.tcb.state == State::TimeWait {
+            if (c.tcb.snd_buf.allocated() != 0 || c.tcb.rcv_buf.allocated() != 0)
+                && c.tcb.snd_buf.is_empty()
+                && (!c.owned || c.tcb.rcv_buf.is_empty())
+            {
+                // TIME-WAIT only answers retransmitted FINs: nothing more can be sent
+                // or arrive, and what was received is read (or nobody can read it).
+                // Its rings go to the next connection rather than wait out 2 MSL.
                 self.bufs.reclaim(&mut c.tcb.snd_buf);
                 self.bufs.reclaim(&mut c.tcb.rcv_buf);
             }
-        }
-        if let Some(c) = self.conns.get_mut(key) {
-            if c.tcb.state == State::TimeWait && c.tcb.sent.is_empty() {
+            if c.tcb.sent.is_empty() {
                 // Likewise its sent log: everything it sent was acknowledged.
                 Self::reclaim_log(&mut self.spare_logs, &mut c.tcb.sent);
             }
         }
-        let Some(c) = self.conns.get(key) else {
-            return;
-        };
-        let handoff = match (c.listener, c.queued) {
-            (Some(lk), false) if c.tcb.state.is_synchronized() => Some(lk),
-            _ => None,
-        };
-        if let Some(lk) = handoff {
-            let queued = self.listeners.get_mut(lk).map(|l| l.push_established(key));
-            if let Some(c) = self.conns.get_mut(key) {
-                match queued {
-                    Some(true) => c.queued = true,
-                    Some(false) => {
-                        // Accept queue full: reset rather than leave the peer hanging
-                        // (Linux with tcp_abort_on_overflow).
-                        c.listener = None;
-                        c.tcb.send_rst = true;
-                        self.overflows += 1;
+        if let (Some(lk), false) = (c.listener, c.queued) {
+            if c.tcb.state.is_synchronized() {
+                match self.listeners.get_mut(lk) {
+                    Some(l) => {
+                        if l.push_established(key) {
+                            c.queued = true;
+                            // Report that the listener has connections waiting.
+                            if !l.evented {
+                                l.evented = true;
+                                self.evented
+                                    .push_back(TcpSocketRef::Listener(TcpListenerHandle(lk)));
+                            }
+                        } else {
+                            // Accept queue full: reset rather than leave the peer
+                            // hanging (Linux with tcp_abort_on_overflow).
+                            c.listener = None;
+                            c.tcb.send_rst = true;
+                            self.overflows += 1;
+                            c.mark_dirty(key, &mut self.dirty);
+                        }
                     }
                     None => c.listener = None,
                 }
             }
-            match queued {
-                Some(true) => self.evented_listener(lk),
-                Some(false) => self.mark_dirty(key),
-                None => {}
-            }
         }
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        if rearm(&mut self.wheel, key, c) {
+        let stale = rearm(&mut self.wheel, key, c);
+        // `mark_evented`, with the lookup made above.
+        if c.owned && c.tcb.events != 0 && !c.evented {
+            c.evented = true;
+            self.evented
+                .push_back(TcpSocketRef::Connection(TcpHandle(key)));
+        }
+        if stale {
             self.purge_stale_timers();
-        }
-        self.mark_evented(key);
-    }
-
-    /// Report that a listener has connections waiting.
-    pub fn evented_listener(&mut self, lk: SlabKey) {
-        if let Some(l) = self.listeners.get_mut(lk) {
-            if !l.evented {
-                l.evented = true;
-                self.evented
-                    .push_back(TcpSocketRef::Listener(TcpListenerHandle(lk)));
-            }
         }
     }
 }

@@ -82,6 +82,25 @@ impl Tcb {
         }
     }
 
+    /// True when [`next_segment`](Self::next_segment) would find nothing to send (and
+    /// change nothing): no RST owed, a synchronized state but TIME-WAIT, and
+    /// [`nothing_owed`](Self::nothing_owed). Lets the arrival of a segment that owes no
+    /// answer skip the output pass.
+    #[inline]
+    pub(crate) fn owes_nothing(&self) -> bool {
+        !self.send_rst
+            && matches!(
+                self.state,
+                State::Established
+                    | State::FinWait1
+                    | State::FinWait2
+                    | State::CloseWait
+                    | State::Closing
+                    | State::LastAck
+            )
+            && self.nothing_owed()
+    }
+
     /// True when the ladder below would find nothing in a synchronized state: no
     /// probe or retransmission due, no unsent data or FIN, no ACK owed. Asked first
     /// because most calls find nothing (the output pass asks until "nothing", and a

@@ -327,11 +327,7 @@ impl Stack {
         if n == 0 && !data.is_empty() {
             return Err(TcpError::WouldBlock);
         }
-        // `TcpTable::mark_dirty`, with the lookup made above.
-        if !c.dirty {
-            c.dirty = true;
-            tcp.dirty.push_back(h.0);
-        }
+        c.mark_dirty(h.0, &mut tcp.dirty);
         Ok(n)
     }
 
