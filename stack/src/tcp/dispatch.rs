@@ -235,7 +235,7 @@ impl Stack {
             self.stats.drop(DropReason::TcpTooManyConnections);
             return None;
         };
-        tcp.dirty.push_back(key);
+        tcp.dirty.push(key);
         // Set up where it lies (a TCB is too big to build aside and move in), with one
         // lookup for all of it.
         let tcb = &mut tcp.conns.get_mut(key)?.tcb;

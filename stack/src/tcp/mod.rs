@@ -160,6 +160,17 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// Report the connection's (`key`) pending events on the list `evented`, if the
+    /// application holds it and it is not listed yet; for callers that hold the
+    /// connection already, which saves a lookup.
+    #[inline]
+    pub fn mark_evented(&mut self, key: SlabKey, evented: &mut VecDeque<TcpSocketRef>) {
+        if self.owned && self.tcb.events != 0 && !self.evented {
+            self.evented = true;
+            evented.push_back(TcpSocketRef::Connection(TcpHandle(key)));
+        }
+    }
+
     /// Put the connection (`key`) on the output list `dirty` unless it is on it: the
     /// body of [`TcpTable::mark_dirty`] for callers that hold the connection already
     /// (and the list beside it), which saves the lookup.
@@ -303,10 +314,7 @@ pub(crate) fn settle_live(
     if c.listener.is_some() || matches!(c.tcb.state, State::Closed | State::TimeWait) {
         return None;
     }
-    if c.owned && c.tcb.events != 0 && !c.evented {
-        c.evented = true;
-        evented.push_back(TcpSocketRef::Connection(TcpHandle(key)));
-    }
+    c.mark_evented(key, evented);
     Some(rearm(wheel, key, c))
 }
 
@@ -349,17 +357,6 @@ impl TcpTable {
     pub fn mark_dirty(&mut self, key: SlabKey) {
         if let Some(c) = self.conns.get_mut(key) {
             c.mark_dirty(key, &mut self.dirty);
-        }
-    }
-
-    /// Report a connection's pending events (if the application holds it).
-    pub fn mark_evented(&mut self, key: SlabKey) {
-        if let Some(c) = self.conns.get_mut(key) {
-            if c.owned && c.tcb.events != 0 && !c.evented {
-                c.evented = true;
-                self.evented
-                    .push_back(TcpSocketRef::Connection(TcpHandle(key)));
-            }
         }
     }
 
@@ -504,12 +501,7 @@ impl TcpTable {
             }
         }
         let stale = rearm(&mut self.wheel, key, c);
-        // `mark_evented`, with the lookup made above.
-        if c.owned && c.tcb.events != 0 && !c.evented {
-            c.evented = true;
-            self.evented
-                .push_back(TcpSocketRef::Connection(TcpHandle(key)));
-        }
+        c.mark_evented(key, &mut self.evented);
         if stale {
             self.purge_stale_timers();
         }

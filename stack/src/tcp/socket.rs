@@ -175,12 +175,7 @@ impl Stack {
                 c.listener = None;
                 c.queued = false;
                 c.owned = true;
-                // `TcpTable::mark_evented`, with the lookup made here.
-                if c.tcb.events != 0 && !c.evented {
-                    c.evented = true;
-                    tcp.evented
-                        .push_back(TcpSocketRef::Connection(TcpHandle(key)));
-                }
+                c.mark_evented(key, &mut tcp.evented);
                 return Ok((TcpHandle(key), c.tcb.remote));
             }
         }
@@ -295,7 +290,7 @@ impl Stack {
             .ok_or(TcpError::TooManyConnections)?;
         tuple.insert(key);
         tcp.supply_log(key);
-        tcp.dirty.push_back(key);
+        tcp.dirty.push(key);
         self.stats.tcp_active_opens += 1;
         Ok(TcpHandle(key))
     }
@@ -392,10 +387,7 @@ impl Stack {
             shutdown(&mut c.tcb);
         }
         // `TcpTable::mark_dirty`, with the lookup made above.
-        if !c.dirty {
-            c.dirty = true;
-            tcp.dirty.push_back(h.0);
-        }
+        c.mark_dirty(h.0, &mut tcp.dirty);
         Ok(())
     }
 
