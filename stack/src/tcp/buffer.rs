@@ -201,7 +201,28 @@ impl RingBuffer {
     }
 
     /// Copy as much of `data` as fits to the end; returns how many bytes were taken.
+    ///
+    /// Inlined for the common case, storage allocated and all of `data` fitting in one
+    /// piece before the end of the storage: one bounds check and the copy, where the
+    /// general case ([`enqueue_slice_any`](Self::enqueue_slice_any)) is a call that
+    /// clamps, allocates and wraps.
+    #[inline]
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
+        // Within the storage (empty before the first write), the end of the readable
+        // bytes has not wrapped, so all of `start..` up to the end is free space.
+        let start = self.head + self.length;
+        if start + data.len() <= self.storage.len() {
+            self.storage[start..start + data.len()].copy_from_slice(data);
+            self.length += data.len();
+            return data.len();
+        }
+        self.enqueue_slice_any(data)
+    }
+
+    /// [`enqueue_slice`](Self::enqueue_slice) in general: clamped to the free space,
+    /// allocating the storage, wrapping.
+    #[inline(never)]
+    fn enqueue_slice_any(&mut self, data: &[u8]) -> usize {
         // `write_unallocated(0, data)` then `enqueue_unallocated`, in one pass: the
         // free space is counted once and the storage checked once.
         let n = data.len().min(self.window());
@@ -236,7 +257,28 @@ impl RingBuffer {
 
     /// Copy up to `out.len()` bytes from the front into `out` and remove them; returns
     /// the count.
+    ///
+    /// Inlined for the common case, the bytes taken lying in one piece before the end
+    /// of the storage and leaving the head short of it: one bounds check and the copy,
+    /// where the general case ([`dequeue_slice_any`](Self::dequeue_slice_any)) clamps
+    /// and wraps.
+    #[inline]
     pub fn dequeue_slice(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.length);
+        let start = self.head;
+        // `<`, not `<=`: the head stays below the capacity without wrapping.
+        if start + n < self.storage.len() {
+            out[..n].copy_from_slice(&self.storage[start..start + n]);
+            self.head = start + n;
+            self.length -= n;
+            return n;
+        }
+        self.dequeue_slice_any(out)
+    }
+
+    /// [`dequeue_slice`](Self::dequeue_slice) in general: clamped, wrapping.
+    #[inline(never)]
+    fn dequeue_slice_any(&mut self, out: &mut [u8]) -> usize {
         // `read_at(0, out)` then `dequeue_allocated`, in one pass: the readable bytes
         // start at `head` (below the capacity), and are clamped once.
         let n = out.len().min(self.length);
