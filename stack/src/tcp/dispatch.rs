@@ -14,7 +14,7 @@ use crate::stats::DropReason;
 use crate::tcp::input::{InputOutcome, TcpDrop};
 use crate::tcp::syncookie::CookieOptions;
 use crate::tcp::tcb::{OpenParams, State, Tcb};
-use crate::tcp::Conn;
+use crate::tcp::{Conn, FourTuple};
 use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::{self, Flags, TcpChecksum, TcpRepr, TcpTimestamp};
@@ -67,7 +67,7 @@ impl Stack {
         let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
 
-        if let Some(&key) = self.tcp.demux.get(&(local, remote)) {
+        if let Some(&key) = self.tcp.demux.get(&FourTuple::new(local, remote)) {
             // The segment is asked first: only a SYN may reuse a connection's tuple, and
             // every other segment goes on to its connection without a lookup here.
             let reuse = seg.flags.contains(Flags::SYN)
@@ -281,7 +281,7 @@ impl Stack {
                 tcb.set_state(State::SynReceived);
             }
         }
-        tcp.demux.insert((local, remote), key);
+        tcp.demux.insert(FourTuple::new(local, remote), key);
         listener.embryonic += 1;
         self.stats.tcp_passive_opens += 1;
         Some(key)

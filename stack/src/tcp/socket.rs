@@ -8,7 +8,7 @@ use core::net::SocketAddrV4;
 use crate::tcp::cc::{CcAlgorithm, CongestionControl};
 use crate::tcp::listen::Listener;
 use crate::tcp::tcb::{ConnError, Keepalive, OpenParams, State, Tcb, TcpSocketOptions};
-use crate::tcp::{Conn, Events, TcpEvent, TcpHandle, TcpListenerHandle, TcpSocketRef};
+use crate::tcp::{Conn, Events, FourTuple, TcpEvent, TcpHandle, TcpListenerHandle, TcpSocketRef};
 use crate::time::Duration;
 use crate::wire::Ipv4Addr;
 use crate::Stack;
@@ -247,7 +247,7 @@ impl Stack {
                             && !self
                                 .tcp
                                 .demux
-                                .contains_key(&(SocketAddrV4::new(src, p), remote))
+                                .contains_key(&FourTuple::new(SocketAddrV4::new(src, p), remote))
                     })
                     .ok_or(TcpError::NoPortsAvailable)?
             }
@@ -267,7 +267,9 @@ impl Stack {
         let tcp = &mut self.tcp;
         let config = tcp.config.tcb;
         // One lookup of the tuple, to see that it is free and then to take it.
-        let hashbrown::hash_map::Entry::Vacant(tuple) = tcp.demux.entry((local, remote)) else {
+        let hashbrown::hash_map::Entry::Vacant(tuple) =
+            tcp.demux.entry(FourTuple::new(local, remote))
+        else {
             return Err(TcpError::AddrInUse);
         };
         // Built where it will live: a TCB is too big to build aside and move in.
