@@ -155,6 +155,17 @@ struct TxCounters {
     filtered: AtomicU64,
 }
 
+/// Add `n` to a counter that only this end writes (`sent` by the sending end,
+/// `delivered` by the receiving one; a [`LinkEnd`] is not `Clone` and its methods take
+/// `&mut self`): a load and a store, not a locked read-modify-write, which costs
+/// some 20 cycles on x86 (perf showed the `lock add` as a fifth of the receive path's
+/// time in a request/response run). Readers on other threads still see every value
+/// whole, and one written later than the one before.
+#[inline(always)]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
 /// Counters written by the receiving end.
 #[derive(Debug, Default)]
 #[repr(align(128))]
@@ -679,10 +690,7 @@ impl LinkEnd {
             }
         }
         if n > from_link_start {
-            self.rx
-                .rx
-                .delivered
-                .fetch_add((n - from_link_start) as u64, Relaxed);
+            bump(&self.rx.rx.delivered, (n - from_link_start) as u64);
         }
         n
     }
@@ -718,10 +726,7 @@ impl LinkEnd {
             }
         }
         if n > from_link_start {
-            self.rx
-                .rx
-                .delivered
-                .fetch_add((n - from_link_start) as u64, Relaxed);
+            bump(&self.rx.rx.delivered, (n - from_link_start) as u64);
         }
         n
     }
@@ -761,7 +766,7 @@ impl LinkEnd {
         if n == 0 {
             return 0;
         }
-        counters.sent.fetch_add(n as u64, Relaxed);
+        bump(&counters.sent, n as u64);
         let max_frame = self.max_frame;
         let offload = self.offload_max_frame;
         let now = self.now;
@@ -850,7 +855,7 @@ impl Device for LinkEnd {
         if n == 0 {
             return 0;
         }
-        tx.sent.fetch_add(n as u64, Relaxed);
+        bump(&tx.sent, n as u64);
         self.emitter.room_hint -= n;
         let (max_frame, offload) = (self.max_frame, self.offload_max_frame);
         let ring = &self.emitter.ring;
