@@ -58,15 +58,7 @@ impl Tcb {
         }
         // The synchronized states but TIME-WAIT first, as one range test: nearly every
         // call is made in them.
-        if matches!(
-            self.state,
-            State::Established
-                | State::FinWait1
-                | State::FinWait2
-                | State::CloseWait
-                | State::Closing
-                | State::LastAck
-        ) {
+        if self.state.is_output_state() {
             if self.nothing_owed() {
                 return false;
             }
@@ -88,17 +80,7 @@ impl Tcb {
     /// answer skip the output pass.
     #[inline]
     pub(crate) fn owes_nothing(&self) -> bool {
-        !self.send_rst
-            && matches!(
-                self.state,
-                State::Established
-                    | State::FinWait1
-                    | State::FinWait2
-                    | State::CloseWait
-                    | State::Closing
-                    | State::LastAck
-            )
-            && self.nothing_owed()
+        !self.send_rst && self.state.is_output_state() && self.nothing_owed()
     }
 
     /// True when the ladder below would find nothing in a synchronized state: no

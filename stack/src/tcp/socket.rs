@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddrV4;
 
+use crate::socket::Slab;
 use crate::tcp::cc::{CcAlgorithm, CongestionControl};
 use crate::tcp::listen::Listener;
 use crate::tcp::tcb::{ConnError, Keepalive, OpenParams, State, Tcb, TcpSocketOptions};
@@ -100,6 +101,16 @@ pub struct TcpInfo {
 /// The IANA dynamic range (RFC 6335), as for UDP.
 const EPHEMERAL: core::ops::RangeInclusive<u16> = 49152..=65535;
 
+/// The connection behind the application's handle `h`, writable; from the slab alone, so
+/// a caller can borrow the table's other parts (buffer cache, output list) beside it.
+#[inline(always)]
+fn owned_mut(conns: &mut Slab<Conn>, h: TcpHandle) -> Result<&mut Conn, TcpError> {
+    conns
+        .get_mut(h.0)
+        .filter(|c| c.owned)
+        .ok_or(TcpError::InvalidHandle)
+}
+
 impl Stack {
     fn conn(&self, h: TcpHandle) -> Result<&Conn, TcpError> {
         self.tcp
@@ -110,11 +121,7 @@ impl Stack {
     }
 
     fn conn_mut(&mut self, h: TcpHandle) -> Result<&mut Conn, TcpError> {
-        self.tcp
-            .conns
-            .get_mut(h.0)
-            .filter(|c| c.owned)
-            .ok_or(TcpError::InvalidHandle)
+        owned_mut(&mut self.tcp.conns, h)
     }
 
     /// Listen on `local` (address 0.0.0.0: all of ours) with an accept queue of
@@ -302,11 +309,7 @@ impl Stack {
         // One lookup for the whole call: the table's other parts (buffer cache, dirty
         // list) are borrowed beside the connection.
         let tcp = &mut self.tcp;
-        let c = tcp
-            .conns
-            .get_mut(h.0)
-            .filter(|c| c.owned)
-            .ok_or(TcpError::InvalidHandle)?;
+        let c = owned_mut(&mut tcp.conns, h)?;
         if let Some(e) = c.tcb.error {
             return Err(e.into());
         }
@@ -372,11 +375,7 @@ impl Stack {
     /// RFC 2525 §2.17 and Linux do.
     pub fn tcp_close(&mut self, h: TcpHandle) -> Result<(), TcpError> {
         let tcp = &mut self.tcp;
-        let c = tcp
-            .conns
-            .get_mut(h.0)
-            .filter(|c| c.owned)
-            .ok_or(TcpError::InvalidHandle)?;
+        let c = owned_mut(&mut tcp.conns, h)?;
         c.owned = false;
         c.tcb.orphaned = true;
         if !c.tcb.rcv_buf.is_empty() && c.tcb.state.is_synchronized() {

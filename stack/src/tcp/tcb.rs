@@ -37,6 +37,22 @@ impl State {
         !matches!(self, State::Closed | State::SynSent | State::SynReceived)
     }
 
+    /// The synchronized states but TIME-WAIT: where a connection's output is decided
+    /// segment by segment (retransmission, data, probes, ACKs). One range test, as the
+    /// variants are declared in that order.
+    #[inline(always)]
+    pub fn is_output_state(self) -> bool {
+        matches!(
+            self,
+            State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+                | State::Closing
+                | State::LastAck
+        )
+    }
+
     /// We may still send data (no FIN of ours queued by the state).
     pub fn can_send(self) -> bool {
         matches!(self, State::Established | State::CloseWait)

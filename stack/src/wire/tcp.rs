@@ -1078,32 +1078,13 @@ impl<'a> TcpRepr<'a> {
             out[at..at + 4].copy_from_slice(&w);
             at += 4;
         };
-        if let Some(mss) = self.max_seg_size {
-            let [hi, lo] = mss.to_be_bytes();
-            word([field::OPT_MSS, field::LEN_MSS as u8, hi, lo]);
-        }
-        match (self.timestamp, self.sack_permitted) {
-            (Some(ts), sack_permitted) => {
-                let [a, b] = if sack_permitted {
-                    [field::OPT_SACKPERM, field::LEN_SACKPERM as u8]
-                } else {
-                    [field::OPT_NOP, field::OPT_NOP]
-                };
-                word([a, b, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE]);
-                word(ts.tsval.to_be_bytes());
-                word(ts.tsecr.to_be_bytes());
-            }
-            (None, true) => word([
-                field::OPT_NOP,
-                field::OPT_NOP,
-                field::OPT_SACKPERM,
-                field::LEN_SACKPERM as u8,
-            ]),
-            (None, false) => {}
-        }
-        if let Some(shift) = self.window_scale {
-            word([field::OPT_NOP, field::OPT_WS, field::LEN_WS as u8, shift]);
-        }
+        fixed_option_words(
+            self.max_seg_size,
+            self.timestamp,
+            self.sack_permitted,
+            self.window_scale,
+            &mut word,
+        );
         if blocks > 0 {
             let len = (2 + blocks * field::LEN_SACK_BLOCK) as u8;
             word([field::OPT_NOP, field::OPT_NOP, field::OPT_SACKRNG, len]);
@@ -1113,6 +1094,46 @@ impl<'a> TcpRepr<'a> {
             }
         }
         debug_assert_eq!(at, out.len(), "options_len disagrees with the layout");
+    }
+}
+
+/// The options other than SACK blocks in [`TcpRepr::emit`]'s layout (Linux's), a 32-bit
+/// word at a time: MSS; then SACK_PERM (or NOP NOP) and the timestamps, or NOP NOP
+/// SACK_PERM alone; then NOP and the window scale. One writer for [`TcpRepr`]'s option
+/// walk and [`HeaderImage::set_syn`], so the two layouts cannot drift apart.
+#[inline(always)]
+fn fixed_option_words(
+    max_seg_size: Option<u16>,
+    timestamp: Option<TcpTimestamp>,
+    sack_permitted: bool,
+    window_scale: Option<u8>,
+    mut word: impl FnMut([u8; 4]),
+) {
+    if let Some(mss) = max_seg_size {
+        let [hi, lo] = mss.to_be_bytes();
+        word([field::OPT_MSS, field::LEN_MSS as u8, hi, lo]);
+    }
+    match (timestamp, sack_permitted) {
+        (Some(ts), sack_permitted) => {
+            let [a, b] = if sack_permitted {
+                [field::OPT_SACKPERM, field::LEN_SACKPERM as u8]
+            } else {
+                [field::OPT_NOP, field::OPT_NOP]
+            };
+            word([a, b, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE]);
+            word(ts.tsval.to_be_bytes());
+            word(ts.tsecr.to_be_bytes());
+        }
+        (None, true) => word([
+            field::OPT_NOP,
+            field::OPT_NOP,
+            field::OPT_SACKPERM,
+            field::LEN_SACKPERM as u8,
+        ]),
+        (None, false) => {}
+    }
+    if let Some(shift) = window_scale {
+        word([field::OPT_NOP, field::OPT_WS, field::LEN_WS as u8, shift]);
     }
 }
 
@@ -1238,30 +1259,13 @@ impl HeaderImage {
             self.bytes[at..at + 4].copy_from_slice(&w);
             at += 4;
         };
-        let [hi, lo] = max_seg_size.to_be_bytes();
-        word([field::OPT_MSS, field::LEN_MSS as u8, hi, lo]);
-        match (timestamp, sack_permitted) {
-            (Some(ts), sack_permitted) => {
-                let [a, b] = if sack_permitted {
-                    [field::OPT_SACKPERM, field::LEN_SACKPERM as u8]
-                } else {
-                    [field::OPT_NOP, field::OPT_NOP]
-                };
-                word([a, b, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE]);
-                word(ts.tsval.to_be_bytes());
-                word(ts.tsecr.to_be_bytes());
-            }
-            (None, true) => word([
-                field::OPT_NOP,
-                field::OPT_NOP,
-                field::OPT_SACKPERM,
-                field::LEN_SACKPERM as u8,
-            ]),
-            (None, false) => {}
-        }
-        if let Some(shift) = window_scale {
-            word([field::OPT_NOP, field::OPT_WS, field::LEN_WS as u8, shift]);
-        }
+        fixed_option_words(
+            Some(max_seg_size),
+            timestamp,
+            sack_permitted,
+            window_scale,
+            &mut word,
+        );
         self.len = at as u8;
     }
 
