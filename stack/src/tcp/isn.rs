@@ -15,14 +15,12 @@
 //! `secure_tcp_seq_and_tsoff`): the halves of a PRF's output are independent, so
 //! knowing one reveals nothing about the other, and a connection costs one hash, not
 //! two.
-//!
-//! The hash is computed here rather than through `siphasher`'s streaming `Hasher`: its
-//! input is always the same 12 bytes (one 8-byte block and a final one), so it is two
-//! compressions and the finalization on registers, with no byte buffering; the tests
-//! check it against `siphasher` bit for bit.
 
 use core::fmt;
+use core::hash::Hasher;
 use core::net::SocketAddrV4;
+
+use siphasher::sip::SipHasher24;
 
 use crate::rand::Rand;
 use crate::time::Instant;
@@ -38,9 +36,7 @@ const CLOCK_TICK_MICROS: u64 = 4;
 /// predictable ISNs.
 #[derive(Clone)]
 pub struct IsnGenerator {
-    /// SipHash's state after keying with the secret (it depends on the key alone):
-    /// each hash starts from it.
-    init: [u64; 4],
+    key: [u8; 16],
 }
 
 impl IsnGenerator {
@@ -49,13 +45,7 @@ impl IsnGenerator {
     pub fn new(rand: &mut Rand) -> IsnGenerator {
         let mut key = [0u8; 16];
         rand.fill(&mut key);
-        Self::with_key(&key)
-    }
-
-    fn with_key(key: &[u8; 16]) -> IsnGenerator {
-        IsnGenerator {
-            init: sip_init(key),
-        }
+        IsnGenerator { key }
     }
 
     /// The ISN for a connection from `local` to `remote` opened at `now`.
@@ -95,61 +85,16 @@ impl IsnGenerator {
 
     /// SipHash-2-4 of `local ip || local port || remote ip || remote port` (addresses
     /// and ports in network byte order).
-    #[inline]
     fn hash(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u64 {
-        // The 12 bytes as SipHash reads them, in little-endian words: the first 8, then
-        // the final block, the last 4 with the message length in its top byte.
-        let lip = local.ip().octets();
-        let lport = local.port().to_be_bytes();
-        let rip = remote.ip().octets();
-        let rport = remote.port().to_be_bytes();
-        let m0 = u64::from_le_bytes([
-            lip[0], lip[1], lip[2], lip[3], lport[0], lport[1], rip[0], rip[1],
-        ]);
-        let m1 = u64::from(u32::from_le_bytes([rip[2], rip[3], rport[0], rport[1]])) | (12 << 56);
-        let mut v = self.init;
-        for m in [m0, m1] {
-            v[3] ^= m;
-            sip_round(&mut v);
-            sip_round(&mut v);
-            v[0] ^= m;
-        }
-        v[2] ^= 0xff;
-        for _ in 0..4 {
-            sip_round(&mut v);
-        }
-        v[0] ^ v[1] ^ v[2] ^ v[3]
+        let mut input = [0u8; 12];
+        input[0..4].copy_from_slice(&local.ip().octets());
+        input[4..6].copy_from_slice(&local.port().to_be_bytes());
+        input[6..10].copy_from_slice(&remote.ip().octets());
+        input[10..12].copy_from_slice(&remote.port().to_be_bytes());
+        let mut h = SipHasher24::new_with_key(&self.key);
+        h.write(&input);
+        h.finish()
     }
-}
-
-/// SipHash's state after keying with `key` (its two little-endian halves).
-fn sip_init(key: &[u8; 16]) -> [u64; 4] {
-    let mut k0 = [0u8; 8];
-    let mut k1 = [0u8; 8];
-    k0.copy_from_slice(&key[..8]);
-    k1.copy_from_slice(&key[8..]);
-    let (k0, k1) = (u64::from_le_bytes(k0), u64::from_le_bytes(k1));
-    [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ]
-}
-
-/// One SipRound.
-#[inline(always)]
-fn sip_round(v: &mut [u64; 4]) {
-    v[0] = v[0].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(13) ^ v[0];
-    v[0] = v[0].rotate_left(32);
-    v[2] = v[2].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(16) ^ v[2];
-    v[0] = v[0].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(21) ^ v[0];
-    v[2] = v[2].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(17) ^ v[2];
-    v[2] = v[2].rotate_left(32);
 }
 
 impl fmt::Debug for IsnGenerator {
@@ -191,7 +136,7 @@ mod tests {
         let mut r = Rand::from_u64(42);
         let mut key = [0u8; 16];
         r.fill(&mut key);
-        assert_eq!(a.init, sip_init(&key));
+        assert_eq!(a.key, key);
     }
 
     #[test]
@@ -248,7 +193,7 @@ mod tests {
     fn different_keys_differ() {
         let a = IsnGenerator::new(&mut Rand::from_u64(3));
         let b = IsnGenerator::new(&mut Rand::from_u64(4));
-        assert_ne!(a.init, b.init);
+        assert_ne!(a.key, b.key);
         let now = Instant::from_secs(7);
         assert_ne!(a.isn(now, local(), remote()), b.isn(now, local(), remote()));
         assert_ne!(
@@ -272,28 +217,6 @@ mod tests {
             g.open(now, local(), remote()),
             (g.isn(now, local(), remote()), off)
         );
-    }
-
-    #[test]
-    fn hash_is_siphash_2_4() {
-        use core::hash::Hasher;
-        let mut r = Rand::from_u64(7);
-        for _ in 0..64 {
-            let mut key = [0u8; 16];
-            r.fill(&mut key);
-            let g = IsnGenerator::with_key(&key);
-            let (a, b) = (r.next_u64(), r.next_u64());
-            let l = SocketAddrV4::new(Ipv4Addr::from((a as u32).to_be_bytes()), (a >> 32) as u16);
-            let rm = SocketAddrV4::new(Ipv4Addr::from((b as u32).to_be_bytes()), (b >> 48) as u16);
-            let mut input = [0u8; 12];
-            input[0..4].copy_from_slice(&l.ip().octets());
-            input[4..6].copy_from_slice(&l.port().to_be_bytes());
-            input[6..10].copy_from_slice(&rm.ip().octets());
-            input[10..12].copy_from_slice(&rm.port().to_be_bytes());
-            let mut h = siphasher::sip::SipHasher24::new_with_key(&key);
-            h.write(&input);
-            assert_eq!(g.hash(l, rm), h.finish());
-        }
     }
 
     #[test]
