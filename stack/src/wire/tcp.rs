@@ -1061,10 +1061,7 @@ impl<'a> TcpRepr<'a> {
         head.copy_from_slice(&fixed_header);
         self.write_options(&mut rest[..header_len - HEADER_LEN], blocks);
 
-        match checksum {
-            TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
-            TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
-        }
+        fill_checksum_as(packet, segment_len, src, dst, checksum);
     }
 
     /// Write the options in the layout of `for_each_option` straight into `out`, which
@@ -1094,6 +1091,23 @@ impl<'a> TcpRepr<'a> {
             }
         }
         debug_assert_eq!(at, out.len(), "options_len disagrees with the layout");
+    }
+}
+
+/// The checksum of a segment of `segment_len` bytes whose header is written: computed
+/// over it, or, for a NIC that offloads it, the pseudo-header sum the NIC starts from.
+/// For [`TcpRepr::emit_header_as`] and [`HeaderImage::emit_header_as`] alike.
+#[inline(always)]
+fn fill_checksum_as<T: AsRef<[u8]> + AsMut<[u8]>>(
+    packet: &mut Packet<T>,
+    segment_len: usize,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    checksum: TcpChecksum,
+) {
+    match checksum {
+        TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
+        TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
     }
 }
 
@@ -1389,10 +1403,7 @@ impl HeaderImage {
     ) {
         let offset_flags = ((self.header_len() / 4) as u16) << 12 | self.flags.bits();
         packet.buffer.as_mut()[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
-        match checksum {
-            TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
-            TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
-        }
+        fill_checksum_as(packet, segment_len, src, dst, checksum);
     }
 }
 
