@@ -16,7 +16,7 @@ use crate::device::{Device, Frame};
 use crate::iface::fragment::{Reassembler, ReassemblyConfig};
 use crate::iface::icmp::{EchoReply, IcmpError, IcmpHandle, IcmpTable, TokenBucket};
 use crate::iface::neighbor::NeighborConfig;
-use crate::iface::route::{Route, RouteError, RouteMemo, RouteTable};
+use crate::iface::route::{PathTemplate, Route, RouteError, RouteMemo, RouteTable};
 use crate::iface::{Interface, InterfaceConfig, Port, MAX_ADDRS};
 use crate::rand::Rand;
 use crate::stats::{DropReason, Stats};
@@ -128,6 +128,8 @@ pub struct Stack {
     pub(crate) routes: RouteTable,
     /// The output path's last route answer (see [`RouteMemo`]).
     pub(crate) route_memo: RouteMemo,
+    /// The headers of the last TCP path sent on (see [`PathTemplate`]).
+    pub(crate) tcp_path: Option<PathTemplate>,
     pub(crate) reasm: Reassembler,
     pub(crate) udp: UdpTable,
     pub(crate) icmp: IcmpTable,
@@ -158,6 +160,7 @@ impl Stack {
         Stack {
             routes: RouteTable::new(config.max_routes),
             route_memo: RouteMemo::default(),
+            tcp_path: None,
             reasm: Reassembler::new(config.reassembly),
             icmp_limit: TokenBucket::new(config.icmp_error_rate, config.icmp_error_burst),
             ip_ident: rand.next_u32() as u16,

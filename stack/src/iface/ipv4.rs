@@ -7,7 +7,7 @@ use core::net::SocketAddrV4;
 use crate::device::{Device, Frame, L4Proto, RxMeta, TxOffload};
 use crate::iface::fragment::FragmentOutcome;
 use crate::iface::neighbor::{Resolve, ResolveDrop};
-use crate::iface::route::OutHop;
+use crate::iface::route::{OutHop, PathTemplate, PATH_HEADER_MAX};
 use crate::iface::{PendingPacket, Port};
 use crate::stats::DropReason;
 use crate::time::Instant;
@@ -516,6 +516,162 @@ impl Stack {
         Ok(())
     }
 
+    /// A TCP segment of `ip_payload_len` bytes from `src` to `dst` through the
+    /// [`PathTemplate`] when it holds for them: exactly what
+    /// [`output_ipv4_offload`](Self::output_ipv4_offload) does with a
+    /// [`local_repr`](Self::local_repr) header with DF set (the same bytes, identification,
+    /// offloads and counters), without its lookups and layered header writes. `None`,
+    /// having changed nothing, when the general path must send it: no template for
+    /// this path or a stale one, a port missing, or a packet the MTU does not let
+    /// through whole.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn output_tcp_templated<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ip_payload_len: usize,
+        want: L4Offload,
+        fill: impl FnOnce(&mut [u8], bool),
+    ) -> Option<Result<(), DropReason>> {
+        let t = self.tcp_path.as_ref()?;
+        if t.src != src || t.dst != dst || t.generation != self.routes.generation() {
+            return None;
+        }
+        let i = t.iface;
+        let port = ports.get_mut(i)?;
+        let iface = &self.ifaces[i];
+        if iface.neighbors.remembered(t.next_hop, now) != Some(t.dst_mac) {
+            return None;
+        }
+        // emit_ipv4_to's choice between one frame and fragments, and emit_frame's
+        // offloads, from the port as it is now.
+        let caps = &port.caps;
+        let mtu = iface.mtu(caps);
+        let ip_len = ipv4::HEADER_LEN + ip_payload_len;
+        let l4_csum = caps.tx_checksum.tcp;
+        let tso = want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max;
+        if ip_len > mtu && !tso {
+            return None;
+        }
+        let offload = caps.tx_checksum.ipv4;
+        let tso_mss = if l4_csum && ip_len > mtu {
+            want.tso_mss
+        } else {
+            0
+        };
+        let l2 = t.l2_len;
+        // Taken where local_repr takes it: before the frame, whether or not one comes.
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        let ident = self.ip_ident;
+        let frame = port.dev.alloc_tx(l2 + ip_len).ok_or(DropReason::TxNoBuffer);
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        port.tx.push(frame);
+        let Some(frame) = port.tx.last_mut() else {
+            return Some(Err(DropReason::TxNoBuffer));
+        };
+        {
+            let (head, body) = frame.data_mut().split_at_mut(l2 + ipv4::HEADER_LEN);
+            // Fixed-size copies for both link header lengths: no call to memcpy.
+            if l2 == ethernet::HEADER_LEN {
+                head[..34].copy_from_slice(&t.header[..34]);
+            } else {
+                head[..38].copy_from_slice(&t.header[..38]);
+            }
+            let ip = &mut head[l2..];
+            let total = ip_len as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[4..6].copy_from_slice(&ident.to_be_bytes());
+            if !offload {
+                let csum = checksum::finish(&[t.sum, total, ident]);
+                ip[10..12].copy_from_slice(&csum.to_be_bytes());
+            }
+            fill(&mut body[..ip_payload_len], l4_csum);
+        }
+        if offload || l4_csum {
+            frame.set_tx_offload(TxOffload {
+                l2_len: l2 as u16,
+                l3_len: ipv4::HEADER_LEN as u16,
+                l4_len: want.l4_len,
+                ipv4_csum: offload,
+                l4_csum: l4_csum.then_some(L4Proto::Tcp),
+                tso_mss,
+            });
+        }
+        self.stats.ipv4_tx += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        Some(Ok(()))
+    }
+
+    /// Build the [`PathTemplate`] for TCP from `src` to `dst` when the general path
+    /// would send their segments as [`output_tcp_templated`](Self::output_tcp_templated)
+    /// does: a unicast destination with a route, a known source, and a neighbour
+    /// the cache remembers. Asked after the general path sent a segment (which leaves
+    /// the route and neighbour answers remembered); changes nothing else.
+    #[inline(never)]
+    pub(crate) fn learn_tcp_path(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr) {
+        if dst.is_broadcast() || src.is_unspecified() {
+            return;
+        }
+        let generation = self.routes.generation();
+        let Ok(hop) = self.out_hop(dst) else {
+            return;
+        };
+        let Some(iface) = self.ifaces.get(hop.iface) else {
+            return;
+        };
+        if hop.subnet_broadcast {
+            return;
+        }
+        let Some(dst_mac) = iface.neighbors.remembered(hop.next_hop, now) else {
+            return;
+        };
+        let eth = EthernetRepr {
+            src_addr: iface.mac,
+            dst_addr: dst_mac,
+            ethertype: EtherType::Ipv4,
+            vlan: iface.vlan_tag(),
+        };
+        let l2 = eth.buffer_len();
+        let ip = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: IpProtocol::Tcp,
+            payload_len: 0,
+            ttl: self.config.default_ttl,
+            tos: 0,
+            ident: 0,
+            dont_frag: true,
+            more_frags: false,
+            frag_offset: 0,
+        };
+        let mut header = [0; PATH_HEADER_MAX];
+        let (head, rest) = header.split_at_mut(l2);
+        eth.emit(&mut ethernet::Frame::new_unchecked(head));
+        let hdr = &mut rest[..ipv4::HEADER_LEN];
+        ip.emit(&mut ipv4::Packet::new_unchecked(&mut *hdr), false);
+        // The total length is patched per segment: out of the sum, as the
+        // identification and the checksum are.
+        hdr[2..4].fill(0);
+        let sum = checksum::sum(hdr);
+        self.tcp_path = Some(PathTemplate {
+            src,
+            dst,
+            generation,
+            iface: hop.iface,
+            next_hop: hop.next_hop,
+            dst_mac,
+            l2_len: l2,
+            header,
+            sum,
+        });
+    }
+
     /// The source address for a datagram to `dst` from a socket bound to `bound`: the
     /// bound address, or that of the interface the route leaves by.
     pub(crate) fn source_addr_for(&self, bound: Ipv4Addr, dst: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -843,5 +999,212 @@ impl Stack {
                 sock.tx = queue;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::Capabilities;
+    use crate::iface::InterfaceConfig;
+    use crate::link::{self, LinkConfig, LinkEnd};
+    use crate::rand::Rand;
+    use crate::wire::seq::SeqNumber;
+    use crate::wire::tcp::{self, Flags, HeaderImage, TcpChecksum, TcpRepr, TcpTimestamp};
+    use crate::wire::Ipv4Cidr;
+    use crate::StackConfig;
+    use alloc::vec::Vec;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+    const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+
+    fn stack(vlan: Option<u16>) -> (Stack, Vec<Port<LinkEnd>>, LinkEnd) {
+        let mut stack = Stack::new(StackConfig::default(), Rand::from_u64(7));
+        let mut iface = InterfaceConfig::new(MAC, Ipv4Cidr::new(SRC, 24).expect("cidr"));
+        iface.vlan = vlan;
+        stack.add_interface(iface).expect("interface");
+        let now = Instant::from_millis(1);
+        stack.ifaces[0]
+            .neighbors
+            .update(DST, PEER_MAC, now, true, |_| {});
+        let config = LinkConfig {
+            mtu: 9000,
+            ..LinkConfig::default()
+        };
+        let (a, b) = link::pair(config);
+        (stack, alloc::vec![Port::new(a)], b)
+    }
+
+    /// What flush_tcp sends for `repr` with `payload`, through the template or the general
+    /// path: the result, the frame's bytes and offload request, the identification after,
+    /// and what the transmit counters grew by.
+    type Sent = (
+        Result<(), DropReason>,
+        Option<(Vec<u8>, TxOffload)>,
+        u16,
+        u64,
+        u64,
+    );
+
+    fn send(
+        stack: &mut Stack,
+        ports: &mut [Port<LinkEnd>],
+        repr: &TcpRepr<'_>,
+        payload: &[u8],
+        tso_mss: u16,
+        templated: bool,
+    ) -> Option<Sent> {
+        let now = Instant::from_millis(2);
+        let image = HeaderImage::from_repr(repr);
+        let layout = image.layout_header();
+        let hlen = layout.header_len();
+        let want = L4Offload {
+            proto: Some(L4Proto::Tcp),
+            l4_len: hlen as u16,
+            tso_mss,
+        };
+        let fill = |b: &mut [u8], offloaded: bool| {
+            b[hlen..].copy_from_slice(payload);
+            let csum = if offloaded {
+                TcpChecksum::Offload
+            } else {
+                TcpChecksum::Compute
+            };
+            let packet = &mut tcp::Packet::new_unchecked(b);
+            image.emit_header_as(layout, packet, payload.len(), SRC, DST, csum);
+        };
+        let ip_len = hlen + payload.len();
+        let before = (stack.stats.ipv4_tx, stack.stats.tx_bytes);
+        let res = if templated {
+            stack.output_tcp_templated(now, ports, SRC, DST, ip_len, want, fill)?
+        } else {
+            let mut ip = stack.local_repr(SRC, DST, IpProtocol::Tcp, ip_len);
+            ip.dont_frag = true;
+            let res = stack.output_ipv4_offload(now, ports, ip, want, fill);
+            stack.learn_tcp_path(now, SRC, DST);
+            res
+        };
+        let frame = ports[0]
+            .tx
+            .pop()
+            .map(|f| (f.data().to_vec(), f.tx_offload()));
+        let s = &stack.stats;
+        let counted = (s.ipv4_tx - before.0, s.tx_bytes - before.1);
+        Some((res, frame, stack.ip_ident, counted.0, counted.1))
+    }
+
+    /// The template writes the very frames the general output path writes (bytes,
+    /// offload request, identification, counters), with and without a VLAN tag, for
+    /// every offload, header and size (TSO bursts and packets the MTU refuses
+    /// included: those it leaves to the general path).
+    #[test]
+    fn templated_tcp_output_is_the_general_path() {
+        let payload: Vec<u8> = (0..12_000u32).map(|i| (i * 7 + 3) as u8).collect();
+        let ts = Some(TcpTimestamp {
+            tsval: 0x0102_0304,
+            tsecr: 0xfffe_fdfc,
+        });
+        let sack = [
+            Some((SeqNumber(100), SeqNumber(200))),
+            Some((SeqNumber(300), SeqNumber(0xffff_ff00))),
+            None,
+            None,
+        ];
+        let mut templated = 0;
+        for vlan in [None, Some(42)] {
+            for caps in 0..8u8 {
+                let (mut stack, mut ports, _peer) = stack(vlan);
+                ports[0].caps = Capabilities {
+                    mtu: 1500,
+                    tso_max: if caps & 4 != 0 { 9000 } else { 0 },
+                    ..ports[0].caps
+                };
+                ports[0].caps.tx_checksum.ipv4 = caps & 1 != 0;
+                ports[0].caps.tx_checksum.tcp = caps & 2 != 0;
+                for flags in [
+                    Flags::ACK,
+                    Flags::ACK | Flags::PSH,
+                    Flags::ACK | Flags::FIN,
+                    Flags::SYN,
+                    Flags::SYN | Flags::ACK,
+                    Flags::RST,
+                ] {
+                    for opts in 0..4 {
+                        for (len, tso_mss) in [(0, 0), (1, 0), (64, 0), (1448, 0), (7000, 1448)] {
+                            let mut repr = TcpRepr::bare(
+                                40000,
+                                80,
+                                flags,
+                                SeqNumber(0x8000_0000),
+                                flags.contains(Flags::ACK).then_some(SeqNumber(0x1234)),
+                            );
+                            repr.window_len = 0xfff0;
+                            if opts & 1 != 0 {
+                                repr.timestamp = ts;
+                            }
+                            if opts & 2 != 0 {
+                                repr.sack_ranges = sack;
+                            }
+                            if flags.contains(Flags::SYN) {
+                                repr.max_seg_size = Some(1460);
+                                repr.window_scale = Some(7);
+                                repr.sack_permitted = true;
+                            }
+                            let data = &payload[..len];
+                            stack.ip_ident = 0xfffe;
+                            let general = send(&mut stack, &mut ports, &repr, data, tso_mss, false);
+                            stack.ip_ident = 0xfffe;
+                            match send(&mut stack, &mut ports, &repr, data, tso_mss, true) {
+                                Some(fast) => {
+                                    templated += 1;
+                                    assert_eq!(
+                                        Some(fast),
+                                        general,
+                                        "vlan {vlan:?} caps {caps} {flags:?} opts {opts} len {len}"
+                                    );
+                                }
+                                None => {
+                                    // Left to the general path: only what it could not
+                                    // send as one frame, with nothing changed.
+                                    assert_eq!(stack.ip_ident, 0xfffe);
+                                    assert!(ports[0].tx.is_empty());
+                                    let (r, ..) = general.expect("general path");
+                                    assert!(
+                                        r.is_err() || len == 7000,
+                                        "vlan {vlan:?} caps {caps} len {len}"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(templated > 1000, "{templated}");
+    }
+
+    /// The template is left alone when the route table or the neighbour changed.
+    #[test]
+    fn template_follows_route_and_neighbour_changes() {
+        let (mut stack, mut ports, _peer) = stack(None);
+        let repr = TcpRepr::bare(1, 2, Flags::ACK, SeqNumber(1), Some(SeqNumber(2)));
+        let (sent, ..) = send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
+        assert_eq!(sent, Ok(()));
+        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
+        let now = Instant::from_millis(3);
+        let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
+        stack.ifaces[0]
+            .neighbors
+            .update(DST, other, now, true, |_| {});
+        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_none());
+        let (_, frame, ..) = send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
+        assert_eq!(frame.expect("frame").0[..6], other.0);
+        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
+        stack
+            .set_default_gateway(Ipv4Addr::new(10, 0, 0, 254))
+            .expect("gateway");
+        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_none());
     }
 }

@@ -175,12 +175,23 @@ impl<P> NeighborCache<P> {
     // the call; the table lookup behind it stays out of line.
     #[inline]
     pub fn lookup_send(&mut self, ip: Ipv4Addr, now: Instant) -> Option<(EthernetAddress, bool)> {
-        if let Some((last_ip, mac, until)) = self.last {
-            if last_ip == ip && until.is_none_or(|t| now < t) {
-                return Some((mac, false));
-            }
+        if let Some(mac) = self.remembered(ip, now) {
+            return Some((mac, false));
         }
         self.lookup_send_table(ip, now)
+    }
+
+    /// The remembered last answer for `ip` at `now`, if it holds: what
+    /// [`lookup_send`](Self::lookup_send) answers without a probe and without touching
+    /// the table. A frame header built from it stays right while this gives the same MAC.
+    #[inline]
+    pub(crate) fn remembered(&self, ip: Ipv4Addr, now: Instant) -> Option<EthernetAddress> {
+        match self.last {
+            Some((last_ip, mac, until)) if last_ip == ip && until.is_none_or(|t| now < t) => {
+                Some(mac)
+            }
+            _ => None,
+        }
     }
 
     /// [`lookup_send`](Self::lookup_send) past the remembered answer.

@@ -6,7 +6,7 @@
 
 use alloc::vec::Vec;
 
-use crate::wire::{Ipv4Addr, Ipv4Cidr};
+use crate::wire::{ethernet, ipv4, EthernetAddress, Ipv4Addr, Ipv4Cidr};
 
 /// One route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +132,39 @@ pub(crate) struct RouteMemo {
     key: Option<(Ipv4Addr, u64)>,
     hop: OutHop,
 }
+
+/// The Ethernet and IPv4 headers of the TCP segments from `src` to `dst`, built once by
+/// the general output path's own writers and then copied into each frame with the few
+/// fields that vary patched in: the connection's output skips the route and neighbour
+/// lookups and the layered header emits for nearly every segment it sends.
+///
+/// It holds while the route table is at `generation` (the hop) and the interface's
+/// neighbour cache still remembers `dst_mac` for `next_hop` (the same answer its
+/// `lookup_send` gives without a probe); an interface's MAC, VLAN and addresses never
+/// change once it is added, nor does the stack's TTL. Everything that depends on the
+/// port (MTU, offloads) is asked per segment, as the general path does.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PathTemplate {
+    pub(crate) src: Ipv4Addr,
+    pub(crate) dst: Ipv4Addr,
+    /// The route table generation the hop was worked out at.
+    pub(crate) generation: u64,
+    pub(crate) iface: usize,
+    pub(crate) next_hop: Ipv4Addr,
+    pub(crate) dst_mac: EthernetAddress,
+    /// Link header length: 14, or 18 with a VLAN tag.
+    pub(crate) l2_len: usize,
+    /// The link header then the IPv4 header (TTL, DF, protocol TCP, addresses) with
+    /// total length, identification and checksum zero.
+    pub(crate) header: [u8; PATH_HEADER_MAX],
+    /// The one's complement sum of that IPv4 header: the checksum is this plus the
+    /// total length and identification, complemented.
+    pub(crate) sum: u16,
+}
+
+/// Room for an Ethernet header with a VLAN tag and an IPv4 header without options.
+pub(crate) const PATH_HEADER_MAX: usize =
+    ethernet::HEADER_LEN + ethernet::VLAN_TAG_LEN + ipv4::HEADER_LEN;
 
 /// How a datagram to one destination leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -512,17 +512,13 @@ impl Stack {
                 let repr = &seg.repr;
                 let layout = repr.layout_header();
                 let hlen = layout.header_len();
-                let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, hlen + seg.payload_len);
-                // TCP does path MTU discovery: its segments are never fragmented (as
-                // Linux sets DF; RFC 1191).
-                ip.dont_frag = true;
                 let want = L4Offload {
                     proto: Some(L4Proto::Tcp),
                     l4_len: hlen as u16,
                     tso_mss: seg.tso_mss,
                 };
                 let (offset, len) = (seg.payload_offset, seg.payload_len);
-                let res = self.output_ipv4_offload(now, ports, ip, want, |b, offloaded| {
+                let fill = |b: &mut [u8], offloaded: bool| {
                     // The second piece only when the range wraps (rarely): a copy of
                     // nothing is still a call to `memcpy`. (Guarding the first piece
                     // too made the closure too big to be inlined, a net loss.)
@@ -538,7 +534,22 @@ impl Stack {
                     };
                     let packet = &mut tcp::Packet::new_unchecked(b);
                     repr.emit_header_as(layout, packet, len, src, dst, csum);
-                });
+                };
+                let ip_len = hlen + len;
+                let res = match self.output_tcp_templated(now, ports, src, dst, ip_len, want, fill)
+                {
+                    Some(res) => res,
+                    None => {
+                        let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, ip_len);
+                        // TCP does path MTU discovery: its segments are never fragmented
+                        // (as Linux sets DF; RFC 1191).
+                        ip.dont_frag = true;
+                        let res = self.output_ipv4_offload(now, ports, ip, want, fill);
+                        // The next segment on this path may take the template.
+                        self.learn_tcp_path(now, src, dst);
+                        res
+                    }
+                };
                 let back = self.tcp.conns.get_mut(key);
                 match res {
                     Ok(()) => {
