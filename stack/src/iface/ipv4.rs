@@ -8,8 +8,8 @@ use crate::device::{Device, Frame, L4Proto, RxMeta, TxOffload};
 use crate::iface::fragment::FragmentOutcome;
 use crate::iface::neighbor::{Resolve, ResolveDrop};
 use crate::iface::route::{OutHop, PathTemplate, PATH_HEADER_MAX};
-use crate::iface::{PendingPacket, Port};
-use crate::stats::DropReason;
+use crate::iface::{Interface, PendingPacket, Port};
+use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
 use crate::udp::DeliverError;
 use crate::wire::ethernet::{self, EtherType, EthernetRepr};
@@ -33,6 +33,112 @@ pub(crate) struct L4Offload {
     pub(crate) l4_len: u16,
     /// TCP segment size for TSO (0: no segmentation).
     pub(crate) tso_mss: u16,
+}
+
+/// The parts of the stack the templated TCP output uses, borrowed apart from the
+/// connection table: the connection that sends stays borrowed meanwhile, and its send
+/// buffer is read in place (the general path needs all of the stack, so the buffer is
+/// lent out and the connection looked up again after each segment).
+pub(crate) struct TcpPathOut<'a> {
+    pub(crate) path: Option<&'a PathTemplate>,
+    pub(crate) ifaces: &'a [Interface],
+    /// The route table's generation now.
+    pub(crate) generation: u64,
+    pub(crate) ip_ident: &'a mut u16,
+    pub(crate) stats: &'a mut Stats,
+}
+
+impl TcpPathOut<'_> {
+    /// A TCP segment of `ip_payload_len` bytes from `src` to `dst` through the
+    /// [`PathTemplate`] when it holds for them: exactly what
+    /// [`Stack::output_ipv4_offload`] does with a [`Stack::local_repr`] header with DF
+    /// set (the same bytes, identification, offloads and counters), without its lookups
+    /// and layered header writes. `None`, having changed nothing, when the general path
+    /// must send it: no template for this path or a stale one, a port missing, or a
+    /// packet the MTU does not let through whole.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send<D: Device>(
+        self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ip_payload_len: usize,
+        want: L4Offload,
+        fill: impl FnOnce(&mut [u8], bool),
+    ) -> Option<Result<(), DropReason>> {
+        let t = self.path?;
+        if t.src != src || t.dst != dst || t.generation != self.generation {
+            return None;
+        }
+        let i = t.iface;
+        let port = ports.get_mut(i)?;
+        let iface = self.ifaces.get(i)?;
+        if iface.neighbors.remembered(t.next_hop, now) != Some(t.dst_mac) {
+            return None;
+        }
+        // emit_ipv4_to's choice between one frame and fragments, and emit_frame's
+        // offloads, from the port as it is now.
+        let caps = &port.caps;
+        let mtu = iface.mtu(caps);
+        let ip_len = ipv4::HEADER_LEN + ip_payload_len;
+        let l4_csum = caps.tx_checksum.tcp;
+        let tso = want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max;
+        if ip_len > mtu && !tso {
+            return None;
+        }
+        let offload = caps.tx_checksum.ipv4;
+        let tso_mss = if l4_csum && ip_len > mtu {
+            want.tso_mss
+        } else {
+            0
+        };
+        let l2 = t.l2_len;
+        // Taken where local_repr takes it: before the frame, whether or not one comes.
+        *self.ip_ident = self.ip_ident.wrapping_add(1);
+        let ident = *self.ip_ident;
+        let frame = port.dev.alloc_tx(l2 + ip_len).ok_or(DropReason::TxNoBuffer);
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
+        port.tx.push(frame);
+        let Some(frame) = port.tx.last_mut() else {
+            return Some(Err(DropReason::TxNoBuffer));
+        };
+        {
+            let (head, body) = frame.data_mut().split_at_mut(l2 + ipv4::HEADER_LEN);
+            // Fixed-size copies for both link header lengths: no call to memcpy.
+            if l2 == ethernet::HEADER_LEN {
+                head[..34].copy_from_slice(&t.header[..34]);
+            } else {
+                head[..38].copy_from_slice(&t.header[..38]);
+            }
+            let ip = &mut head[l2..];
+            let total = ip_len as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            ip[4..6].copy_from_slice(&ident.to_be_bytes());
+            if !offload {
+                let csum = checksum::finish(&[t.sum, total, ident]);
+                ip[10..12].copy_from_slice(&csum.to_be_bytes());
+            }
+            fill(&mut body[..ip_payload_len], l4_csum);
+        }
+        if offload || l4_csum {
+            frame.set_tx_offload(TxOffload {
+                l2_len: l2 as u16,
+                l3_len: ipv4::HEADER_LEN as u16,
+                l4_len: want.l4_len,
+                ipv4_csum: offload,
+                l4_csum: l4_csum.then_some(L4Proto::Tcp),
+                tso_mss,
+            });
+        }
+        self.stats.ipv4_tx += 1;
+        self.stats.tx_bytes += frame.len() as u64;
+        Some(Ok(()))
+    }
 }
 
 /// Which ICMP error to send about a received datagram.
@@ -516,100 +622,21 @@ impl Stack {
         Ok(())
     }
 
-    /// A TCP segment of `ip_payload_len` bytes from `src` to `dst` through the
-    /// [`PathTemplate`] when it holds for them: exactly what
-    /// [`output_ipv4_offload`](Self::output_ipv4_offload) does with a
-    /// [`local_repr`](Self::local_repr) header with DF set (the same bytes, identification,
-    /// offloads and counters), without its lookups and layered header writes. `None`,
-    /// having changed nothing, when the general path must send it: no template for
-    /// this path or a stale one, a port missing, or a packet the MTU does not let
-    /// through whole.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn output_tcp_templated<D: Device>(
-        &mut self,
-        now: Instant,
-        ports: &mut [Port<D>],
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        ip_payload_len: usize,
-        want: L4Offload,
-        fill: impl FnOnce(&mut [u8], bool),
-    ) -> Option<Result<(), DropReason>> {
-        let t = self.tcp_path.as_ref()?;
-        if t.src != src || t.dst != dst || t.generation != self.routes.generation() {
-            return None;
+    /// What [`TcpPathOut::send`] needs of the stack, borrowed whole (for callers that
+    /// hold no connection).
+    #[cfg(test)]
+    pub(crate) fn tcp_path_out(&mut self) -> TcpPathOut<'_> {
+        TcpPathOut {
+            path: self.tcp_path.as_ref(),
+            ifaces: &self.ifaces,
+            generation: self.routes.generation(),
+            ip_ident: &mut self.ip_ident,
+            stats: &mut self.stats,
         }
-        let i = t.iface;
-        let port = ports.get_mut(i)?;
-        let iface = &self.ifaces[i];
-        if iface.neighbors.remembered(t.next_hop, now) != Some(t.dst_mac) {
-            return None;
-        }
-        // emit_ipv4_to's choice between one frame and fragments, and emit_frame's
-        // offloads, from the port as it is now.
-        let caps = &port.caps;
-        let mtu = iface.mtu(caps);
-        let ip_len = ipv4::HEADER_LEN + ip_payload_len;
-        let l4_csum = caps.tx_checksum.tcp;
-        let tso = want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max;
-        if ip_len > mtu && !tso {
-            return None;
-        }
-        let offload = caps.tx_checksum.ipv4;
-        let tso_mss = if l4_csum && ip_len > mtu {
-            want.tso_mss
-        } else {
-            0
-        };
-        let l2 = t.l2_len;
-        // Taken where local_repr takes it: before the frame, whether or not one comes.
-        self.ip_ident = self.ip_ident.wrapping_add(1);
-        let ident = self.ip_ident;
-        let frame = port.dev.alloc_tx(l2 + ip_len).ok_or(DropReason::TxNoBuffer);
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => return Some(Err(e)),
-        };
-        port.tx.push(frame);
-        let Some(frame) = port.tx.last_mut() else {
-            return Some(Err(DropReason::TxNoBuffer));
-        };
-        {
-            let (head, body) = frame.data_mut().split_at_mut(l2 + ipv4::HEADER_LEN);
-            // Fixed-size copies for both link header lengths: no call to memcpy.
-            if l2 == ethernet::HEADER_LEN {
-                head[..34].copy_from_slice(&t.header[..34]);
-            } else {
-                head[..38].copy_from_slice(&t.header[..38]);
-            }
-            let ip = &mut head[l2..];
-            let total = ip_len as u16;
-            ip[2..4].copy_from_slice(&total.to_be_bytes());
-            ip[4..6].copy_from_slice(&ident.to_be_bytes());
-            if !offload {
-                let csum = checksum::finish(&[t.sum, total, ident]);
-                ip[10..12].copy_from_slice(&csum.to_be_bytes());
-            }
-            fill(&mut body[..ip_payload_len], l4_csum);
-        }
-        if offload || l4_csum {
-            frame.set_tx_offload(TxOffload {
-                l2_len: l2 as u16,
-                l3_len: ipv4::HEADER_LEN as u16,
-                l4_len: want.l4_len,
-                ipv4_csum: offload,
-                l4_csum: l4_csum.then_some(L4Proto::Tcp),
-                tso_mss,
-            });
-        }
-        self.stats.ipv4_tx += 1;
-        self.stats.tx_bytes += frame.len() as u64;
-        Some(Ok(()))
     }
 
     /// Build the [`PathTemplate`] for TCP from `src` to `dst` when the general path
-    /// would send their segments as [`output_tcp_templated`](Self::output_tcp_templated)
+    /// would send their segments as [`TcpPathOut::send`] does
     /// does: a unicast destination with a route, a known source, and a neighbour
     /// the cache remembers. Asked after the general path sent a segment (which leaves
     /// the route and neighbour answers remembered); changes nothing else.
@@ -1078,7 +1105,9 @@ mod tests {
         let ip_len = hlen + payload.len();
         let before = (stack.stats.ipv4_tx, stack.stats.tx_bytes);
         let res = if templated {
-            stack.output_tcp_templated(now, ports, SRC, DST, ip_len, want, fill)?
+            stack
+                .tcp_path_out()
+                .send(now, ports, SRC, DST, ip_len, want, fill)?
         } else {
             let mut ip = stack.local_repr(SRC, DST, IpProtocol::Tcp, ip_len);
             ip.dont_frag = true;

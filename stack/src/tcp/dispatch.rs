@@ -6,18 +6,20 @@ use core::net::SocketAddrV4;
 
 use crate::device::L4Proto;
 use crate::device::{Device, RxMeta};
-use crate::iface::ipv4::{L4Offload, Offending};
+use crate::iface::ipv4::{L4Offload, Offending, TcpPathOut};
 use crate::iface::route::RouteTable;
 use crate::iface::Port;
 use crate::socket::SlabKey;
-use crate::stats::DropReason;
+use crate::stats::{DropReason, Stats};
+use crate::tcp::buffer::RingBuffer;
 use crate::tcp::input::{InputOutcome, TcpDrop};
+use crate::tcp::output::OutSegment;
 use crate::tcp::syncookie::CookieOptions;
 use crate::tcp::tcb::{OpenParams, State, Tcb};
 use crate::tcp::{Conn, FourTuple};
 use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
-use crate::wire::tcp::{self, Flags, TcpChecksum, TcpRepr, TcpTimestamp};
+use crate::wire::tcp::{self, Flags, HeaderLayout, TcpChecksum, TcpRepr, TcpTimestamp};
 use crate::wire::{Error, IpProtocol, Ipv4Addr};
 use crate::Stack;
 
@@ -506,64 +508,46 @@ impl Stack {
                 }
                 budget -= 1;
                 let (src, dst) = (*c.tcb.local.ip(), *c.tcb.remote.ip());
-                // Lend the send buffer to the frame writer while the IP layer is busy.
-                let snd =
-                    core::mem::replace(&mut c.tcb.snd_buf, crate::tcp::buffer::RingBuffer::new(0));
-                let repr = &seg.repr;
-                let layout = repr.layout_header();
+                let layout = seg.repr.layout_header();
                 let hlen = layout.header_len();
                 let want = L4Offload {
                     proto: Some(L4Proto::Tcp),
                     l4_len: hlen as u16,
                     tso_mss: seg.tso_mss,
                 };
-                let (offset, len) = (seg.payload_offset, seg.payload_len);
+                let ip_len = hlen + seg.payload_len;
+                // The path's template first: the connection stays at hand and its send
+                // buffer is read where it is.
+                let out = TcpPathOut {
+                    path: self.tcp_path.as_ref(),
+                    ifaces: &self.ifaces,
+                    generation: self.routes.generation(),
+                    ip_ident: &mut self.ip_ident,
+                    stats: &mut self.stats,
+                };
+                let snd = &c.tcb.snd_buf;
                 let fill = |b: &mut [u8], offloaded: bool| {
-                    // The second piece only when the range wraps (rarely): a copy of
-                    // nothing is still a call to `memcpy`. (Guarding the first piece
-                    // too made the closure too big to be inlined, a net loss.)
-                    let (a, bb) = snd.peek(offset, len);
-                    b[hlen..hlen + a.len()].copy_from_slice(a);
-                    if !bb.is_empty() {
-                        b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
-                    }
-                    let csum = if offloaded {
-                        TcpChecksum::Offload
-                    } else {
-                        TcpChecksum::Compute
-                    };
-                    let packet = &mut tcp::Packet::new_unchecked(b);
-                    repr.emit_header_as(layout, packet, len, src, dst, csum);
+                    write_segment(b, offloaded, snd, &seg, layout, src, dst);
                 };
-                let ip_len = hlen + len;
-                let res = match self.output_tcp_templated(now, ports, src, dst, ip_len, want, fill)
-                {
-                    Some(res) => res,
-                    None => {
-                        let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, ip_len);
-                        // TCP does path MTU discovery: its segments are never fragmented
-                        // (as Linux sets DF; RFC 1191).
-                        ip.dont_frag = true;
-                        let res = self.output_ipv4_offload(now, ports, ip, want, fill);
-                        // The next segment on this path may take the template.
-                        self.learn_tcp_path(now, src, dst);
-                        res
-                    }
-                };
-                let back = self.tcp.conns.get_mut(key);
-                match res {
-                    Ok(()) => {
-                        self.stats.tcp_tx += 1;
-                        if seg.retransmit {
-                            self.stats.tcp_retransmits += 1;
-                            self.stats.tcp_retransmit_bytes += seg.payload_len as u64;
-                        }
-                        if seg.repr.flags.contains(Flags::RST) {
-                            self.stats.tcp_rst_tx += 1;
-                        }
-                    }
-                    Err(reason) => self.stats.drop(reason),
+                if let Some(res) = out.send(now, ports, src, dst, ip_len, want, fill) {
+                    count_tcp_tx(&mut self.stats, &seg, res);
+                    continue;
                 }
+                // The general path needs all of the stack: lend the send buffer to the
+                // frame writer meanwhile, and find the connection again after.
+                let snd = core::mem::replace(&mut c.tcb.snd_buf, RingBuffer::new(0));
+                let fill = |b: &mut [u8], offloaded: bool| {
+                    write_segment(b, offloaded, &snd, &seg, layout, src, dst);
+                };
+                let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, ip_len);
+                // TCP does path MTU discovery: its segments are never fragmented (as
+                // Linux sets DF; RFC 1191).
+                ip.dont_frag = true;
+                let res = self.output_ipv4_offload(now, ports, ip, want, fill);
+                // The next segment on this path may take the template.
+                self.learn_tcp_path(now, src, dst);
+                let back = self.tcp.conns.get_mut(key);
+                count_tcp_tx(&mut self.stats, &seg, res);
                 // The IP layer never removes a connection; the lookup is kept all the same.
                 let Some(back) = back else {
                     break None;
@@ -583,6 +567,56 @@ impl Stack {
         }
         self.tcp.dirty.clear();
         self.out_seg = Some(seg);
+    }
+}
+
+/// Write segment `seg` into the IP payload `b`: its payload from the send buffer `snd`,
+/// then its header (`layout`) with the checksum, or with the pseudo-header sum when the
+/// device finishes it (`offloaded`).
+#[inline(always)]
+fn write_segment(
+    b: &mut [u8],
+    offloaded: bool,
+    snd: &RingBuffer,
+    seg: &OutSegment,
+    layout: HeaderLayout,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+) {
+    let hlen = layout.header_len();
+    let (offset, len) = (seg.payload_offset, seg.payload_len);
+    // The second piece only when the range wraps (rarely): a copy of nothing is still
+    // a call to `memcpy`. (Guarding the first piece too made the closure too big to be
+    // inlined, a net loss.)
+    let (a, bb) = snd.peek(offset, len);
+    b[hlen..hlen + a.len()].copy_from_slice(a);
+    if !bb.is_empty() {
+        b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
+    }
+    let csum = if offloaded {
+        TcpChecksum::Offload
+    } else {
+        TcpChecksum::Compute
+    };
+    let packet = &mut tcp::Packet::new_unchecked(b);
+    seg.repr.emit_header_as(layout, packet, len, src, dst, csum);
+}
+
+/// The counters for a segment the IP layer took (`Ok`) or dropped.
+#[inline(always)]
+fn count_tcp_tx(stats: &mut Stats, seg: &OutSegment, res: Result<(), DropReason>) {
+    match res {
+        Ok(()) => {
+            stats.tcp_tx += 1;
+            if seg.retransmit {
+                stats.tcp_retransmits += 1;
+                stats.tcp_retransmit_bytes += seg.payload_len as u64;
+            }
+            if seg.repr.flags.contains(Flags::RST) {
+                stats.tcp_rst_tx += 1;
+            }
+        }
+        Err(reason) => stats.drop(reason),
     }
 }
 
