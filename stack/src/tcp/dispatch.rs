@@ -497,15 +497,23 @@ impl Stack {
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
+            // The segment before was the last one owed ([`OutSegment::last`]).
+            let mut done = false;
             // The connection at the end (none if it went away), to be settled.
             let last = loop {
                 if budget == 0 {
                     c.mark_dirty(key, &mut self.tcp.dirty);
                     break Some(c);
                 }
+                if done {
+                    // What asking again would have found, without the asking.
+                    debug_assert!(c.tcb.owes_nothing());
+                    break Some(c);
+                }
                 if !c.tcb.next_segment(now, &mut seg) {
                     break Some(c);
                 }
+                done = seg.last;
                 budget -= 1;
                 let (src, dst) = (*c.tcb.local.ip(), *c.tcb.remote.ip());
                 let layout = seg.repr.layout_header();

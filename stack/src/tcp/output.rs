@@ -26,6 +26,10 @@ pub struct OutSegment {
     pub retransmit: bool,
     /// The payload exceeds one segment: the device cuts it at this size (TSO).
     pub tso_mss: u16,
+    /// Nothing is owed after this segment: the next [`Tcb::next_segment`] would find
+    /// nothing to send and change nothing (its [`Tcb::owes_nothing`] holds), so the
+    /// caller need not ask. False when unknown.
+    pub last: bool,
 }
 
 impl Tcb {
@@ -59,11 +63,14 @@ impl Tcb {
         // The synchronized states but TIME-WAIT first, as one range test: nearly every
         // call is made in them.
         if self.state.is_output_state() {
-            if self.nothing_owed() {
+            // Asked once for both: no rung before next_data sends anything when it
+            // declines, so the answer still holds there.
+            let unsent = self.data_len_at(self.snd_nxt);
+            if self.nothing_owed_with(unsent) {
                 return false;
             }
             return self.next_retransmission(now, out)
-                || self.next_data(now, out)
+                || self.next_data(now, out, unsent)
                 || self.next_probe(now, out)
                 || self.next_ack(now, out);
         }
@@ -89,6 +96,13 @@ impl Tcb {
     /// segment that only took data owes no ACK yet), and each rung costs more.
     #[inline]
     fn nothing_owed(&self) -> bool {
+        self.nothing_owed_with(self.data_len_at(self.snd_nxt))
+    }
+
+    /// [`nothing_owed`](Self::nothing_owed) given `unsent`, the send-buffer bytes from
+    /// snd_nxt on.
+    #[inline]
+    fn nothing_owed_with(&self, unsent: usize) -> bool {
         !(self.tlp_send
             || self.rexmit_una
             || (self.in_recovery && self.sack_ok)
@@ -97,7 +111,7 @@ impl Tcb {
             || self.ack_now
             || self.challenge_ack
             || self.window_update)
-            && self.data_len_at(self.snd_nxt) == 0
+            && unsent == 0
             && !(self.fin_queued && self.fin_seq().is_some_and(|f| self.snd_nxt.le(f)))
     }
 
@@ -243,9 +257,10 @@ impl Tcb {
 
     /// New data, or data again after a timeout (go-back-N from snd_nxt), within the
     /// peer's window and the congestion window; Nagle and sender-side SWS avoidance.
-    fn next_data(&mut self, now: Instant, out: &mut OutSegment) -> bool {
+    /// `unsent` is `data_len_at(snd_nxt)`.
+    fn next_data(&mut self, now: Instant, out: &mut OutSegment, unsent: usize) -> bool {
+        debug_assert_eq!(unsent, self.data_len_at(self.snd_nxt));
         let seq = self.snd_nxt;
-        let unsent = self.data_len_at(seq);
         let fin_left = self.fin_queued && self.fin_seq().is_some_and(|f| seq.le(f));
         if unsent == 0 && !fin_left {
             return false;
@@ -304,6 +319,15 @@ impl Tcb {
             // RFC 8985 §7.2: new data (re)starts the probe timeout.
             self.arm_tlp(now, true);
         }
+        // Everything went, the FIN too if it was queued, and the rungs before this one
+        // cleared their flags on the way (the ACK flags went with this segment): only
+        // recovery and the probes could still call for another segment.
+        let more = len != unsent
+            || (fin_left && !fin)
+            || (self.in_recovery && self.sack_ok)
+            || self.force_probe
+            || self.keepalive_probe;
+        out.last = !more;
         true
     }
 
@@ -530,6 +554,7 @@ impl Tcb {
         out.payload_len = len;
         out.retransmit = false;
         out.tso_mss = 0;
+        out.last = false;
         if ack.is_some() {
             self.last_ack_sent = self.rcv_nxt;
             self.ack_now = false;
