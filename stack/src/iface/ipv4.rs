@@ -75,7 +75,7 @@ impl TcpPathOut<'_> {
         let i = t.iface;
         let port = ports.get_mut(i)?;
         let iface = self.ifaces.get(i)?;
-        if iface.neighbors.remembered(t.next_hop, now) != Some(t.dst_mac) {
+        if iface.neighbors.last_epoch() != t.neighbor_epoch || t.until.is_some_and(|u| now >= u) {
             return None;
         }
         // emit_ipv4_to's choice between one frame and fragments, and emit_frame's
@@ -655,7 +655,9 @@ impl Stack {
         if hop.subnet_broadcast {
             return;
         }
-        let Some(dst_mac) = iface.neighbors.remembered(hop.next_hop, now) else {
+        let Some((dst_mac, until, neighbor_epoch)) =
+            iface.neighbors.remembered_with_epoch(hop.next_hop, now)
+        else {
             return;
         };
         let eth = EthernetRepr {
@@ -691,8 +693,8 @@ impl Stack {
             dst,
             generation,
             iface: hop.iface,
-            next_hop: hop.next_hop,
-            dst_mac,
+            neighbor_epoch,
+            until,
             l2_len: l2,
             header,
             sum,
@@ -1033,6 +1035,7 @@ impl Stack {
 mod tests {
     use super::*;
     use crate::device::Capabilities;
+    use crate::iface::neighbor::NeighborConfig;
     use crate::iface::InterfaceConfig;
     use crate::link::{self, LinkConfig, LinkEnd};
     use crate::rand::Rand;
@@ -1084,6 +1087,19 @@ mod tests {
         templated: bool,
     ) -> Option<Sent> {
         let now = Instant::from_millis(2);
+        send_at(now, stack, ports, repr, payload, tso_mss, templated)
+    }
+
+    /// [`send`] at `now`.
+    fn send_at(
+        now: Instant,
+        stack: &mut Stack,
+        ports: &mut [Port<LinkEnd>],
+        repr: &TcpRepr<'_>,
+        payload: &[u8],
+        tso_mss: u16,
+        templated: bool,
+    ) -> Option<Sent> {
         let image = HeaderImage::from_repr(repr);
         let layout = image.layout_header();
         let hlen = layout.header_len();
@@ -1214,7 +1230,8 @@ mod tests {
         assert!(templated > 1000, "{templated}");
     }
 
-    /// The template is left alone when the route table or the neighbour changed.
+    /// The template is left alone when the route table or the neighbour changed, or
+    /// the neighbour's answer expired.
     #[test]
     fn template_follows_route_and_neighbour_changes() {
         let (mut stack, mut ports, _peer) = stack(None);
@@ -1231,6 +1248,24 @@ mod tests {
         let (_, frame, ..) = send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
         assert_eq!(frame.expect("frame").0[..6], other.0);
         assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
+        // Reachable until 60 s after the update: then the general path probes.
+        let expired = now + NeighborConfig::default().reachable_time;
+        let (r, p) = (&repr, &mut ports);
+        assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_none());
+        let arp_before = stack.stats.ipv4_tx;
+        let (sent, ..) = send_at(expired, &mut stack, p, r, b"x", 0, false).expect("general");
+        assert_eq!(sent, Ok(()));
+        assert_eq!(stack.stats.ipv4_tx, arp_before + 1);
+        // The ARP probe went out first; the frame compared was the segment.
+        assert_eq!(p[0].tx.len(), 1);
+        p[0].tx.clear();
+        // Stale now, and nothing remembered from the answer that asked for the probe:
+        // the next segment takes the general path, then the template again (a stale
+        // answer holds until it changes).
+        assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_none());
+        let (sent, ..) = send_at(expired, &mut stack, p, r, b"x", 0, false).expect("general");
+        assert_eq!(sent, Ok(()));
+        assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_some());
         stack
             .set_default_gateway(Ipv4Addr::new(10, 0, 0, 254))
             .expect("gateway");

@@ -124,6 +124,9 @@ pub struct NeighborCache<P> {
     /// the hash lookup for it. [`update`](Self::update) and [`remove`](Self::remove), the
     /// only ways an answering entry changes, clear it, so a hit is what the table says.
     last: Option<(Ipv4Addr, EthernetAddress, Option<Instant>)>,
+    /// Counts the changes of `last`: while it stays, so does `last`, and an answer
+    /// taken from it holds until its own expiry.
+    last_epoch: u64,
 }
 
 impl<P> NeighborCache<P> {
@@ -135,7 +138,35 @@ impl<P> NeighborCache<P> {
             pending_total: 0,
             probing: 0,
             last: None,
+            last_epoch: 0,
         }
+    }
+
+    /// Every change of the remembered answer goes through here, counted.
+    #[inline]
+    fn set_last(&mut self, last: Option<(Ipv4Addr, EthernetAddress, Option<Instant>)>) {
+        self.last = last;
+        self.last_epoch = self.last_epoch.wrapping_add(1);
+    }
+
+    /// The count of changes to the remembered answer (see
+    /// [`remembered_with_epoch`](Self::remembered_with_epoch)).
+    #[inline]
+    pub(crate) fn last_epoch(&self) -> u64 {
+        self.last_epoch
+    }
+
+    /// [`remembered`](Self::remembered), with until when the answer holds and the
+    /// [`last_epoch`](Self::last_epoch) it was given at: while the epoch is the same,
+    /// `remembered(ip, t)` answers the same MAC for every `t` before that time.
+    pub(crate) fn remembered_with_epoch(
+        &self,
+        ip: Ipv4Addr,
+        now: Instant,
+    ) -> Option<(EthernetAddress, Option<Instant>, u64)> {
+        let mac = self.remembered(ip, now)?;
+        let until = self.last.and_then(|(_, _, until)| until);
+        Some((mac, until, self.last_epoch))
     }
 
     /// Some entry is being probed, so [`poll`](Self::poll) has work to do: lets a
@@ -201,21 +232,21 @@ impl<P> NeighborCache<P> {
         let e = self.entries.get_mut(&ip)?;
         match e.state {
             State::Reachable { mac, expires } if now < expires => {
-                self.last = Some((ip, mac, Some(expires)));
+                self.set_last(Some((ip, mac, Some(expires))));
                 Some((mac, false))
             }
             State::Reachable { mac, .. } => {
-                self.last = None;
                 e.state = State::Stale {
                     mac,
                     probes: 1,
                     next_probe: now + retry,
                 };
+                self.set_last(None);
                 self.probing += 1;
                 Some((mac, true))
             }
             State::Stale { mac, .. } => {
-                self.last = Some((ip, mac, None));
+                self.set_last(Some((ip, mac, None)));
                 Some((mac, false))
             }
             _ => None,
@@ -312,7 +343,7 @@ impl<P> NeighborCache<P> {
     }
 
     fn remove(&mut self, ip: Ipv4Addr) {
-        self.last = None;
+        self.set_last(None);
         if let Some(e) = self.entries.remove(&ip) {
             self.pending_total -= e.pending.len();
             if matches!(e.state, State::Incomplete { .. } | State::Stale { .. }) {
@@ -332,7 +363,7 @@ impl<P> NeighborCache<P> {
         create: bool,
         mut sink: impl FnMut(P),
     ) {
-        self.last = None;
+        self.set_last(None);
         let reachable = State::Reachable {
             mac,
             expires: now + self.config.reachable_time,

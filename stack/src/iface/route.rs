@@ -6,7 +6,8 @@
 
 use alloc::vec::Vec;
 
-use crate::wire::{ethernet, ipv4, EthernetAddress, Ipv4Addr, Ipv4Cidr};
+use crate::time::Instant;
+use crate::wire::{ethernet, ipv4, Ipv4Addr, Ipv4Cidr};
 
 /// One route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,9 +140,10 @@ pub(crate) struct RouteMemo {
 /// lookups and the layered header emits for nearly every segment it sends.
 ///
 /// It holds while the route table is at `generation` (the hop) and the interface's
-/// neighbour cache still remembers `dst_mac` for `next_hop` (the same answer its
-/// `lookup_send` gives without a probe); an interface's MAC, VLAN and addresses never
-/// change once it is added, nor does the stack's TTL. Everything that depends on the
+/// neighbour cache still remembers the MAC it was built with for the next hop (the
+/// answer its `lookup_send` gives without a probe): its remembered answer is unchanged
+/// since (`neighbor_epoch`) and not expired (`until`). An interface's MAC, VLAN and
+/// addresses never change once it is added, nor does the stack's TTL. Everything that depends on the
 /// port (MTU, offloads) is asked per segment, as the general path does.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PathTemplate {
@@ -150,8 +152,10 @@ pub(crate) struct PathTemplate {
     /// The route table generation the hop was worked out at.
     pub(crate) generation: u64,
     pub(crate) iface: usize,
-    pub(crate) next_hop: Ipv4Addr,
-    pub(crate) dst_mac: EthernetAddress,
+    /// The neighbour cache's `last_epoch` when its answer was taken.
+    pub(crate) neighbor_epoch: u64,
+    /// Until when that answer holds (`None`: until it changes).
+    pub(crate) until: Option<Instant>,
     /// Link header length: 14, or 18 with a VLAN tag.
     pub(crate) l2_len: usize,
     /// The link header then the IPv4 header (TTL, DF, protocol TCP, addresses) with
