@@ -113,9 +113,11 @@ impl Stack {
             Ok(p) => p,
             Err(e) => return self.stats.drop(ipv4_drop(e)),
         };
-        let repr = match Ipv4Repr::parse(&packet, !meta.ipv4_csum_ok) {
+        // Borrowed where it was parsed: moving it out of the `Result` copies it.
+        let parsed = Ipv4Repr::parse(&packet, !meta.ipv4_csum_ok);
+        let repr = match &parsed {
             Ok(r) => r,
-            Err(e) => return self.stats.drop(ipv4_drop(e)),
+            Err(e) => return self.stats.drop(ipv4_drop(*e)),
         };
         let (src, dst) = (repr.src_addr, repr.dst_addr);
         // Our own addresses, asked once: the receiving interface answers all three
@@ -138,7 +140,7 @@ impl Stack {
             // RFC 1812 §5.3.4: never forward what came as a link-layer broadcast.
             if self.config.ip_forward && !link_broadcast && !dst.is_multicast() {
                 let dgram = Offending {
-                    repr: &repr,
+                    repr,
                     header: Some(&data[..packet.header_len()]),
                     payload: packet.payload(),
                     to_broadcast: false,
@@ -152,7 +154,7 @@ impl Stack {
         let payload = packet.payload();
         if repr.more_frags || repr.frag_offset != 0 {
             self.stats.frag_rx += 1;
-            match self.reasm.add(now, &repr, payload) {
+            match self.reasm.add(now, repr, payload) {
                 Err(reason) => {
                     // This fragment and those discarded with its datagram.
                     let held = self.reasm.take_discarded() as u64;
@@ -182,7 +184,7 @@ impl Stack {
         }
         let header = &data[..packet.header_len()];
         let off = Offending {
-            repr: &repr,
+            repr,
             header: Some(header),
             payload,
             to_broadcast,

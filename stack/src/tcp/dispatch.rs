@@ -67,7 +67,7 @@ impl Stack {
         let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
 
-        if let Some(&key) = self.tcp.demux.get(&FourTuple::new(local, remote)) {
+        if let Some(key) = self.tcp.lookup(FourTuple::new(local, remote)) {
             // The segment is asked first: only a SYN may reuse a connection's tuple, and
             // every other segment goes on to its connection without a lookup here.
             let reuse = seg.flags.contains(Flags::SYN)
@@ -282,6 +282,9 @@ impl Stack {
             }
         }
         tcp.demux.insert(FourTuple::new(local, remote), key);
+        // The tuple was free (or its old connection just removed), so the memo cannot
+        // name it; forgotten all the same, so that it never could.
+        tcp.demux_last = None;
         listener.embryonic += 1;
         self.stats.tcp_passive_opens += 1;
         Some(key)
