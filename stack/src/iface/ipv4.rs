@@ -182,6 +182,12 @@ impl Stack {
             }
             return;
         }
+        if repr.protocol == IpProtocol::Tcp && !to_broadcast {
+            // What `deliver` does with a whole unicast TCP datagram, without building
+            // the description of it that only the other transports and ICMP errors use.
+            self.stats.ipv4_delivered += 1;
+            return self.input_tcp(now, ports, (src, dst), payload, meta);
+        }
         let header = &data[..packet.header_len()];
         let off = Offending {
             repr,
@@ -205,7 +211,12 @@ impl Stack {
         match dgram.repr.protocol {
             IpProtocol::Icmp => self.input_icmp(now, ports, dgram),
             IpProtocol::Udp => self.input_udp(now, ports, i, dgram, meta),
-            IpProtocol::Tcp => self.input_tcp(now, ports, dgram, meta),
+            // RFC 9293 §3.9.1: TCP is unicast only.
+            IpProtocol::Tcp if dgram.to_broadcast => self.stats.drop(DropReason::TcpBroadcast),
+            IpProtocol::Tcp => {
+                let ip = dgram.repr;
+                self.input_tcp(now, ports, (ip.src_addr, ip.dst_addr), dgram.payload, meta)
+            }
             _ => {
                 self.stats.drop(DropReason::Ipv4UnknownProtocol);
                 // RFC 1122 §3.2.2.1: a host SHOULD answer protocol unreachable.

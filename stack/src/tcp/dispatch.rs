@@ -6,7 +6,7 @@ use core::net::SocketAddrV4;
 
 use crate::device::L4Proto;
 use crate::device::{Device, RxMeta};
-use crate::iface::ipv4::{L4Offload, Offending};
+use crate::iface::ipv4::L4Offload;
 use crate::iface::route::RouteTable;
 use crate::iface::Port;
 use crate::socket::SlabKey;
@@ -34,20 +34,21 @@ fn drop_reason(d: TcpDrop) -> DropReason {
 }
 
 impl Stack {
-    /// A TCP segment for one of our addresses.
+    /// A TCP segment from `src` to `dst`, one of our unicast addresses (a datagram to a
+    /// broadcast address is dropped before: RFC 9293 §3.9.1, TCP is unicast only).
+    ///
+    /// Out of line, called from the IPv4 input for a whole unicast datagram and from
+    /// [`deliver`](Stack::deliver) for the rest.
+    #[inline(never)]
     pub(crate) fn input_tcp<D: Device>(
         &mut self,
         now: Instant,
         ports: &mut [Port<D>],
-        dgram: Offending<'_>,
+        (src, dst): (Ipv4Addr, Ipv4Addr),
+        payload: &[u8],
         meta: RxMeta,
     ) {
-        let ip = dgram.repr;
-        if dgram.to_broadcast {
-            // RFC 9293 §3.9.1: TCP is unicast only.
-            return self.stats.drop(DropReason::TcpBroadcast);
-        }
-        let packet = match tcp::Packet::new_checked(dgram.payload) {
+        let packet = match tcp::Packet::new_checked(payload) {
             Ok(p) => p,
             Err(Error::BadHeaderLength) => return self.stats.drop(DropReason::TcpMalformed),
             Err(_) => return self.stats.drop(DropReason::TcpTruncated),
@@ -55,7 +56,7 @@ impl Stack {
         let verify = !(meta.l4_csum_ok || meta.l4_csum_partial);
         // Borrowed where it was parsed: the repr is big, and moving it out of the
         // `Result` would copy it.
-        let parsed = TcpRepr::parse(&packet, ip.src_addr, ip.dst_addr, verify);
+        let parsed = TcpRepr::parse(&packet, src, dst, verify);
         let seg = match &parsed {
             Ok(r) => r,
             Err(Error::BadChecksum) => return self.stats.drop(DropReason::TcpBadChecksum),
@@ -64,8 +65,8 @@ impl Stack {
             Err(_) => return self.stats.drop(DropReason::TcpMalformed),
         };
         self.stats.tcp_rx += 1;
-        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
-        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
+        let local = SocketAddrV4::new(dst, seg.dst_port);
+        let remote = SocketAddrV4::new(src, seg.src_port);
 
         if let Some(key) = self.tcp.lookup(FourTuple::new(local, remote)) {
             // The segment is asked first: only a SYN may reuse a connection's tuple, and
@@ -80,7 +81,7 @@ impl Stack {
                 // it is provably newer than the old connection.
                 self.tcp.remove(key);
             } else {
-                return self.input_conn(now, ports, key, ip.src_addr, ip.dst_addr, seg);
+                return self.input_conn(now, ports, key, src, dst, seg);
             }
         }
         if let Some(lk) = self.tcp.find_listener(local) {
