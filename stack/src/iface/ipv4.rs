@@ -241,12 +241,18 @@ impl Stack {
         }
         let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
         let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-        let here = self.match_addrs(i, src, dst);
-        if martian_source(src, here)
-            || dst.is_broadcast()
-            || here.dst_subnet_broadcast
-            || !here.dst_local
-        {
+        // The destination is one of this interface's addresses (not of another's) and
+        // so no subnet broadcast, unless it is also one: then `None`, and the general
+        // path works it out.
+        let mut here = iface.match_local(src, dst)?;
+        if self.ifaces.len() > 1 {
+            for (k, f) in self.ifaces.iter().enumerate() {
+                if k != i {
+                    here.src_local |= f.has_addr(src);
+                }
+            }
+        }
+        if martian_source(src, here) || dst.is_broadcast() {
             return None;
         }
         Some((src, dst, &rest[ipv4::HEADER_LEN..total]))
@@ -943,12 +949,18 @@ mod tests {
 
     /// A stack with 10.0.0.1/24 on interface 0 and 10.0.1.1/24 on interface 1 (so that
     /// the other-interface address checks are exercised too).
-    fn stack() -> Stack {
+    /// With `odd`, interface 0 also has 10.0.0.255/23, the broadcast address of its
+    /// first prefix.
+    fn stack(odd: bool) -> Stack {
         let mut s = Stack::new(StackConfig::default(), Rand::from_u64(7));
         let a = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).expect("cidr");
         let b = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 1, 1), 24).expect("cidr");
-        s.add_interface(InterfaceConfig::new(MAC, a))
-            .expect("iface");
+        let mut config = InterfaceConfig::new(MAC, a);
+        if odd {
+            let c = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 255), 23).expect("cidr");
+            config.addrs.push(c);
+        }
+        s.add_interface(config).expect("iface");
         let other = EthernetAddress([0x02, 0, 0, 0, 0, 9]);
         s.add_interface(InterfaceConfig::new(other, b))
             .expect("iface");
@@ -1021,9 +1033,14 @@ mod tests {
     }
 
     /// Frames the fast path declines though the general path takes them to TCP:
-    /// a group destination MAC, a VLAN tag, IPv4 options.
-    fn declined_on_purpose(data: &[u8]) -> bool {
-        data[0] & 1 != 0 || data[12..14] == [0x81, 0x00] || data[14] != 0x45
+    /// a group destination MAC, a VLAN tag, IPv4 options, a destination address of
+    /// another interface, any on an interface one of whose addresses is a broadcast.
+    fn declined_on_purpose(s: &Stack, data: &[u8]) -> bool {
+        data[0] & 1 != 0
+            || data[12..14] == [0x81, 0x00]
+            || data[14] != 0x45
+            || !s.ifaces[0].has_addr(Ipv4Addr::new(data[30], data[31], data[32], data[33]))
+            || s.ifaces[0].addr_is_broadcast
     }
 
     /// Every one-byte change and every truncation of a unicast TCP frame, and a set
@@ -1032,7 +1049,13 @@ mod tests {
     /// arguments, and the fast path declines only what it leaves on purpose.
     #[test]
     fn unicast_tcp_takes_exactly_what_the_general_path_does() {
-        let s = stack();
+        check_against_general_path(&stack(false));
+        let odd = stack(true);
+        assert!(odd.ifaces[0].addr_is_broadcast);
+        check_against_general_path(&odd);
+    }
+
+    fn check_against_general_path(s: &Stack) {
         let base = frame();
         let mut cases: Vec<Vec<u8>> = Vec::new();
         cases.push(base.clone());
@@ -1080,20 +1103,24 @@ mod tests {
                     ..RxMeta::default()
                 };
                 let fast = s.unicast_tcp(0, f, meta);
-                let slow = general(&s, f, meta);
+                let slow = general(s, f, meta);
                 match fast {
                     Some(_) => {
                         assert_eq!(fast, slow, "frame {f:02x?}");
                         taken += 1;
                     }
                     None => assert!(
-                        slow.is_none() || declined_on_purpose(f),
+                        slow.is_none() || declined_on_purpose(s, f),
                         "declined {f:02x?}"
                     ),
                 }
             }
         }
-        assert!(s.unicast_tcp(0, &base, RxMeta::default()).is_some());
-        assert!(taken > 100, "only {taken} frames taken");
+        if s.ifaces[0].addr_is_broadcast {
+            assert_eq!(taken, 0);
+        } else {
+            assert!(s.unicast_tcp(0, &base, RxMeta::default()).is_some());
+            assert!(taken > 100, "only {taken} frames taken");
+        }
     }
 }
