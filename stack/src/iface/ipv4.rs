@@ -208,9 +208,11 @@ impl Stack {
     /// offsets in one pass, where the general path parses the Ethernet header for a
     /// VLAN tag, the IPv4 header into a repr, and describes the datagram for ICMP.
     ///
-    /// Exactly the frames the general path takes, with the same checks, to
-    /// `input_tcp` with the same arguments (see `input_frame` for the counters); `None`,
-    /// having changed nothing, for any other, which the general path then takes.
+    /// Only frames that the general path, with the same checks, takes straight to
+    /// `input_tcp` with the same arguments (see `input_frame` for the counters); not
+    /// all of them (a group MAC, a VLAN tag, IPv4 options, another interface's
+    /// address are left to it). `None`, having changed nothing, for any other frame,
+    /// which the general path then takes. The test below holds the two side by side.
     #[inline(always)]
     fn unicast_tcp<'a>(
         &self,
