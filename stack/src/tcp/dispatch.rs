@@ -37,9 +37,11 @@ impl Stack {
     /// A TCP segment from `src` to `dst`, one of our unicast addresses (a datagram to a
     /// broadcast address is dropped before: RFC 9293 §3.9.1, TCP is unicast only).
     ///
-    /// Out of line, called from the IPv4 input for a whole unicast datagram and from
-    /// [`deliver`](Stack::deliver) for the rest.
-    #[inline(never)]
+    /// Inlined into its two callers, the IPv4 input's unicast fast path (in the
+    /// poll loop) and [`deliver`](Stack::deliver) for the rest: out of line it was a
+    /// frame of its own between the poll and `input_conn` (callgrind: rr 62
+    /// instructions a transaction more, crr 220 a connection).
+    #[inline(always)]
     pub(crate) fn input_tcp<D: Device>(
         &mut self,
         now: Instant,
