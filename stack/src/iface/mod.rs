@@ -159,9 +159,15 @@ impl Interface {
             return None;
         }
         let mut m = AddrMatch::default();
-        for c in &self.addrs {
-            m.src_local |= c.address() == src;
-            m.dst_local |= c.address() == dst;
+        if let [only] = self.addrs[..] {
+            // The usual host: one address, and no loop to set up.
+            m.src_local = only.address() == src;
+            m.dst_local = only.address() == dst;
+        } else {
+            for c in &self.addrs {
+                m.src_local |= c.address() == src;
+                m.dst_local |= c.address() == dst;
+            }
         }
         m.dst_local.then_some(m)
     }
