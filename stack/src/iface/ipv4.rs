@@ -951,16 +951,17 @@ mod tests {
 
     /// A stack with 10.0.0.1/24 on interface 0 and 10.0.1.1/24 on interface 1 (so that
     /// the other-interface address checks are exercised too).
-    /// With `odd`, interface 0 also has 10.0.0.255/23, the broadcast address of its
-    /// first prefix.
-    fn stack(odd: bool) -> Stack {
+    /// Interface 0 has 10.0.0.1/24 and `extra`: 10.0.5.1/24 (a second prefix), or
+    /// 10.0.0.255/23, the broadcast address of the first.
+    fn stack(extra: Option<[u8; 4]>) -> Stack {
         let mut s = Stack::new(StackConfig::default(), Rand::from_u64(7));
         let a = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 1), 24).expect("cidr");
         let b = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 1, 1), 24).expect("cidr");
         let mut config = InterfaceConfig::new(MAC, a);
-        if odd {
-            let c = Ipv4Cidr::new(Ipv4Addr::new(10, 0, 0, 255), 23).expect("cidr");
-            config.addrs.push(c);
+        if let Some([a, b, c, d]) = extra {
+            let len = if d == 255 { 23 } else { 24 };
+            let cidr = Ipv4Cidr::new(Ipv4Addr::new(a, b, c, d), len).expect("cidr");
+            config.addrs.push(cidr);
         }
         s.add_interface(config).expect("iface");
         let other = EthernetAddress([0x02, 0, 0, 0, 0, 9]);
@@ -1051,8 +1052,9 @@ mod tests {
     /// arguments, and the fast path declines only what it leaves on purpose.
     #[test]
     fn unicast_tcp_takes_exactly_what_the_general_path_does() {
-        check_against_general_path(&stack(false));
-        let odd = stack(true);
+        check_against_general_path(&stack(None));
+        check_against_general_path(&stack(Some([10, 0, 5, 1])));
+        let odd = stack(Some([10, 0, 0, 255]));
         assert!(odd.ifaces[0].addr_is_broadcast);
         check_against_general_path(&odd);
     }
@@ -1083,6 +1085,7 @@ mod tests {
             [10, 0, 1, 1],
             [10, 0, 1, 255],
             [10, 0, 2, 1],
+            [10, 0, 5, 1],
             [127, 0, 0, 1],
             [224, 0, 0, 1],
             [255, 255, 255, 255],
