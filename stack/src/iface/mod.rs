@@ -81,11 +81,24 @@ pub struct Interface {
     pub(crate) neighbors: NeighborCache<PendingPacket>,
     pub(crate) announced: bool,
     pub(crate) answer_arp: bool,
+    /// One of the addresses is also the broadcast address of one of the prefixes (a
+    /// configuration no real network has). When not, a destination that is one of
+    /// the addresses is no subnet broadcast, and [`match_local`](Self::match_local)
+    /// answers for it without working out a broadcast address per prefix. The
+    /// addresses are fixed when the interface is made.
+    pub(crate) addr_is_broadcast: bool,
 }
 
 impl Interface {
     pub(crate) fn new(config: InterfaceConfig, neighbor: NeighborConfig, seed: u64) -> Self {
+        let addr_is_broadcast = config.addrs.iter().any(|a| {
+            config
+                .addrs
+                .iter()
+                .any(|c| c.broadcast() == Some(a.address()))
+        });
         Interface {
+            addr_is_broadcast,
             mac: config.mac,
             addrs: config.addrs,
             vlan: config.vlan,
@@ -133,6 +146,30 @@ impl Interface {
             m.dst_subnet_broadcast |= c.broadcast() == Some(dst);
         }
         m
+    }
+
+    /// Whether `src` and `dst` are among the addresses, with what
+    /// [`match_addrs`](Self::match_addrs) would say of a subnet broadcast when `dst`
+    /// is one of them: `None` when it would have to be worked out (see
+    /// `addr_is_broadcast`), and always when `dst` is not ours. The receive path's
+    /// question for a unicast segment.
+    #[inline]
+    pub(crate) fn match_local(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<AddrMatch> {
+        if self.addr_is_broadcast {
+            return None;
+        }
+        let mut m = AddrMatch::default();
+        if let [only] = self.addrs[..] {
+            // The usual host: one address, and no loop to set up.
+            m.src_local = only.address() == src;
+            m.dst_local = only.address() == dst;
+        } else {
+            for c in &self.addrs {
+                m.src_local |= c.address() == src;
+                m.dst_local |= c.address() == dst;
+            }
+        }
+        m.dst_local.then_some(m)
     }
 
     /// The address to send from toward on-link `dst`: one on the same prefix, or the

@@ -266,6 +266,12 @@ pub(crate) struct TcpTable {
     pub config: TcpConfig,
     pub conns: Slab<Conn>,
     pub demux: HashMap<FourTuple, SlabKey>,
+    /// The last tuple [`lookup`](Self::lookup) found in `demux`, and its connection:
+    /// a segment is most often for the connection the one before was for, and the
+    /// compare spares the hash and the probe. Always what `demux` maps that tuple to:
+    /// entries are only ever added for tuples absent from the map, and
+    /// [`remove`](Self::remove), the only place one leaves it, forgets the memo.
+    pub demux_last: Option<(FourTuple, SlabKey)>,
     pub listeners: Slab<Listener>,
     pub listen_map: HashMap<(Ipv4Addr, u16), SlabKey>,
     pub wheel: TimerWheel<SlabKey>,
@@ -360,6 +366,7 @@ impl TcpTable {
         TcpTable {
             conns: Slab::new(config.max_connections),
             demux: crate::new_map(rand.next_u64()),
+            demux_last: None,
             listeners: Slab::new(config.max_listeners),
             listen_map: crate::new_map(rand.next_u64()),
             wheel: TimerWheel::new(config.timer_tick, 4096, now),
@@ -374,6 +381,19 @@ impl TcpTable {
             spare_logs: Vec::new(),
             config,
         }
+    }
+
+    /// The connection `tuple` maps to in `demux`, through the one-entry memo.
+    #[inline]
+    pub fn lookup(&mut self, tuple: FourTuple) -> Option<SlabKey> {
+        if let Some((t, key)) = self.demux_last {
+            if t == tuple {
+                return Some(key);
+            }
+        }
+        let key = self.demux.get(&tuple).copied()?;
+        self.demux_last = Some((tuple, key));
+        Some(key)
     }
 
     /// Put a connection on the output list.
@@ -429,6 +449,7 @@ impl TcpTable {
         if let hashbrown::hash_map::Entry::Occupied(e) = self.demux.entry(tuple) {
             if *e.get() == key {
                 e.remove();
+                self.demux_last = None;
             }
         }
         if let Some(l) = listener.and_then(|l| self.listeners.get_mut(l)) {

@@ -740,9 +740,19 @@ impl<'a> TcpRepr<'a> {
         // The repr is written once, straight into the caller's `Result`: the general walk
         // (out of line) fills a repr of its own, so none of this one's address escapes
         // and it is not built in a temporary and then copied (112 bytes, SACK blocks).
+        // The `NOP NOP TS` layout's first word is compared whole (one compare, where
+        // the byte pattern took four).
+        const NOP_NOP_TS: u32 = u32::from_be_bytes([
+            field::OPT_NOP,
+            field::OPT_NOP,
+            field::OPT_TSTAMP,
+            field::LEN_TSTAMP_BYTE,
+        ]);
         let timestamp = match &data[HEADER_LEN..header_len] {
             [] => None,
-            &[field::OPT_NOP, field::OPT_NOP, field::OPT_TSTAMP, field::LEN_TSTAMP_BYTE, v0, v1, v2, v3, e0, e1, e2, e3] => {
+            &[k0, k1, k2, k3, v0, v1, v2, v3, e0, e1, e2, e3]
+                if u32::from_be_bytes([k0, k1, k2, k3]) == NOP_NOP_TS =>
+            {
                 Some(TcpTimestamp {
                     tsval: u32::from_be_bytes([v0, v1, v2, v3]),
                     tsecr: u32::from_be_bytes([e0, e1, e2, e3]),
