@@ -139,7 +139,7 @@ impl Tcb {
                 self.rtt.syn_timeout_fallback();
             }
             self.retransmits = 0;
-            self.rto_at = None;
+            self.timers.set_rto_at(None);
             self.set_state(State::Established);
             self.events |= Events::CONNECTED | Events::WRITABLE;
             self.ack_now = true;
@@ -522,7 +522,7 @@ impl Tcb {
             if opened && self.persisting && seg_wnd > 0 {
                 // The window opened: stop probing, send at once.
                 self.persisting = false;
-                self.rto_at = None;
+                self.timers.set_rto_at(None);
                 self.rtt.reset_backoff();
                 // Resume at SND.UNA: a refused probe byte is sent again with the data
                 // (BSD pulls snd_nxt back to the closed window the same way).
@@ -536,7 +536,8 @@ impl Tcb {
                 State::FinWait1 => {
                     self.set_state(State::FinWait2);
                     if self.orphaned {
-                        self.fin_wait2_at = Some(now + self.config.fin_timeout);
+                        self.timers
+                            .set_fin_wait2_at(Some(now + self.config.fin_timeout));
                     }
                 }
                 State::Closing => self.enter_time_wait(now),
@@ -647,7 +648,7 @@ impl Tcb {
         let Some((xmit, end)) = self.rack.newest_sent().filter(|_| self.rack_on()) else {
             return;
         };
-        self.rack_at = None;
+        self.timers.set_rack_at(None);
         if !self.sent.nothing_to_detect(xmit, end)
             || (self.sent.lost_bytes() > 0 && !self.in_recovery)
         {
@@ -670,7 +671,7 @@ impl Tcb {
             let scan = self
                 .sent
                 .detect_lost(now, xmit, end, rack_rtt.saturating_add(reo_wnd));
-            self.rack_at = scan.wait.map(|w| now + w);
+            self.timers.set_rack_at(scan.wait.map(|w| now + w));
         }
         if self.sent.lost_bytes() > 0 && !self.in_recovery && self.may_start_recovery() {
             self.enter_recovery(now);
@@ -719,7 +720,7 @@ impl Tcb {
         // A window reduction ends a probe episode (Linux tcp_init_cwnd_reduction);
         // recovery, not a probe, repairs what is lost now.
         self.rack.tlp_end = None;
-        self.tlp_at = None;
+        self.timers.set_tlp_at(None);
         if self.rack_on() {
             // Output resends what RACK marked, the first segment at once.
             self.rexmit_first = true;
@@ -830,10 +831,10 @@ impl Tcb {
         // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max {
             if !self.persisting {
-                self.rto_at = None;
+                self.timers.set_rto_at(None);
             }
         } else {
-            self.rto_at = Some(self.rto_deadline(now));
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;
@@ -1012,8 +1013,9 @@ impl Tcb {
             // as Linux's quick-ACK and ping-pong modes do; "without delay" being the
             // next poll, after the application's turn.
             self.ack_next = true;
-        } else if self.delack_at.is_none() {
-            self.delack_at = Some(self.last_recv + self.config.delack);
+        } else if self.timers.delack_at().is_none() {
+            self.timers
+                .set_delack_at(Some(self.last_recv + self.config.delack));
         }
     }
 
@@ -1042,27 +1044,27 @@ impl Tcb {
     /// TIME-WAIT for 2*MSL; every other timer stops.
     pub fn enter_time_wait(&mut self, now: Instant) {
         self.set_state(State::TimeWait);
-        self.rto_at = None;
-        self.rack_at = None;
-        self.tlp_at = None;
+        self.timers.set_rto_at(None);
+        self.timers.set_rack_at(None);
+        self.timers.set_tlp_at(None);
         self.persisting = false;
-        self.keepalive_at = None;
-        self.fin_wait2_at = None;
-        self.timewait_at = Some(now + self.config.msl * 2);
+        self.timers.set_keepalive_at(None);
+        self.timers.set_fin_wait2_at(None);
+        self.timers.set_timewait_at(Some(now + self.config.msl * 2));
         self.events |= Events::CLOSED;
     }
 
     /// The connection is over: no timers, nothing more to send.
     pub fn close_now(&mut self) {
         self.set_state(State::Closed);
-        self.rto_at = None;
-        self.rack_at = None;
-        self.tlp_at = None;
+        self.timers.set_rto_at(None);
+        self.timers.set_rack_at(None);
+        self.timers.set_tlp_at(None);
         self.persisting = false;
-        self.delack_at = None;
-        self.keepalive_at = None;
-        self.timewait_at = None;
-        self.fin_wait2_at = None;
+        self.timers.set_delack_at(None);
+        self.timers.set_keepalive_at(None);
+        self.timers.set_timewait_at(None);
+        self.timers.set_fin_wait2_at(None);
         self.events |= Events::CLOSED;
         if self.error.is_some() {
             self.events |= Events::ERROR;
@@ -1073,7 +1075,7 @@ impl Tcb {
     pub fn arm_keepalive(&mut self, now: Instant) {
         if let Some(k) = self.opts.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {
-                self.keepalive_at = Some(now + k.idle);
+                self.timers.set_keepalive_at(Some(now + k.idle));
             }
         }
     }

@@ -31,7 +31,7 @@ mod socket;
 pub mod syncookie;
 pub mod tcb;
 pub mod timer;
-mod timers;
+pub mod timers;
 
 #[cfg(test)]
 mod tests;

@@ -118,8 +118,8 @@ impl Tcb {
         if self.retransmits == 0 && self.rtt_probe.is_none() {
             self.rtt_probe = Some((self.iss, now));
         }
-        if self.rto_at.is_none() {
-            self.rto_at = Some(self.rto_deadline(now));
+        if self.timers.rto_at().is_none() {
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         self.sent(now);
         true
@@ -334,7 +334,7 @@ impl Tcb {
             self.data_segment(out, now, last.start, len, true, fin);
         }
         self.rack.tlp_end = Some(self.snd_max);
-        self.rto_at = Some(self.rto_deadline(now));
+        self.timers.set_rto_at(Some(self.rto_deadline(now)));
         true
     }
 
@@ -383,9 +383,9 @@ impl Tcb {
         let room = self.seg_room();
         let chunk = if len > room { room as u32 } else { seq_len };
         self.sent.on_send(now, seq, seq_len, chunk);
-        if self.rto_at.is_none() || self.persisting {
+        if self.timers.rto_at().is_none() || self.persisting {
             self.persisting = false;
-            self.rto_at = Some(self.rto_deadline(now));
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         self.sent(now);
     }
@@ -434,10 +434,10 @@ impl Tcb {
         // probe makes the peer tell us when its window opens.
         if self.data_len_at(self.snd_nxt) > 0
             && self.snd_nxt == self.snd_una
-            && (self.rto_at.is_none() || (self.snd_wnd == 0 && !self.persisting))
+            && (self.timers.rto_at().is_none() || (self.snd_wnd == 0 && !self.persisting))
         {
             self.persisting = true;
-            self.rto_at = Some(self.rto_deadline(now));
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         false
     }
@@ -537,7 +537,7 @@ impl Tcb {
             self.challenge_ack = false;
             self.window_update = false;
             self.segs_unacked = 0;
-            self.delack_at = None;
+            self.timers.set_delack_at(None);
         }
     }
 

@@ -447,7 +447,7 @@ impl Stack {
         let now = self.now;
         let c = self.conn_mut(h)?;
         c.tcb.opts.keepalive = keepalive;
-        c.tcb.keepalive_at = None;
+        c.tcb.timers.set_keepalive_at(None);
         c.tcb.arm_keepalive(now);
         self.tcp.mark_dirty(h.0);
         Ok(())

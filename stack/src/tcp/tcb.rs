@@ -13,6 +13,7 @@ use crate::tcp::reass::{range_limit, Assembler};
 use crate::tcp::rtt::{RtoConfig, RttEstimator};
 use crate::tcp::sack::Scoreboard;
 use crate::tcp::sent::{record_limit, SentLog};
+use crate::tcp::timers::Deadlines;
 use crate::time::{Duration, Instant};
 use crate::wire::seq::SeqNumber;
 
@@ -282,21 +283,14 @@ pub struct Tcb {
     /// The peer's FIN was received in order: no more data from it.
     pub rcv_closed: bool,
 
-    // Timers (deadlines; the stack's wheel wakes the TCB, see timers.rs).
-    pub rto_at: Option<Instant>,
-    /// RACK's reordering timer: segments become lost when it expires (RFC 8985 §6.2).
-    pub rack_at: Option<Instant>,
-    /// The tail loss probe timeout (RFC 8985 §7.2).
-    pub tlp_at: Option<Instant>,
+    /// The timers (see timers.rs): the stack's wheel wakes the TCB when the earliest is
+    /// due.
+    pub timers: Deadlines,
     /// The probe timeout expired: output sends a loss probe next.
     pub tlp_send: bool,
     /// The retransmission timer runs as the persist timer (zero window probing).
     pub persisting: bool,
-    pub delack_at: Option<Instant>,
-    pub keepalive_at: Option<Instant>,
     pub keepalive_probes: u32,
-    pub timewait_at: Option<Instant>,
-    pub fin_wait2_at: Option<Instant>,
     /// Consecutive retransmission timeouts of the same data.
     pub retransmits: u32,
 
@@ -431,16 +425,10 @@ impl Tcb {
             fin_seq_no: iss,
             fin_pending: None,
             rcv_closed: false,
-            rto_at: None,
-            rack_at: None,
-            tlp_at: None,
+            timers: Deadlines::default(),
             tlp_send: false,
             persisting: false,
-            delack_at: None,
-            keepalive_at: None,
             keepalive_probes: 0,
-            timewait_at: None,
-            fin_wait2_at: None,
             retransmits: 0,
             ack_now: false,
             segs_unacked: 0,
@@ -539,47 +527,17 @@ impl Tcb {
         (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }
 
-    /// Every timer of the TCB, armed or not: what [`next_deadline`](Self::next_deadline)
-    /// and [`deadline_before`](Self::deadline_before) look at.
-    #[inline]
-    fn timers(&self) -> [Option<Instant>; 7] {
-        [
-            self.rto_at,
-            self.rack_at,
-            self.tlp_at,
-            self.delack_at,
-            self.keepalive_at,
-            self.timewait_at,
-            self.fin_wait2_at,
-        ]
-    }
-
     /// The earliest deadline among the TCB's timers.
-    ///
-    /// Asked after every burst a connection handles, so it is kept branch-free.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Each timer as microseconds, an unarmed one as "never" (u64::MAX): the minimum
-        // is then a chain of conditional moves, where matching on pairs of options
-        // branched on each. Whether any is armed is kept apart, so that a timer armed
-        // at u64::MAX itself (saturated arithmetic) still counts.
-        let (m, armed) = self
-            .timers()
-            .iter()
-            .fold((u64::MAX, false), |(m, armed), &t| {
-                (m.min(micros_or_never(t)), armed | t.is_some())
-            });
-        armed.then_some(Instant::from_micros(m))
+        self.timers.next()
     }
 
-    /// Some timer is armed before `at`: `next_deadline() < Some(at)`, without keeping
-    /// track of whether any is armed at all (an unarmed timer is never before `at`).
-    #[inline]
-    pub fn deadline_before(&self, at: Instant) -> bool {
-        let m = self
-            .timers()
-            .iter()
-            .fold(u64::MAX, |m, &t| m.min(micros_or_never(t)));
-        m < at.total_micros()
+    /// Some timer is armed before `at`: `next_deadline() < Some(at)` (see
+    /// [`Deadlines::any_before`]: nearly always without looking at the timers).
+    #[inline(always)]
+    pub fn deadline_before(&mut self, at: Instant) -> bool {
+        self.timers.any_before(at)
     }
 
     /// When a retransmission timer armed at `now` expires (`now + RTO`, saturating),
@@ -610,12 +568,6 @@ impl Tcb {
         self.sent
             .set_limit(record_limit(self.opts.snd_buf, self.smss));
     }
-}
-
-/// A timer as microseconds, an unarmed one as "never" (u64::MAX).
-#[inline]
-fn micros_or_never(t: Option<Instant>) -> u64 {
-    t.map_or(u64::MAX, Instant::total_micros)
 }
 
 /// The smallest shift that lets `buf` bytes be advertised in 16 bits (RFC 7323 §2.3).
