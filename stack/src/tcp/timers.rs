@@ -211,7 +211,10 @@ impl Tcb {
     /// the last transmission or ACK; where the RTO would expire first, the RTO acts
     /// (Linux fires the probe at the RTO's time instead; see docs/TCP.md).
     pub(crate) fn arm_tlp(&mut self, now: Instant, restart: bool) {
-        let wanted = self.rack_on()
+        // Nothing in flight first: that is every ACK of everything sent, and it
+        // answers alone (the order of these pure tests changes nothing else).
+        let wanted = !self.sent.is_empty()
+            && self.rack_on()
             && matches!(
                 self.state,
                 State::Established
@@ -224,7 +227,6 @@ impl Tcb {
             && self.retransmits == 0
             && self.snd_nxt == self.snd_max
             && self.rack.tlp_end.is_none()
-            && !self.sent.is_empty()
             && self.sent.sacked_segs() == 0
             && !self.persisting;
         if !wanted {
