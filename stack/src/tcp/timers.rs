@@ -156,7 +156,7 @@ impl Tcb {
         }
         if self.timers.delack_at().is_some_and(|t| now >= t) {
             self.timers.set_delack_at(None);
-            self.ack_now = true;
+            self.owed.ack_now = true;
             // The answer did not come in time: ACK small segments at once again.
             self.pingpong = false;
         }
@@ -188,7 +188,7 @@ impl Tcb {
         self.recover = self.snd_max;
         self.in_recovery = false;
         self.dupacks = 0;
-        self.rexmit_una = false;
+        self.owed.rexmit_una = false;
         self.rexmit_first = false;
         // RFC 6675 §5.1: the receiver may have reneged; start the scoreboard over.
         self.scoreboard.clear();
@@ -197,7 +197,7 @@ impl Tcb {
         self.rack.on_timeout();
         self.timers.set_rack_at(None);
         self.timers.set_tlp_at(None);
-        self.tlp_send = false;
+        self.owed.tlp_send = false;
         self.snd_nxt = self.snd_una;
         self.high_rxt = self.snd_una;
         self.timers.set_rto_at(Some(self.rto_deadline(now)));
@@ -253,7 +253,7 @@ impl Tcb {
             && self.rack.tlp_end.is_none()
             && !self.sent.is_empty()
         {
-            self.tlp_send = true;
+            self.owed.tlp_send = true;
         }
     }
 
@@ -261,7 +261,7 @@ impl Tcb {
     /// the retransmission timer. A peer that keeps answering is not timed out.
     fn on_persist(&mut self, now: Instant) {
         self.rtt.backoff();
-        self.force_probe = true;
+        self.owed.force_probe = true;
         self.persisting = true;
         self.timers.set_rto_at(Some(self.rto_deadline(now)));
     }
@@ -290,11 +290,11 @@ impl Tcb {
             // close, as Linux tcp_keepalive_timer does; output sends the RST, then
             // closes.
             self.error = Some(ConnError::TimedOut);
-            self.send_rst = true;
+            self.owed.send_rst = true;
             return;
         }
         self.keepalive_probes += 1;
-        self.keepalive_probe = true;
+        self.owed.keepalive_probe = true;
         self.timers.set_keepalive_at(Some(now + k.interval));
     }
 }
