@@ -88,11 +88,13 @@ impl Tcb {
     /// because most calls find nothing (the output pass asks until "nothing", and a
     /// segment that only took data owes no ACK yet), and each rung costs more. The
     /// owed flags are one test ([`Owed::any`](crate::tcp::tcb::Owed::any)); the RST
-    /// among them is handled before the ladder is asked, so it changes no answer.
+    /// among them is handled before the ladder is asked, so it changes no answer. An
+    /// empty send buffer (everything acknowledged: the usual state after an ACK) has
+    /// nothing unsent without working out where sending stands in it.
     #[inline]
     fn nothing_owed(&self) -> bool {
         !(self.owed.any() || (self.in_recovery && self.sack_ok))
-            && self.data_len_at(self.snd_nxt) == 0
+            && (self.snd_buf.is_empty() || self.data_len_at(self.snd_nxt) == 0)
             && !(self.fin_queued && self.fin_seq().is_some_and(|f| self.snd_nxt.le(f)))
     }
 
