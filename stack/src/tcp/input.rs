@@ -259,19 +259,33 @@ impl Tcb {
                 self.ts_recent_at = now;
             }
         }
-        if advanced {
-            // Everything sent is acknowledged (ack == SND.MAX): one segment sent once
-            // and our SYN acknowledged long ago is the usual case, and has its own.
-            match self.sent.take_only(ack) {
+        // Everything sent is acknowledged (ack == SND.MAX): one segment sent once and
+        // our SYN acknowledged long ago is the usual case, and has its own.
+        let sole = advanced
+            && match self.sent.take_only(ack) {
                 Some(s) if !s.retransmitted() && !self.syn_unacked() => {
-                    self.on_sole_ack(now, ack, &s)
+                    self.on_sole_ack(now, ack, &s);
+                    true
                 }
-                only => self.on_new_ack_taken(now, ack, seg, None, only),
-            }
-        }
+                only => {
+                    self.on_new_ack_taken(now, ack, seg, None, only);
+                    false
+                }
+            };
         if self.rack_on() {
-            self.rack_detect(now);
-            self.arm_tlp(now, advanced);
+            if sole {
+                // What `rack_detect` and `arm_tlp` come to after `on_sole_ack`: RACK
+                // has a newest delivered segment (the one sent once), and the log is
+                // empty, so nothing is left to find lost (the totals of an empty log
+                // are zero) and no probe is wanted: both timers stop.
+                debug_assert!(self.rack.newest_sent().is_some() && self.sent.is_empty());
+                debug_assert_eq!(self.sent.lost_bytes(), 0);
+                self.timers.set_rack_at(None);
+                self.timers.set_tlp_at(None);
+            } else {
+                self.rack_detect(now);
+                self.arm_tlp(now, advanced);
+            }
         }
         // The window update of the full path (not persisting: nothing to stop).
         if advanced || self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {

@@ -327,7 +327,7 @@ mod tests {
                 _ => Some(Instant::from_micros((r >> 8) % 1000)),
             };
             setters[(r >> 40) as usize % 7](&mut d, at);
-            if (r >> 50) % 3 != 0 {
+            if !(r >> 50).is_multiple_of(3) {
                 continue;
             }
             let probe = Instant::from_micros((r >> 20) % 1100);
