@@ -261,20 +261,13 @@ impl Tcb {
         }
         // Everything sent is acknowledged (ack == SND.MAX): one segment sent once and
         // our SYN acknowledged long ago is the usual case, and has its own.
-        let sole = advanced
-            && match self.sent.take_only(ack) {
-                Some(s) if !s.retransmitted() && !self.syn_unacked() => {
-                    self.on_sole_ack(now, ack, &s);
-                    true
-                }
-                only => {
-                    self.on_new_ack_taken(now, ack, seg, None, only);
-                    false
-                }
-            };
+        let sole = advanced && self.try_sole_ack(now, ack);
+        if advanced && !sole {
+            self.on_new_ack(now, ack, seg, None);
+        }
         if self.rack_on() {
             if sole {
-                // What `rack_detect` and `arm_tlp` come to after `on_sole_ack`: RACK
+                // What `rack_detect` and `arm_tlp` come to after `try_sole_ack`: RACK
                 // has a newest delivered segment (the one sent once), and the log is
                 // empty, so nothing is left to find lost (the totals of an empty log
                 // are zero) and no probe is wanted: both timers stop.
@@ -764,74 +757,6 @@ impl Tcb {
         seg: &TcpRepr<'_>,
         sack_xmit: Option<Instant>,
     ) {
-        let only = self.sent.take_only(ack);
-        self.on_new_ack_taken(now, ack, seg, sack_xmit, only);
-    }
-
-    /// The ACK header prediction sees most (a request's or an answer's): it
-    /// acknowledges everything sent, which was one segment sent once
-    /// ([`SentLog::take_only`](crate::tcp::sent::SentLog::take_only) took it from the
-    /// log: `s`), in ESTABLISHED with our SYN acknowledged, no FIN queued, no
-    /// recovery and no persisting (what [`input_predicted`](Self::input_predicted)
-    /// checked). Exactly what [`on_new_ack`](Self::on_new_ack) does then, without the
-    /// cases that cannot arise: no SYN or FIN in the acknowledged range (so the flight
-    /// before is what is acknowledged), the RTT from `s`'s send time (Karn is
-    /// satisfied), the window may grow, and the timer stops (nothing is left).
-    /// `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
-    /// to that.
-    ///
-    /// Out of line: inlined, the caller's frame grew by more than it saved.
-    #[inline(never)]
-    fn on_sole_ack(&mut self, now: Instant, ack: SeqNumber, s: &SentSeg) {
-        let acked = (ack - self.snd_una) as u32;
-        self.snd_buf.dequeue_allocated(acked as usize);
-        self.prev_highest_ack = self.snd_una;
-        self.snd_una = ack;
-        let round_start = ack.ge(self.round_end);
-        if round_start {
-            self.round_end = self.snd_max;
-        }
-        if self.snd_nxt.lt(ack) {
-            self.snd_nxt = ack;
-        }
-        if self.rack_on() {
-            // Sent once: RACK's ambiguity check is not asked.
-            self.rack.on_delivered(s, now, |_| true);
-        }
-        let rtt = now.total_micros().saturating_sub(s.xmit.total_micros());
-        self.rtt.sample_micros(rtt);
-        self.retransmits = 0;
-        let grow = Some(Growth {
-            acked,
-            flight_before: acked,
-            srtt_us: self.rtt.srtt_micros(),
-        });
-        self.cc.on_new_ack(
-            now,
-            NewAck {
-                round_start,
-                rtt_us: Some(rtt),
-                grow,
-            },
-        );
-        self.dupacks = 0;
-        self.timers.set_rto_at(None);
-        if acked > 0 && self.snd_buf.window() > 0 {
-            self.events |= Events::WRITABLE;
-        }
-    }
-
-    /// [`on_new_ack`](Self::on_new_ack) with the sent log's usual case already tried
-    /// (`only`: what [`SentLog::take_only`](crate::tcp::sent::SentLog::take_only)
-    /// took from it).
-    fn on_new_ack_taken(
-        &mut self,
-        now: Instant,
-        ack: SeqNumber,
-        seg: &TcpRepr<'_>,
-        sack_xmit: Option<Instant>,
-        only: Option<SentSeg>,
-    ) {
         let flight_before = self.flight();
         let mut acked = (ack - self.snd_una) as u32;
         let syn_acked = self.syn_unacked();
@@ -862,7 +787,7 @@ impl Tcb {
         // may have brought; then from what it newly SACKs, and failing that from the
         // timestamp echo, which tells which copy was answered (RFC 7323 §4.1).
         let rack_on = self.rack_on();
-        let (first_xmit, rxt_acked) = match only {
+        let (first_xmit, rxt_acked) = match self.sent.take_only(ack) {
             // The usual ACK: the one segment in flight, delivered.
             Some(s) => {
                 if rack_on {
@@ -928,6 +853,67 @@ impl Tcb {
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;
         }
+    }
+
+    /// The ACK header prediction sees most (a request's or an answer's), if this is
+    /// it: it acknowledges everything sent (`ack` is SND.MAX), which was one segment
+    /// sent once ([`SentLog::only`](crate::tcp::sent::SentLog::only)), our SYN
+    /// acknowledged long ago; in ESTABLISHED with no FIN queued, no recovery and no
+    /// persisting (what [`input_predicted`](Self::input_predicted) checked). False,
+    /// with nothing changed, when it is not: [`on_new_ack`](Self::on_new_ack) acts.
+    ///
+    /// Exactly what `on_new_ack` does then, without the cases that cannot arise: no
+    /// SYN or FIN in the acknowledged range (so the flight before is what is
+    /// acknowledged), the RTT from the segment's send time (Karn is satisfied), the
+    /// window may grow, and the timer stops (nothing is left).
+    /// `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
+    /// to that.
+    ///
+    /// Out of line: inlined, the caller's frame grew by more than it saved.
+    #[inline(never)]
+    fn try_sole_ack(&mut self, now: Instant, ack: SeqNumber) -> bool {
+        let s = match self.sent.only(ack) {
+            Some(s) if !s.retransmitted() && !self.syn_unacked() => s,
+            _ => return false,
+        };
+        self.sent.drop_only();
+        let acked = (ack - self.snd_una) as u32;
+        self.snd_buf.dequeue_allocated(acked as usize);
+        self.prev_highest_ack = self.snd_una;
+        self.snd_una = ack;
+        let round_start = ack.ge(self.round_end);
+        if round_start {
+            self.round_end = self.snd_max;
+        }
+        if self.snd_nxt.lt(ack) {
+            self.snd_nxt = ack;
+        }
+        if self.rack_on() {
+            // Sent once: RACK's ambiguity check is not asked.
+            self.rack.on_delivered(&s, now, |_| true);
+        }
+        let rtt = now.total_micros().saturating_sub(s.xmit.total_micros());
+        self.rtt.sample_micros(rtt);
+        self.retransmits = 0;
+        let grow = Some(Growth {
+            acked,
+            flight_before: acked,
+            srtt_us: self.rtt.srtt_micros(),
+        });
+        self.cc.on_new_ack(
+            now,
+            NewAck {
+                round_start,
+                rtt_us: Some(rtt),
+                grow,
+            },
+        );
+        self.dupacks = 0;
+        self.timers.set_rto_at(None);
+        if acked > 0 && self.snd_buf.window() > 0 {
+            self.events |= Events::WRITABLE;
+        }
+        true
     }
 
     /// [`on_new_ack`](Self::on_new_ack) without a send time to measure from (Karn, or

@@ -435,7 +435,7 @@ fn rr_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<S
 #[test]
 fn a_predicted_ack_leaves_the_tcb_as_the_full_path_does() {
     // Header prediction's ACK (one segment sent once, acknowledged whole) has its own
-    // short path (input.rs `on_sole_ack`): it must leave every field (RTT, congestion
+    // short path (input.rs `try_sole_ack`): it must leave every field (RTT, congestion
     // control, RACK, timers, buffers) as the full path does, segment after segment,
     // with answers quick and slow (RTT samples moving the estimators both ways).
     let delay = |i: u32| [0, 1, 3, 0, 40, 7, 250, 2][i as usize % 8];
