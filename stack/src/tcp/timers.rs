@@ -210,11 +210,26 @@ impl Tcb {
     /// with nothing in flight, or while persisting. The probe goes two SRTTs after
     /// the last transmission or ACK; where the RTO would expire first, the RTO acts
     /// (Linux fires the probe at the RTO's time instead; see docs/TCP.md).
+    ///
+    /// The tests are made cheapest first, each answering alone: nothing in flight
+    /// (every ACK of everything sent), then a probe that would be due no earlier than
+    /// the RTO, which is never armed, wanted or not (the usual answer after new data:
+    /// for one segment in flight the probe waits the worst-case delayed ACK, about
+    /// the RTO's floor), then the rest of what RFC 8985 wants.
     pub(crate) fn arm_tlp(&mut self, now: Instant, restart: bool) {
-        // Nothing in flight first: that is every ACK of everything sent, and it
-        // answers alone (the order of these pure tests changes nothing else).
-        let wanted = !self.sent.is_empty()
-            && self.rack_on()
+        if self.sent.is_empty() {
+            self.timers.set_tlp_at(None);
+            return;
+        }
+        // An armed probe stays unless restarted (if it is still wanted).
+        let keep = self.timers.tlp_at().is_some() && !restart;
+        let pto = Rack::pto_micros(self.rtt.srtt_micros(), self.sent.len());
+        let at = Instant::from_micros(now.total_micros().saturating_add(pto));
+        if !keep && self.timers.rto_at().is_some_and(|rto| at >= rto) {
+            self.timers.set_tlp_at(None);
+            return;
+        }
+        let wanted = self.rack_on()
             && matches!(
                 self.state,
                 State::Established
@@ -231,17 +246,10 @@ impl Tcb {
             && !self.persisting;
         if !wanted {
             self.timers.set_tlp_at(None);
-            return;
+        } else if !keep {
+            // Before the RTO (or none is armed): checked above.
+            self.timers.set_tlp_at(Some(at));
         }
-        if self.timers.tlp_at().is_some() && !restart {
-            return;
-        }
-        let pto = Rack::pto_micros(self.rtt.srtt_micros(), self.sent.len());
-        let at = Instant::from_micros(now.total_micros().saturating_add(pto));
-        self.timers.set_tlp_at(match self.timers.rto_at() {
-            Some(rto) if at >= rto => None,
-            _ => Some(at),
-        });
     }
 
     /// RFC 8985 §7.3: the probe timeout expired: output sends one probe, if a probe is
