@@ -438,7 +438,7 @@ impl Stack {
             if let Some(c) = tcp.conns.get_mut(key) {
                 if c.tcb.ack_next {
                     c.tcb.ack_next = false;
-                    c.tcb.ack_now = true;
+                    c.tcb.owed.ack_now = true;
                     c.mark_dirty(key, &mut tcp.dirty);
                 }
             }

@@ -65,7 +65,7 @@ impl Tcb {
             return TcpDrop::ChallengeLimited;
         }
         self.challenges += 1;
-        self.challenge_ack = true;
+        self.owed.challenge_ack = true;
         TcpDrop::Challenged
     }
 
@@ -139,10 +139,10 @@ impl Tcb {
                 self.rtt.syn_timeout_fallback();
             }
             self.retransmits = 0;
-            self.rto_at = None;
+            self.timers.set_rto_at(None);
             self.set_state(State::Established);
             self.events |= Events::CONNECTED | Events::WRITABLE;
-            self.ack_now = true;
+            self.owed.ack_now = true;
             self.arm_keepalive(now);
             if self.fin_queued {
                 // The application shut down during the handshake: its FIN follows the
@@ -259,12 +259,26 @@ impl Tcb {
                 self.ts_recent_at = now;
             }
         }
-        if advanced {
+        // Everything sent is acknowledged (ack == SND.MAX): one segment sent once and
+        // our SYN acknowledged long ago is the usual case, and has its own.
+        let sole = advanced && self.try_sole_ack(now, ack);
+        if advanced && !sole {
             self.on_new_ack(now, ack, seg, None);
         }
         if self.rack_on() {
-            self.rack_detect(now);
-            self.arm_tlp(now, advanced);
+            if sole {
+                // What `rack_detect` and `arm_tlp` come to after `try_sole_ack`: RACK
+                // has a newest delivered segment (the one sent once), and the log is
+                // empty, so nothing is left to find lost (the totals of an empty log
+                // are zero) and no probe is wanted: both timers stop.
+                debug_assert!(self.rack.newest_sent().is_some() && self.sent.is_empty());
+                debug_assert_eq!(self.sent.lost_bytes(), 0);
+                self.timers.set_rack_at(None);
+                self.timers.set_tlp_at(None);
+            } else {
+                self.rack_detect(now);
+                self.arm_tlp(now, advanced);
+            }
         }
         // The window update of the full path (not persisting: nothing to stop).
         if advanced || self.snd_wl1.lt(seq) || (self.snd_wl1 == seq && self.snd_wl2.le(ack)) {
@@ -296,7 +310,7 @@ impl Tcb {
             if let Some(ts) = seg.timestamp {
                 let older = (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0;
                 if older && now - self.ts_recent_at < PAWS_IDLE {
-                    self.ack_now = true;
+                    self.owed.ack_now = true;
                     return InputOutcome::Dropped(TcpDrop::Paws);
                 }
             }
@@ -346,7 +360,7 @@ impl Tcb {
         if !acceptable {
             // A zero-window probe lands here too: it gets an ACK with our window.
             if !f.contains(Flags::RST) {
-                self.ack_now = true;
+                self.owed.ack_now = true;
             }
             if self.state == State::TimeWait && f.contains(Flags::FIN) {
                 // RFC 9293 §3.10.7.4 eighth: a retransmitted FIN (left of RCV.NXT, so
@@ -421,7 +435,7 @@ impl Tcb {
 
         // RFC 5961 §5.2: the acceptable ACK range.
         if ack.gt(self.snd_max) {
-            self.ack_now = true;
+            self.owed.ack_now = true;
             return InputOutcome::Dropped(TcpDrop::BadAck);
         }
         let oldest = self.snd_una - self.max_snd_wnd.max(1) as usize;
@@ -522,7 +536,7 @@ impl Tcb {
             if opened && self.persisting && seg_wnd > 0 {
                 // The window opened: stop probing, send at once.
                 self.persisting = false;
-                self.rto_at = None;
+                self.timers.set_rto_at(None);
                 self.rtt.reset_backoff();
                 // Resume at SND.UNA: a refused probe byte is sent again with the data
                 // (BSD pulls snd_nxt back to the closed window the same way).
@@ -536,7 +550,8 @@ impl Tcb {
                 State::FinWait1 => {
                     self.set_state(State::FinWait2);
                     if self.orphaned {
-                        self.fin_wait2_at = Some(now + self.config.fin_timeout);
+                        self.timers
+                            .set_fin_wait2_at(Some(now + self.config.fin_timeout));
                     }
                 }
                 State::Closing => self.enter_time_wait(now),
@@ -551,7 +566,7 @@ impl Tcb {
             // RFC 9293: the only thing that can arrive is a retransmitted FIN: ACK it and
             // restart the 2 MSL timeout.
             if f.contains(Flags::FIN) {
-                self.ack_now = true;
+                self.owed.ack_now = true;
                 self.enter_time_wait(now);
             }
             return InputOutcome::Ok;
@@ -564,13 +579,13 @@ impl Tcb {
                 if self.orphaned {
                     // Data for a connection the application closed: RFC 9293 §3.10.4
                     // lets us reset it (Linux does).
-                    self.send_rst = true;
+                    self.owed.send_rst = true;
                     return InputOutcome::Ok;
                 }
                 outcome = self.receive_data(seq, seg.payload);
             } else {
                 // After a FIN the peer may not send data (RFC 9293 §3.10.7.4 seventh).
-                self.ack_now = true;
+                self.owed.ack_now = true;
             }
         }
 
@@ -581,7 +596,7 @@ impl Tcb {
                 self.receive_fin(now);
             } else if fin_at.gt(self.rcv_nxt) {
                 self.fin_pending = Some(fin_at);
-                self.ack_now = true;
+                self.owed.ack_now = true;
             }
         }
         outcome
@@ -647,7 +662,7 @@ impl Tcb {
         let Some((xmit, end)) = self.rack.newest_sent().filter(|_| self.rack_on()) else {
             return;
         };
-        self.rack_at = None;
+        self.timers.set_rack_at(None);
         if !self.sent.nothing_to_detect(xmit, end)
             || (self.sent.lost_bytes() > 0 && !self.in_recovery)
         {
@@ -670,7 +685,7 @@ impl Tcb {
             let scan = self
                 .sent
                 .detect_lost(now, xmit, end, rack_rtt.saturating_add(reo_wnd));
-            self.rack_at = scan.wait.map(|w| now + w);
+            self.timers.set_rack_at(scan.wait.map(|w| now + w));
         }
         if self.sent.lost_bytes() > 0 && !self.in_recovery && self.may_start_recovery() {
             self.enter_recovery(now);
@@ -719,13 +734,13 @@ impl Tcb {
         // A window reduction ends a probe episode (Linux tcp_init_cwnd_reduction);
         // recovery, not a probe, repairs what is lost now.
         self.rack.tlp_end = None;
-        self.tlp_at = None;
+        self.timers.set_tlp_at(None);
         if self.rack_on() {
             // Output resends what RACK marked, the first segment at once.
             self.rexmit_first = true;
         } else {
             // The segment at snd_una first.
-            self.rexmit_una = true;
+            self.owed.rexmit_una = true;
         }
     }
 
@@ -830,14 +845,75 @@ impl Tcb {
         // RFC 6298 §5.2/5.3: stop the timer when all is acknowledged, else restart it.
         if self.snd_una == self.snd_max {
             if !self.persisting {
-                self.rto_at = None;
+                self.timers.set_rto_at(None);
             }
         } else {
-            self.rto_at = Some(self.rto_deadline(now));
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         if acked > 0 && self.snd_buf.window() > 0 {
             self.events |= Events::WRITABLE;
         }
+    }
+
+    /// The ACK header prediction sees most (a request's or an answer's), if this is
+    /// it: it acknowledges everything sent (`ack` is SND.MAX), which was one segment
+    /// sent once ([`SentLog::only`](crate::tcp::sent::SentLog::only)), our SYN
+    /// acknowledged long ago; in ESTABLISHED with no FIN queued, no recovery and no
+    /// persisting (what [`input_predicted`](Self::input_predicted) checked). False,
+    /// with nothing changed, when it is not: [`on_new_ack`](Self::on_new_ack) acts.
+    ///
+    /// Exactly what `on_new_ack` does then, without the cases that cannot arise: no
+    /// SYN or FIN in the acknowledged range (so the flight before is what is
+    /// acknowledged), the RTT from the segment's send time (Karn is satisfied), the
+    /// window may grow, and the timer stops (nothing is left).
+    /// `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
+    /// to that.
+    ///
+    /// Out of line: inlined, the caller's frame grew by more than it saved.
+    #[inline(never)]
+    fn try_sole_ack(&mut self, now: Instant, ack: SeqNumber) -> bool {
+        let s = match self.sent.only(ack) {
+            Some(s) if !s.retransmitted() && !self.syn_unacked() => s,
+            _ => return false,
+        };
+        self.sent.drop_only();
+        let acked = (ack - self.snd_una) as u32;
+        self.snd_buf.dequeue_allocated(acked as usize);
+        self.prev_highest_ack = self.snd_una;
+        self.snd_una = ack;
+        let round_start = ack.ge(self.round_end);
+        if round_start {
+            self.round_end = self.snd_max;
+        }
+        if self.snd_nxt.lt(ack) {
+            self.snd_nxt = ack;
+        }
+        if self.rack_on() {
+            // Sent once: RACK's ambiguity check is not asked.
+            self.rack.on_delivered(&s, now, |_| true);
+        }
+        let rtt = now.total_micros().saturating_sub(s.xmit.total_micros());
+        self.rtt.sample_micros(rtt);
+        self.retransmits = 0;
+        let grow = Some(Growth {
+            acked,
+            flight_before: acked,
+            srtt_us: self.rtt.srtt_micros(),
+        });
+        self.cc.on_new_ack(
+            now,
+            NewAck {
+                round_start,
+                rtt_us: Some(rtt),
+                grow,
+            },
+        );
+        self.dupacks = 0;
+        self.timers.set_rto_at(None);
+        if acked > 0 && self.snd_buf.window() > 0 {
+            self.events |= Events::WRITABLE;
+        }
+        true
     }
 
     /// [`on_new_ack`](Self::on_new_ack) without a send time to measure from (Karn, or
@@ -875,7 +951,7 @@ impl Tcb {
             // §3.2 step 5); with SACK the scoreboard says which holes to resend
             // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
             if !self.sack_ok {
-                self.rexmit_una = true;
+                self.owed.rexmit_una = true;
             }
             self.dupacks = 0;
         }
@@ -950,7 +1026,7 @@ impl Tcb {
         if offset < 0 {
             let skip = (-offset) as usize;
             if skip >= data.len() {
-                self.ack_now = true; // an old duplicate: ACK so the peer moves on
+                self.owed.ack_now = true; // an old duplicate: ACK so the peer moves on
                 return InputOutcome::Ok;
             }
             data = &data[skip..];
@@ -960,7 +1036,7 @@ impl Tcb {
         let room = self.rcv_buf.window().saturating_sub(offset);
         let data = &data[..data.len().min(room)];
         if data.is_empty() {
-            self.ack_now = true;
+            self.owed.ack_now = true;
             return InputOutcome::Dropped(TcpDrop::OutOfWindow);
         }
         if offset == 0 && self.reass.is_empty() {
@@ -971,7 +1047,7 @@ impl Tcb {
             self.receive_in_order(n);
         } else {
             if self.reass.add(offset, data.len()).is_err() {
-                self.ack_now = true;
+                self.owed.ack_now = true;
                 return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
             }
             self.rcv_buf.write_unallocated(offset, data);
@@ -982,7 +1058,7 @@ impl Tcb {
                 self.events |= Events::READABLE;
             }
             // RFC 5681 §4.2: out-of-order data, and data filling a hole, are ACKed at once.
-            self.ack_now = true;
+            self.owed.ack_now = true;
         }
         if let Some(fin_at) = self.fin_pending {
             if fin_at == self.rcv_nxt {
@@ -1005,15 +1081,16 @@ impl Tcb {
         let small = n < self.smss as usize / 2;
         if self.segs_unacked >= 2 {
             // RFC 5681 §4.2: every second full-sized segment.
-            self.ack_now = true;
+            self.owed.ack_now = true;
         } else if small && !self.pingpong {
             // A small one without delay unless the application answers within the
             // delayed-ACK time (interactive mode, where the ACK rides on the answer),
             // as Linux's quick-ACK and ping-pong modes do; "without delay" being the
             // next poll, after the application's turn.
             self.ack_next = true;
-        } else if self.delack_at.is_none() {
-            self.delack_at = Some(self.last_recv + self.config.delack);
+        } else if self.timers.delack_at().is_none() {
+            self.timers
+                .set_delack_at(Some(self.last_recv + self.config.delack));
         }
     }
 
@@ -1042,27 +1119,27 @@ impl Tcb {
     /// TIME-WAIT for 2*MSL; every other timer stops.
     pub fn enter_time_wait(&mut self, now: Instant) {
         self.set_state(State::TimeWait);
-        self.rto_at = None;
-        self.rack_at = None;
-        self.tlp_at = None;
+        self.timers.set_rto_at(None);
+        self.timers.set_rack_at(None);
+        self.timers.set_tlp_at(None);
         self.persisting = false;
-        self.keepalive_at = None;
-        self.fin_wait2_at = None;
-        self.timewait_at = Some(now + self.config.msl * 2);
+        self.timers.set_keepalive_at(None);
+        self.timers.set_fin_wait2_at(None);
+        self.timers.set_timewait_at(Some(now + self.config.msl * 2));
         self.events |= Events::CLOSED;
     }
 
     /// The connection is over: no timers, nothing more to send.
     pub fn close_now(&mut self) {
         self.set_state(State::Closed);
-        self.rto_at = None;
-        self.rack_at = None;
-        self.tlp_at = None;
+        self.timers.set_rto_at(None);
+        self.timers.set_rack_at(None);
+        self.timers.set_tlp_at(None);
         self.persisting = false;
-        self.delack_at = None;
-        self.keepalive_at = None;
-        self.timewait_at = None;
-        self.fin_wait2_at = None;
+        self.timers.set_delack_at(None);
+        self.timers.set_keepalive_at(None);
+        self.timers.set_timewait_at(None);
+        self.timers.set_fin_wait2_at(None);
         self.events |= Events::CLOSED;
         if self.error.is_some() {
             self.events |= Events::ERROR;
@@ -1073,7 +1150,7 @@ impl Tcb {
     pub fn arm_keepalive(&mut self, now: Instant) {
         if let Some(k) = self.opts.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {
-                self.keepalive_at = Some(now + k.idle);
+                self.timers.set_keepalive_at(Some(now + k.idle));
             }
         }
     }

@@ -31,7 +31,7 @@ mod socket;
 pub mod syncookie;
 pub mod tcb;
 pub mod timer;
-mod timers;
+pub mod timers;
 
 #[cfg(test)]
 mod tests;
@@ -535,7 +535,7 @@ impl TcpTable {
                             // Accept queue full: reset rather than leave the peer
                             // hanging (Linux with tcp_abort_on_overflow).
                             c.listener = None;
-                            c.tcb.send_rst = true;
+                            c.tcb.owed.send_rst = true;
                             self.overflows += 1;
                             c.mark_dirty(key, &mut self.dirty);
                         }

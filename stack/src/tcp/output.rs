@@ -37,8 +37,8 @@ impl Tcb {
     /// it); the TCB's state advances as if it was sent. False when there is nothing to
     /// send (`out` may then hold anything).
     pub fn next_segment(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if self.send_rst {
-            self.send_rst = false;
+        if self.owed.send_rst {
+            self.owed.send_rst = false;
             // snd_max, not snd_nxt: after a timeout rewound snd_nxt the peer may already
             // expect snd_max, and RFC 5961 §3.2 accepts only an exact match (BSD
             // tcp_output does the same for every segment without data). But never at
@@ -83,34 +83,36 @@ impl Tcb {
 
     /// True when [`next_segment`](Self::next_segment) would find nothing to send (and
     /// change nothing): no RST owed, a synchronized state but TIME-WAIT, and
-    /// [`nothing_owed`](Self::nothing_owed). Lets the arrival of a segment that owes no
-    /// answer skip the output pass.
+    /// [`nothing_owed`](Self::nothing_owed) (whose flags include the RST's). Lets the
+    /// arrival of a segment that owes no answer skip the output pass.
     #[inline]
     pub(crate) fn owes_nothing(&self) -> bool {
-        !self.send_rst && self.state.is_output_state() && self.nothing_owed()
+        self.state.is_output_state() && self.nothing_owed()
     }
 
     /// True when the ladder below would find nothing in a synchronized state: no
     /// probe or retransmission due, no unsent data or FIN, no ACK owed. Asked first
     /// because most calls find nothing (the output pass asks until "nothing", and a
-    /// segment that only took data owes no ACK yet), and each rung costs more.
+    /// segment that only took data owes no ACK yet), and each rung costs more. The
+    /// owed flags are one test ([`Owed::any`](crate::tcp::tcb::Owed::any)); the RST
+    /// among them is handled before the ladder is asked, so it changes no answer. An
+    /// empty send buffer (everything acknowledged: the usual state after an ACK) has
+    /// nothing unsent without working out where sending stands in it.
     #[inline]
     fn nothing_owed(&self) -> bool {
-        self.nothing_owed_with(self.data_len_at(self.snd_nxt))
+        let unsent = if self.snd_buf.is_empty() {
+            0
+        } else {
+            self.data_len_at(self.snd_nxt)
+        };
+        self.nothing_owed_with(unsent)
     }
 
     /// [`nothing_owed`](Self::nothing_owed) given `unsent`, the send-buffer bytes from
     /// snd_nxt on.
     #[inline]
     fn nothing_owed_with(&self, unsent: usize) -> bool {
-        !(self.tlp_send
-            || self.rexmit_una
-            || (self.in_recovery && self.sack_ok)
-            || self.force_probe
-            || self.keepalive_probe
-            || self.ack_now
-            || self.challenge_ack
-            || self.window_update)
+        !(self.owed.any() || (self.in_recovery && self.sack_ok))
             && unsent == 0
             && !(self.fin_queued && self.fin_seq().is_some_and(|f| self.snd_nxt.le(f)))
     }
@@ -132,8 +134,8 @@ impl Tcb {
         if self.retransmits == 0 && self.rtt_probe.is_none() {
             self.rtt_probe = Some((self.iss, now));
         }
-        if self.rto_at.is_none() {
-            self.rto_at = Some(self.rto_deadline(now));
+        if self.timers.rto_at().is_none() {
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         self.sent(now);
         true
@@ -166,14 +168,14 @@ impl Tcb {
     /// 1: with RACK, the segments it marked lost, lost retransmissions included; else
     /// the holes SACK reports lost).
     fn next_retransmission(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if self.tlp_send {
-            self.tlp_send = false;
+        if self.owed.tlp_send {
+            self.owed.tlp_send = false;
             if self.loss_probe(now, out) {
                 return true;
             }
         }
-        if self.rexmit_una {
-            self.rexmit_una = false;
+        if self.owed.rexmit_una {
+            self.owed.rexmit_una = false;
             let start = self.snd_una;
             let len = self.data_len_at(start).min(self.seg_room());
             if len > 0 || self.fin_at(start) {
@@ -321,12 +323,12 @@ impl Tcb {
         }
         // Everything went, the FIN too if it was queued, and the rungs before this one
         // cleared their flags on the way (the ACK flags went with this segment): only
-        // recovery and the probes could still call for another segment.
+        // recovery and the probes could still call for another segment. All the owed
+        // flags are asked (one test), not just the probes', so that nothing is missed.
         let more = len != unsent
             || (fin_left && !fin)
             || (self.in_recovery && self.sack_ok)
-            || self.force_probe
-            || self.keepalive_probe;
+            || self.owed.any();
         out.last = !more;
         true
     }
@@ -358,7 +360,7 @@ impl Tcb {
             self.data_segment(out, now, last.start, len, true, fin);
         }
         self.rack.tlp_end = Some(self.snd_max);
-        self.rto_at = Some(self.rto_deadline(now));
+        self.timers.set_rto_at(Some(self.rto_deadline(now)));
         true
     }
 
@@ -407,9 +409,9 @@ impl Tcb {
         let room = self.seg_room();
         let chunk = if len > room { room as u32 } else { seq_len };
         self.sent.on_send(now, seq, seq_len, chunk);
-        if self.rto_at.is_none() || self.persisting {
+        if self.timers.rto_at().is_none() || self.persisting {
             self.persisting = false;
-            self.rto_at = Some(self.rto_deadline(now));
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         self.sent(now);
     }
@@ -417,8 +419,8 @@ impl Tcb {
     /// A zero-window probe (one byte past the window, as BSD does) or a keepalive probe
     /// (RFC 1122 §4.2.3.6: a segment with SEG.SEQ = SND.NXT - 1 and no data).
     fn next_probe(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if self.force_probe {
-            self.force_probe = false;
+        if self.owed.force_probe {
+            self.owed.force_probe = false;
             if self.snd_wnd == 0 {
                 // The probe is the byte at snd_una, the same one each time (as BSD
                 // does), so no later byte is ever sent past a hole.
@@ -443,8 +445,8 @@ impl Tcb {
                 }
             }
         }
-        if self.keepalive_probe {
-            self.keepalive_probe = false;
+        if self.owed.keepalive_probe {
+            self.owed.keepalive_probe = false;
             let seq = self.snd_una - 1usize;
             self.segment(out, now, Flags::ACK, seq, 0, 0);
             self.sent(now);
@@ -458,17 +460,17 @@ impl Tcb {
         // probe makes the peer tell us when its window opens.
         if self.data_len_at(self.snd_nxt) > 0
             && self.snd_nxt == self.snd_una
-            && (self.rto_at.is_none() || (self.snd_wnd == 0 && !self.persisting))
+            && (self.timers.rto_at().is_none() || (self.snd_wnd == 0 && !self.persisting))
         {
             self.persisting = true;
-            self.rto_at = Some(self.rto_deadline(now));
+            self.timers.set_rto_at(Some(self.rto_deadline(now)));
         }
         false
     }
 
     /// A pure ACK, when one is owed now (RFC 5681 §4.2, RFC 5961 challenge, window update).
     fn next_ack(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if !(self.ack_now || self.challenge_ack || self.window_update) {
+        if !(self.owed.ack_now || self.owed.challenge_ack || self.owed.window_update) {
             return false;
         }
         // A pure ACK carries snd_max, the next unsent octet, not snd_nxt (BSD
@@ -557,12 +559,12 @@ impl Tcb {
         out.last = false;
         if ack.is_some() {
             self.last_ack_sent = self.rcv_nxt;
-            self.ack_now = false;
+            self.owed.ack_now = false;
             self.ack_next = false;
-            self.challenge_ack = false;
-            self.window_update = false;
+            self.owed.challenge_ack = false;
+            self.owed.window_update = false;
             self.segs_unacked = 0;
-            self.delack_at = None;
+            self.timers.set_delack_at(None);
         }
     }
 

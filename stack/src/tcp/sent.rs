@@ -398,6 +398,15 @@ impl SentLog {
     /// changes and `None` says to call `on_cum_ack`.
     #[inline]
     pub fn take_only(&mut self, snd_una: SeqNumber) -> Option<SentSeg> {
+        let s = self.only(snd_una)?;
+        self.segs.clear();
+        Some(s)
+    }
+
+    /// The entry [`take_only`](Self::take_only) would take, left in the log (for a
+    /// caller with more to check first; [`drop_only`](Self::drop_only) then takes it).
+    #[inline(always)]
+    pub fn only(&self, snd_una: SeqNumber) -> Option<SentSeg> {
         if self.segs.len() != 1 {
             return None;
         }
@@ -405,8 +414,15 @@ impl SentLog {
         if s.flags & (SACKED | LOST | RXT_OUT) != 0 || !s.end.le(snd_una) {
             return None;
         }
-        self.segs.clear();
         Some(s)
+    }
+
+    /// Take the entry [`only`](Self::only) returned: the log is empty again.
+    #[inline(always)]
+    pub fn drop_only(&mut self) {
+        debug_assert_eq!(self.segs.len(), 1);
+        debug_assert_eq!(self.sacked | self.lost | self.rxt_out, 0);
+        self.segs.clear();
     }
 
     /// A cumulative ACK reached `snd_una`: drop the entries below it (trimming one it

@@ -210,7 +210,7 @@ impl Stack {
         for k in keys {
             if let Some(c) = self.tcp.conns.get_mut(k) {
                 c.listener = None;
-                c.tcb.send_rst = true;
+                c.tcb.owed.send_rst = true;
             }
             self.tcp.mark_dirty(k);
         }
@@ -356,7 +356,7 @@ impl Stack {
         let grown = tcb.rcv_wnd().saturating_sub(edge);
         let threshold = (tcb.rcv_buf.capacity() as u32 / 2).min(tcb.smss);
         if tcb.state.can_receive() && grown >= threshold && tcb.rcv_wnd() > before_wnd {
-            tcb.window_update = true;
+            tcb.owed.window_update = true;
             self.tcp.mark_dirty(h.0);
         }
         Ok(n)
@@ -379,7 +379,7 @@ impl Stack {
         c.owned = false;
         c.tcb.orphaned = true;
         if !c.tcb.rcv_buf.is_empty() && c.tcb.state.is_synchronized() {
-            c.tcb.send_rst = true;
+            c.tcb.owed.send_rst = true;
         } else if c.tcb.state == State::SynSent && c.tcb.snd_buf.is_empty() {
             // RFC 9293 §3.10.4 CLOSE in SYN-SENT: nothing queued, nobody will read:
             // delete the TCB.
@@ -398,7 +398,7 @@ impl Stack {
         c.owned = false;
         c.tcb.orphaned = true;
         if c.tcb.state.is_synchronized() && c.tcb.state != State::TimeWait {
-            c.tcb.send_rst = true;
+            c.tcb.owed.send_rst = true;
         } else {
             c.tcb.close_now();
         }
@@ -447,7 +447,7 @@ impl Stack {
         let now = self.now;
         let c = self.conn_mut(h)?;
         c.tcb.opts.keepalive = keepalive;
-        c.tcb.keepalive_at = None;
+        c.tcb.timers.set_keepalive_at(None);
         c.tcb.arm_keepalive(now);
         self.tcp.mark_dirty(h.0);
         Ok(())

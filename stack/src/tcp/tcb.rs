@@ -13,6 +13,7 @@ use crate::tcp::reass::{range_limit, Assembler};
 use crate::tcp::rtt::{RtoConfig, RttEstimator};
 use crate::tcp::sack::Scoreboard;
 use crate::tcp::sent::{record_limit, SentLog};
+use crate::tcp::timers::Deadlines;
 use crate::time::{Duration, Instant};
 use crate::wire::seq::SeqNumber;
 
@@ -256,8 +257,6 @@ pub struct Tcb {
     pub cc: Cc,
     /// The end of the current round trip: SND.MAX when it began (RFC 9406 `windowEnd`).
     pub round_end: SeqNumber,
-    /// Retransmit the segment at snd_una next (fast retransmit, partial ACK).
-    pub rexmit_una: bool,
     /// The first retransmission of a RACK recovery is owed: it goes whatever the pipe
     /// says (RFC 6675 §5 step 4.3; Linux's PRR forces it the same way).
     pub rexmit_first: bool,
@@ -282,26 +281,17 @@ pub struct Tcb {
     /// The peer's FIN was received in order: no more data from it.
     pub rcv_closed: bool,
 
-    // Timers (deadlines; the stack's wheel wakes the TCB, see timers.rs).
-    pub rto_at: Option<Instant>,
-    /// RACK's reordering timer: segments become lost when it expires (RFC 8985 §6.2).
-    pub rack_at: Option<Instant>,
-    /// The tail loss probe timeout (RFC 8985 §7.2).
-    pub tlp_at: Option<Instant>,
-    /// The probe timeout expired: output sends a loss probe next.
-    pub tlp_send: bool,
+    /// What output owes the peer, flag by flag.
+    pub owed: Owed,
+    /// The timers (see timers.rs): the stack's wheel wakes the TCB when the earliest is
+    /// due.
+    pub timers: Deadlines,
     /// The retransmission timer runs as the persist timer (zero window probing).
     pub persisting: bool,
-    pub delack_at: Option<Instant>,
-    pub keepalive_at: Option<Instant>,
     pub keepalive_probes: u32,
-    pub timewait_at: Option<Instant>,
-    pub fin_wait2_at: Option<Instant>,
     /// Consecutive retransmission timeouts of the same data.
     pub retransmits: u32,
 
-    /// An ACK must go out in the next output pass.
-    pub ack_now: bool,
     /// Full-sized segments received since our last ACK (RFC 5681 §4.2: ACK every 2nd).
     pub segs_unacked: u32,
     /// An ACK is owed at the next poll rather than this one: the application gets its
@@ -317,16 +307,10 @@ pub struct Tcb {
     pub pingpong: bool,
     /// When data last arrived in order (what [`Tcb::pingpong`] measures answers from).
     pub last_data_recv: Instant,
-    /// A window update is owed (the application read a lot).
-    pub window_update: bool,
-    /// A challenge ACK is owed (RFC 5961).
-    pub challenge_ack: bool,
     /// Start of the current window of the challenge ACK budget (RFC 5961 §7).
     pub challenge_window: Instant,
     /// Challenge ACKs owed in the current window.
     pub challenges: u8,
-    /// Send a RST and close (abort).
-    pub send_rst: bool,
     /// When we last sent anything (idle restart, RFC 5681 §4.1).
     pub last_send: Instant,
     /// When we last heard from the peer (keepalive).
@@ -335,13 +319,52 @@ pub struct Tcb {
     pub error: Option<ConnError>,
     /// Made by a listener from the peer's SYN (a RST in SYN-RECEIVED then just drops it).
     pub passive: bool,
-    /// Send one byte past a zero window (persist probe), or a keepalive probe.
-    pub force_probe: bool,
-    pub keepalive_probe: bool,
     /// The application released its handle: free the TCB once CLOSED.
     pub orphaned: bool,
     /// Events to report (readiness), as bits of `crate::tcp::Events`.
     pub events: u8,
+}
+
+/// What output owes the peer: each flag makes the output pass send something (or,
+/// for `send_rst`, abort). Eight flags in a row, so that "owes nothing", asked at
+/// every turn of the output pass and after every segment received, is one test of
+/// them all ([`any`](Self::any)) rather than eight.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owed {
+    /// An ACK must go out in the next output pass.
+    pub ack_now: bool,
+    /// A challenge ACK is owed (RFC 5961).
+    pub challenge_ack: bool,
+    /// A window update is owed (the application read a lot).
+    pub window_update: bool,
+    /// The probe timeout expired: output sends a loss probe next.
+    pub tlp_send: bool,
+    /// Retransmit the segment at snd_una next (fast retransmit, partial ACK).
+    pub rexmit_una: bool,
+    /// Send one byte past a zero window (persist probe), or a keepalive probe.
+    pub force_probe: bool,
+    pub keepalive_probe: bool,
+    /// Send a RST and close (abort).
+    pub send_rst: bool,
+}
+
+impl Owed {
+    /// Some flag is set: the eight bytes read as one word (the compiler makes it one
+    /// load), where eight tests would branch on each.
+    #[inline(always)]
+    pub fn any(&self) -> bool {
+        u64::from_ne_bytes([
+            u8::from(self.ack_now),
+            u8::from(self.challenge_ack),
+            u8::from(self.window_update),
+            u8::from(self.tlp_send),
+            u8::from(self.rexmit_una),
+            u8::from(self.force_probe),
+            u8::from(self.keepalive_probe),
+            u8::from(self.send_rst),
+        ]) != 0
+    }
 }
 
 /// Who a new connection is between and what it starts from.
@@ -419,7 +442,6 @@ impl Tcb {
             rtt_probe: None,
             cc: Cc::new(opts.cc, smss, now),
             round_end: iss,
-            rexmit_una: false,
             rexmit_first: false,
             in_recovery: false,
             recover: iss,
@@ -431,33 +453,21 @@ impl Tcb {
             fin_seq_no: iss,
             fin_pending: None,
             rcv_closed: false,
-            rto_at: None,
-            rack_at: None,
-            tlp_at: None,
-            tlp_send: false,
+            owed: Owed::default(),
+            timers: Deadlines::default(),
             persisting: false,
-            delack_at: None,
-            keepalive_at: None,
             keepalive_probes: 0,
-            timewait_at: None,
-            fin_wait2_at: None,
             retransmits: 0,
-            ack_now: false,
             segs_unacked: 0,
             ack_next: false,
             pingpong: false,
             last_data_recv: now,
-            window_update: false,
-            challenge_ack: false,
             challenge_window: now,
             challenges: 0,
-            send_rst: false,
             last_send: now,
             last_recv: now,
             error: None,
             passive: false,
-            force_probe: false,
-            keepalive_probe: false,
             orphaned: false,
             events: 0,
         }
@@ -539,47 +549,17 @@ impl Tcb {
         (now.total_millis() as u32).wrapping_add(self.ts_offset)
     }
 
-    /// Every timer of the TCB, armed or not: what [`next_deadline`](Self::next_deadline)
-    /// and [`deadline_before`](Self::deadline_before) look at.
-    #[inline]
-    fn timers(&self) -> [Option<Instant>; 7] {
-        [
-            self.rto_at,
-            self.rack_at,
-            self.tlp_at,
-            self.delack_at,
-            self.keepalive_at,
-            self.timewait_at,
-            self.fin_wait2_at,
-        ]
-    }
-
     /// The earliest deadline among the TCB's timers.
-    ///
-    /// Asked after every burst a connection handles, so it is kept branch-free.
+    #[inline]
     pub fn next_deadline(&self) -> Option<Instant> {
-        // Each timer as microseconds, an unarmed one as "never" (u64::MAX): the minimum
-        // is then a chain of conditional moves, where matching on pairs of options
-        // branched on each. Whether any is armed is kept apart, so that a timer armed
-        // at u64::MAX itself (saturated arithmetic) still counts.
-        let (m, armed) = self
-            .timers()
-            .iter()
-            .fold((u64::MAX, false), |(m, armed), &t| {
-                (m.min(micros_or_never(t)), armed | t.is_some())
-            });
-        armed.then_some(Instant::from_micros(m))
+        self.timers.next()
     }
 
-    /// Some timer is armed before `at`: `next_deadline() < Some(at)`, without keeping
-    /// track of whether any is armed at all (an unarmed timer is never before `at`).
-    #[inline]
-    pub fn deadline_before(&self, at: Instant) -> bool {
-        let m = self
-            .timers()
-            .iter()
-            .fold(u64::MAX, |m, &t| m.min(micros_or_never(t)));
-        m < at.total_micros()
+    /// Some timer is armed before `at`: `next_deadline() < Some(at)` (see
+    /// [`Deadlines::any_before`]: nearly always without looking at the timers).
+    #[inline(always)]
+    pub fn deadline_before(&mut self, at: Instant) -> bool {
+        self.timers.any_before(at)
     }
 
     /// When a retransmission timer armed at `now` expires (`now + RTO`, saturating),
@@ -610,12 +590,6 @@ impl Tcb {
         self.sent
             .set_limit(record_limit(self.opts.snd_buf, self.smss));
     }
-}
-
-/// A timer as microseconds, an unarmed one as "never" (u64::MAX).
-#[inline]
-fn micros_or_never(t: Option<Instant>) -> u64 {
-    t.map_or(u64::MAX, Instant::total_micros)
 }
 
 /// The smallest shift that lets `buf` bytes be advertised in 16 bits (RFC 7323 §2.3).

@@ -396,3 +396,53 @@ fn no_sack_blocks_without_sack_permitted() {
     let s = expect!(h, ack: 1001);
     assert!(s.sack.is_empty());
 }
+
+/// Request/response rounds with SACK and timestamps (RACK on), the peer answering
+/// after `delay_ms(i)`: the TCB after each segment, as Debug text, with or without
+/// header prediction (`predict`).
+fn rr_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<String> {
+    let mut config = crate::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
+    let mut states = Vec::new();
+    // The switch itself is the one field allowed to differ.
+    let state = |h: &Harness| {
+        alloc::format!("{:?}", h.tcb(c))
+            .replace("header_prediction: false", "header_prediction: true")
+    };
+    let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
+    for i in 0..rounds {
+        let req = payload(1 + (i as usize * 37) % 200);
+        let tsecr = h.last_tsval();
+        let ts = h.peer_tsval();
+        h.inject(seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)});
+        states.push(state(&h));
+        seq += req.len() as u32;
+        assert_eq!(h.read_all(c), req);
+        let resp = payload(1 + (i as usize * 53) % 300);
+        h.stack.tcp_send(c, &resp).unwrap();
+        h.poll();
+        h.drain();
+        states.push(state(&h));
+        ack += resp.len() as u32;
+        h.advance(ms(delay_ms(i)));
+    }
+    states
+}
+
+#[test]
+fn a_predicted_ack_leaves_the_tcb_as_the_full_path_does() {
+    // Header prediction's ACK (one segment sent once, acknowledged whole) has its own
+    // short path (input.rs `try_sole_ack`): it must leave every field (RTT, congestion
+    // control, RACK, timers, buffers) as the full path does, segment after segment,
+    // with answers quick and slow (RTT samples moving the estimators both ways).
+    let delay = |i: u32| [0, 1, 3, 0, 40, 7, 250, 2][i as usize % 8];
+    let fast = rr_states(true, 40, delay);
+    let full = rr_states(false, 40, delay);
+    assert_eq!(fast.len(), full.len());
+    for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
+        assert_eq!(a, b, "TCB differs after segment {i}");
+    }
+}

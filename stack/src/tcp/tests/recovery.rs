@@ -135,7 +135,7 @@ fn timer_stops_when_everything_is_acknowledged() {
     h.inject(seg! {flags: ".", seq: 1001, ack: 4});
     h.advance(secs(30));
     h.expect_none();
-    assert_eq!(h.tcb(c).rto_at, None);
+    assert_eq!(h.tcb(c).timers.rto_at(), None);
 }
 
 #[test]
