@@ -60,8 +60,9 @@ pub struct RttEstimator {
     base_rto: u64,
     /// How many times the timer was backed off since the last sample.
     backoff: u32,
-    /// The smallest sample ever seen, in µs.
-    min_rtt: Option<u64>,
+    /// The smallest sample ever seen, in µs; meaningful once `srtt` is set (both are
+    /// set by every sample), `u64::MAX` before: the minimum is then a plain `min`.
+    min_rtt: u64,
     /// `config.min` and `config.max` in µs, worked out once: every sample clamps with
     /// them. `min_us` is already brought down to `max_us` (see [`clamp`](Self::clamp)).
     min_us: u64,
@@ -82,7 +83,7 @@ impl RttEstimator {
             rttvar: 0,
             base_rto: 0,
             backoff: 0,
-            min_rtt: None,
+            min_rtt: u64::MAX,
             min_us: micros(config.min).min(micros(config.max)),
             max_us: micros(config.max),
         };
@@ -114,12 +115,24 @@ impl RttEstimator {
     /// it (the difference of two [`Instant`](crate::time::Instant)s): no round trip
     /// through a `Duration` per ACK.
     pub fn sample_micros(&mut self, r: u64) {
-        self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
-        match self.srtt {
+        self.min_rtt = self.min_rtt.min(r);
+        let srtt = match self.srtt {
             // RFC 6298 §2.2: SRTT <- R, RTTVAR <- R/2.
             None => {
-                self.srtt = Some(r);
                 self.rttvar = r / 2;
+                r
+            }
+            // Every value below 2^60 µs (36,000 years): the sums below, the RTO's
+            // `4 * RTTVAR` and `SRTT + 4 * RTTVAR` all fit a u64 with room to spare,
+            // so plain arithmetic gives what the general case gives.
+            Some(srtt) if (srtt | r | self.rttvar) >> 60 == 0 => {
+                let delta = srtt.abs_diff(r);
+                self.rttvar = (3 * self.rttvar + delta) / 4;
+                let srtt = (7 * srtt + r) / 8;
+                self.srtt = Some(srtt);
+                self.base_rto = self.clamp(srtt + GRANULARITY_MICROS.max(self.rttvar * 4));
+                self.backoff = 0;
+                return;
             }
             // RFC 6298 §2.3: RTTVAR <- 3/4 RTTVAR + 1/4 |SRTT - R'| (with the old SRTT),
             // then SRTT <- 7/8 SRTT + 1/8 R'. Weighted means of u64 values fit a u64;
@@ -127,10 +140,10 @@ impl RttEstimator {
             Some(srtt) => {
                 let delta = srtt.abs_diff(r);
                 self.rttvar = ((3 * u128::from(self.rttvar) + u128::from(delta)) / 4) as u64;
-                self.srtt = Some(((7 * u128::from(srtt) + u128::from(r)) / 8) as u64);
+                ((7 * u128::from(srtt) + u128::from(r)) / 8) as u64
             }
-        }
-        let srtt = self.srtt.unwrap_or(r);
+        };
+        self.srtt = Some(srtt);
         // RFC 6298 §2.2/§2.3: RTO <- SRTT + max(G, K*RTTVAR), K = 4; §2.4/§2.5 bounds.
         let var = GRANULARITY_MICROS.max(self.rttvar.saturating_mul(4));
         self.base_rto = self.clamp(srtt.saturating_add(var));
@@ -164,7 +177,7 @@ impl RttEstimator {
     /// The smallest RTT seen, in microseconds, once a sample was taken.
     #[inline]
     pub fn min_rtt_micros(&self) -> Option<u64> {
-        self.min_rtt
+        self.srtt.map(|_| self.min_rtt)
     }
 
     /// The retransmission timer expired: double the RTO (RFC 6298 §5.5).
@@ -214,7 +227,7 @@ impl RttEstimator {
     /// The smallest RTT sample of the connection's life (not windowed: CUBIC only needs
     /// a floor for its RTT term).
     pub fn min_rtt(&self) -> Option<Duration> {
-        self.min_rtt.map(Duration::from_micros)
+        self.min_rtt_micros().map(Duration::from_micros)
     }
 }
 
@@ -364,5 +377,52 @@ mod tests {
         est.sample(ms(100));
         est.syn_timeout_fallback();
         assert_eq!(est.rto(), ms(300));
+    }
+
+    /// RFC 6298 §2.3 as the general case computes it: in u128, saturating.
+    fn reference(est: &mut RttEstimator, r: u64) -> (Option<u64>, u64, u64, Option<u64>) {
+        let min_rtt = Some(est.min_rtt_micros().map_or(r, |m| m.min(r)));
+        let (srtt, rttvar) = match est.srtt_micros() {
+            None => (r, r / 2),
+            Some(srtt) => {
+                let delta = u128::from(srtt.abs_diff(r));
+                (
+                    ((7 * u128::from(srtt) + u128::from(r)) / 8) as u64,
+                    ((3 * u128::from(est.rttvar) + delta) / 4) as u64,
+                )
+            }
+        };
+        let var = GRANULARITY_MICROS.max(rttvar.saturating_mul(4));
+        (
+            Some(srtt),
+            rttvar,
+            est.clamp(srtt.saturating_add(var)),
+            min_rtt,
+        )
+    }
+
+    #[test]
+    fn the_u64_case_of_a_sample_is_the_general_one() {
+        use crate::rand::Rand;
+        let mut rng = Rand::from_u64(6298);
+        for _ in 0..2000 {
+            let config = RtoConfig {
+                initial: us(rng.next_u64() >> rng.below(64)),
+                min: us(rng.next_u64() >> rng.below(64)),
+                max: us(rng.next_u64() >> rng.below(64)),
+            };
+            let mut est = RttEstimator::new(config);
+            for _ in 0..8 {
+                // Any size: small ones take the u64 case, the rest the general one,
+                // and values either side of 2^60 meet.
+                let r = rng.next_u64() >> rng.below(64);
+                est.backoff();
+                let want = reference(&mut est, r);
+                est.sample_micros(r);
+                let got = (est.srtt, est.rttvar, est.base_rto, est.min_rtt_micros());
+                assert_eq!(got, want, "sample {r}");
+                assert_eq!(est.backoff_count(), 0);
+            }
+        }
     }
 }
