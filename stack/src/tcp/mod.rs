@@ -255,8 +255,21 @@ impl Conn {
 /// [`Conn::mark_dirty`]'s push, out of line: inlined there, it made the socket calls
 /// (`tcp_send`) too big to be inlined into the application's loop, which cost more
 /// than the call. The input path pushes inline (see [`Conn::after_input`]).
+///
+/// The list nearly always has room (it keeps its allocation across polls): that case
+/// is a leaf, with no registers to save, and growing is a call of its own.
 #[inline(never)]
 fn push_dirty(dirty: &mut Vec<SlabKey>, key: SlabKey) {
+    if dirty.len() == dirty.capacity() {
+        return push_dirty_grow(dirty, key);
+    }
+    dirty.push(key);
+}
+
+/// [`push_dirty`] when the list must grow first.
+#[cold]
+#[inline(never)]
+fn push_dirty_grow(dirty: &mut Vec<SlabKey>, key: SlabKey) {
     dirty.push(key);
 }
 
