@@ -210,10 +210,13 @@ impl RingBuffer {
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
         // Within the storage (empty before the first write), the end of the readable
         // bytes has not wrapped, so all of `start..` up to the end is free space.
+        // The length is counted before the copy: across the copy's call only the
+        // count to return is kept.
         let start = self.head + self.length;
-        if start + data.len() <= self.storage.len() {
-            self.storage[start..start + data.len()].copy_from_slice(data);
+        let end = start + data.len();
+        if end <= self.storage.len() {
             self.length += data.len();
+            self.storage[start..end].copy_from_slice(data);
             return data.len();
         }
         self.enqueue_slice_any(data)
