@@ -895,6 +895,14 @@ impl Tcb {
         let rtt = now.total_micros().saturating_sub(s.xmit.total_micros());
         self.rtt.sample_micros(rtt);
         self.retransmits = 0;
+        self.dupacks = 0;
+        self.timers.set_rto_at(None);
+        if acked > 0 && self.snd_buf.window() > 0 {
+            self.events |= Events::WRITABLE;
+        }
+        // The congestion controller last (it reads and writes nothing of the above):
+        // its rare calls (growth, HyStart++'s round judgement) then leave nothing of
+        // this function's to keep across them.
         let grow = Some(Growth {
             acked,
             flight_before: acked,
@@ -908,11 +916,6 @@ impl Tcb {
                 grow,
             },
         );
-        self.dupacks = 0;
-        self.timers.set_rto_at(None);
-        if acked > 0 && self.snd_buf.window() > 0 {
-            self.events |= Events::WRITABLE;
-        }
         true
     }
 
