@@ -1150,7 +1150,19 @@ impl Tcb {
     }
 
     /// (Re)arm the keepalive timer after activity.
+    ///
+    /// Inline, as every segment asks and keepalive is seldom on: the answer for a
+    /// connection without it is one test.
+    #[inline]
     pub fn arm_keepalive(&mut self, now: Instant) {
+        if self.opts.keepalive.is_some() {
+            self.arm_keepalive_on(now);
+        }
+    }
+
+    /// [`arm_keepalive`](Self::arm_keepalive) with keepalive on.
+    #[inline(never)]
+    fn arm_keepalive_on(&mut self, now: Instant) {
         if let Some(k) = self.opts.keepalive {
             if self.state.is_synchronized() && self.state != State::TimeWait {
                 self.timers.set_keepalive_at(Some(now + k.idle));
