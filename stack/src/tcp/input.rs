@@ -1074,8 +1074,9 @@ impl Tcb {
 
     /// `n` (> 0) bytes at RCV.NXT, with nothing queued out of order, now readable:
     /// RCV.NXT moves, and the ACK is owed at once, at the next poll or after the
-    /// delayed-ACK time.
-    #[inline]
+    /// delayed-ACK time. Always inlined (LLVM left it a call): it is a few stores on
+    /// the path of every in-order data segment.
+    #[inline(always)]
     fn receive_in_order(&mut self, n: usize) {
         self.rcv_nxt += n;
         self.events |= Events::READABLE;
