@@ -206,7 +206,7 @@ impl RingBuffer {
     /// piece before the end of the storage: one bounds check and the copy, where the
     /// general case ([`enqueue_slice_any`](Self::enqueue_slice_any)) is a call that
     /// clamps, allocates and wraps.
-    #[inline]
+    #[inline(always)]
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
         // Within the storage (empty before the first write), the end of the readable
         // bytes has not wrapped, so all of `start..` up to the end is free space.
