@@ -63,14 +63,16 @@ impl Tcb {
         // The synchronized states but TIME-WAIT first, as one range test: nearly every
         // call is made in them.
         if self.state.is_output_state() {
-            // Asked once for both: no rung before next_data sends anything when it
-            // declines, so the answer still holds there.
+            // Asked once for all: neither the short answer nor a rung before next_data
+            // changes anything when it declines, so the answer still holds there.
             let unsent = self.data_len_at(self.snd_nxt);
-            if self.nothing_owed_with(unsent) {
-                return false;
-            }
+            // The common answer first (it needs data unsent, so something is owed:
+            // asking `nothing_owed_with` before it would only repeat its tests).
             if self.next_in_order(now, out, unsent) {
                 return true;
+            }
+            if self.nothing_owed_with(unsent) {
+                return false;
             }
             return self.next_retransmission(now, out)
                 || self.next_data(now, out, unsent)
