@@ -341,22 +341,38 @@ impl SentLog {
     /// flight. New data is recorded even when the log is full (the caller checks
     /// [`is_full`](Self::is_full) before sending new data; a retransmission that runs
     /// past the highest entry must not go unrecorded).
+    /// Inline (its callers are the sender's few rungs) with the rest out of line.
+    #[inline]
     pub fn on_send(&mut self, now: Instant, seq: SeqNumber, len: u32, seg: u32) {
         if len == 0 {
             return;
         }
-        let end = seq + len;
         let top = self.segs.back().map(|s| s.end);
         if (top.is_none() || top == Some(seq)) && len <= seg {
             // One new segment (the common case).
             self.segs.push_back(SentSeg {
                 start: seq,
-                end,
+                end: seq + len,
                 xmit: now,
                 flags: 0,
             });
             return;
         }
+        self.on_send_other(now, seq, len, seg, top);
+    }
+
+    /// [`on_send`](Self::on_send) but for one new segment: a retransmission, or new data
+    /// cut into several entries. `top` is the highest entry's end.
+    #[inline(never)]
+    fn on_send_other(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        len: u32,
+        seg: u32,
+        top: Option<SeqNumber>,
+    ) {
+        let end = seq + len;
         // The part below the highest entry: a retransmission.
         if let Some(top) = top.filter(|t| seq.lt(*t)) {
             let rxt_end = end.min(top);

@@ -167,7 +167,8 @@ pub struct TcbConfig {
     /// default; off: RFC 6675's duplicate-ACK threshold alone, and no tail probes.
     pub rack: bool,
     /// Take the segments header prediction recognizes through its short path
-    /// (input.rs `input_predicted`); off, every segment takes the full one. The two
+    /// (input.rs `input_predicted`), and send new data in order through output's
+    /// (output.rs `next_in_order`); off, every segment takes the full one. The two
     /// give the same results (tests/tcp_sim.rs compares them frame by frame): the
     /// switch is there for that comparison and for measuring what prediction saves.
     pub header_prediction: bool,

@@ -446,3 +446,87 @@ fn a_predicted_ack_leaves_the_tcb_as_the_full_path_does() {
         assert_eq!(a, b, "TCB differs after segment {i}");
     }
 }
+
+// ---- the output fast path ----
+
+/// One run of [`in_order_output_changes_nothing`]'s script: every segment sent (as
+/// packetdrill prints it, with its send time) and the whole TCB after each step.
+fn output_script(predict: bool) -> Vec<alloc::string::String> {
+    let mut config = crate::stack::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 536, sackok: true, ts: (ts, 0)});
+    let mut log = Vec::new();
+    let step = |h: &mut Harness, log: &mut Vec<alloc::string::String>| {
+        h.advance(ms(3));
+        for s in h.drain() {
+            log.push(alloc::format!("{s:?} at {:?}", s.at));
+        }
+        // The switch itself aside.
+        let tcb = alloc::format!("{:?}", h.tcb(c));
+        log.push(tcb.replace("header_prediction: true", "header_prediction: false"));
+    };
+    let ack = |h: &mut Harness, seq: u32, ack: u32, win: u16, data: &[u8]| {
+        let ts = h.peer_tsval();
+        let tsecr = h.last_tsval();
+        h.inject(seg! {flags: ".", seq: seq, ack: ack, win: win, ts: (ts, tsecr), data: data});
+    };
+    // A request after idle, then a second one Nagle holds while the first is out.
+    h.stack.tcp_send(c, &payload(100)).unwrap();
+    step(&mut h, &mut log);
+    h.stack.tcp_send(c, &payload(50)).unwrap();
+    step(&mut h, &mut log);
+    // The answer acknowledges the first: the held one goes, with data in flight.
+    ack(&mut h, 1001, 101, 65535, &payload(20));
+    step(&mut h, &mut log);
+    h.stack.tcp_send(c, &payload(30)).unwrap();
+    step(&mut h, &mut log);
+    // All acknowledged; more than a segment (the general path), then exactly one.
+    ack(&mut h, 1021, 181, 65535, &[]);
+    h.stack.tcp_send(c, &payload(1200)).unwrap();
+    step(&mut h, &mut log);
+    ack(&mut h, 1021, 1381, 65535, &[]);
+    h.stack.tcp_send(c, &payload(524)).unwrap();
+    step(&mut h, &mut log);
+    // A window smaller than the data, then one that takes it.
+    ack(&mut h, 1021, 1905, 40, &[]);
+    h.stack.tcp_send(c, &payload(100)).unwrap();
+    step(&mut h, &mut log);
+    ack(&mut h, 1021, 1945, 65535, &[]);
+    step(&mut h, &mut log);
+    // A hole in what the peer sends: the data after it carries SACK blocks.
+    ack(&mut h, 1031, 2005, 65535, &payload(10));
+    h.stack.tcp_send(c, &payload(10)).unwrap();
+    step(&mut h, &mut log);
+    ack(&mut h, 1021, 2015, 65535, &payload(10));
+    h.stack.tcp_send(c, &payload(10)).unwrap();
+    step(&mut h, &mut log);
+    // No Nagle; then the FIN after data.
+    h.stack.tcp_set_nodelay(c, true).unwrap();
+    h.stack.tcp_send(c, &payload(5)).unwrap();
+    h.poll();
+    h.stack.tcp_send(c, &payload(5)).unwrap();
+    step(&mut h, &mut log);
+    h.stack.tcp_send(c, &payload(7)).unwrap();
+    h.stack.tcp_shutdown(c).unwrap();
+    step(&mut h, &mut log);
+    // Nothing acknowledged for long: retransmissions and probes, then the rest.
+    h.advance(secs(3));
+    step(&mut h, &mut log);
+    log
+}
+
+/// The output fast path (`next_in_order`, under the header-prediction switch) sends
+/// what the decision ladder would, byte for byte and at the same instants, and leaves
+/// the TCB (timers, send log, congestion state, counters) exactly as the ladder does:
+/// in request/response, Nagle, window limits, SACK blocks, TSO-sized writes, a FIN.
+#[test]
+fn in_order_output_changes_nothing() {
+    let (fast, general) = (output_script(true), output_script(false));
+    assert_eq!(fast.len(), general.len());
+    for (i, (a, b)) in fast.iter().zip(&general).enumerate() {
+        assert_eq!(a, b, "step {i}");
+    }
+    assert!(fast.iter().filter(|l| l.contains("P.")).count() >= 8);
+}
