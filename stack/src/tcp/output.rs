@@ -315,9 +315,11 @@ impl Tcb {
             // RFC 5681 §4.1: restart from a small window after an idle period.
             // (The algorithm decides what the pause means: CUBIC shifts its curve
             // even for short ones, RFC 9438 §5.8.)
-            let idle = now - self.last_send;
-            let rto = self.rtt.rto();
-            self.cc.on_idle_restart(now, idle, rto);
+            let idle_us = now
+                .total_micros()
+                .saturating_sub(self.last_send.total_micros());
+            self.cc
+                .on_idle_restart_micros(now, idle_us, self.rtt.rto_micros());
         }
         self.data_segment(out, now, seq, len, resend, fin);
         if len > smss {
@@ -400,9 +402,11 @@ impl Tcb {
         }
         if seq == self.snd_una {
             // RFC 5681 §4.1, as in next_data.
-            let idle = now - self.last_send;
-            let rto = self.rtt.rto();
-            self.cc.on_idle_restart(now, idle, rto);
+            let idle_us = now
+                .total_micros()
+                .saturating_sub(self.last_send.total_micros());
+            self.cc
+                .on_idle_restart_micros(now, idle_us, self.rtt.rto_micros());
         }
         // data_segment's work for this case.
         let offset = (seq - self.data_start()).max(0) as usize;

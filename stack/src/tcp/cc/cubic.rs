@@ -27,8 +27,8 @@
 
 use super::hystart::HyStart;
 use super::{
-    cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
-    NewAck, INITIAL_SSTHRESH,
+    cwnd_limited, initial_window, micros, rescale, restart_window, sane_mss, slow_start,
+    CongestionControl, NewAck, INITIAL_SSTHRESH,
 };
 use crate::time::{Duration, Instant};
 
@@ -104,10 +104,6 @@ fn cube_root(n: u128) -> u128 {
         }
         x = y;
     }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn mul_frac(bytes: u32, num: u64, den: u64) -> u32 {
@@ -323,13 +319,24 @@ impl CongestionControl for Cubic {
         self.rto_episode = true;
     }
 
-    fn on_idle_restart(&mut self, _now: Instant, idle: Duration, rto: Duration) {
-        if restart_window(&mut self.cwnd, &mut self.ssthresh, self.mss, idle, rto) {
+    fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration) {
+        self.on_idle_restart_micros(now, micros(idle), micros(rto));
+    }
+
+    #[inline]
+    fn on_idle_restart_micros(&mut self, _now: Instant, idle_us: u64, rto_us: u64) {
+        if restart_window(
+            &mut self.cwnd,
+            &mut self.ssthresh,
+            self.mss,
+            idle_us,
+            rto_us,
+        ) {
             // The curve's origin no longer matches the window: start a new stage.
             self.epoch = None;
         } else if let Some(epoch) = &mut self.epoch {
             // §5.8: t must not count time the flow was application-limited.
-            epoch.start += idle;
+            epoch.start = Instant::from_micros(epoch.start.total_micros().saturating_add(idle_us));
         }
     }
 

@@ -94,6 +94,18 @@ pub trait CongestionControl {
     /// Sending resumes after `idle` without data in flight (RFC 5681 §4.1 restart
     /// window: cwnd = min(cwnd, IW) when idle > RTO).
     fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration);
+    /// [`on_idle_restart`](Self::on_idle_restart) with both spans in microseconds, as
+    /// the sender keeps its clock and RTO: asked before every segment sent with
+    /// nothing in flight (each request of a request/response exchange), so the
+    /// algorithms override it and spare the sender two `Duration`s per segment.
+    #[inline]
+    fn on_idle_restart_micros(&mut self, now: Instant, idle_us: u64, rto_us: u64) {
+        self.on_idle_restart(
+            now,
+            Duration::from_micros(idle_us),
+            Duration::from_micros(rto_us),
+        );
+    }
     /// The MSS changed (after the handshake). The window keeps its size in segments,
     /// as Linux counts it, so an initial window computed with a provisional MSS
     /// becomes 10 segments of the real one.
@@ -299,6 +311,14 @@ impl CongestionControl for Cc {
         }
     }
 
+    #[inline]
+    fn on_idle_restart_micros(&mut self, now: Instant, idle_us: u64, rto_us: u64) {
+        match self {
+            Cc::NewReno(cc) => cc.on_idle_restart_micros(now, idle_us, rto_us),
+            Cc::Cubic(cc) => cc.on_idle_restart_micros(now, idle_us, rto_us),
+        }
+    }
+
     fn set_mss(&mut self, mss: u32) {
         match self {
             Cc::NewReno(cc) => cc.set_mss(mss),
@@ -382,18 +402,17 @@ fn slow_start(cwnd: &mut u32, ssthresh: u32, acked: u32, mss: u32, divisor: u32)
     }
 }
 
+/// A span in whole microseconds (saturating: no span here comes near 2^64 µs).
+pub(super) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// RFC 5681 §4.1: after an idle period longer than the RTO, the window restarts from
 /// RW = min(IW, cwnd). ssthresh first remembers 3/4 of the old window (RFC 2861 §3, as
 /// Linux's `tcp_cwnd_restart`), so slow start quickly regains what the path carried.
 /// Returns whether the window shrank.
-fn restart_window(
-    cwnd: &mut u32,
-    ssthresh: &mut u32,
-    mss: u32,
-    idle: Duration,
-    rto: Duration,
-) -> bool {
-    if idle <= rto {
+fn restart_window(cwnd: &mut u32, ssthresh: &mut u32, mss: u32, idle_us: u64, rto_us: u64) -> bool {
+    if idle_us <= rto_us {
         return false;
     }
     let restart = initial_window(mss);
