@@ -1252,13 +1252,14 @@ mod tests {
         for vlan in [None, Some(42)] {
             for caps in 0..8u8 {
                 let (mut stack, mut ports, _peer) = stack(vlan);
-                ports[0].caps = Capabilities {
+                let mut c = Capabilities {
                     mtu: 1500,
                     tso_max: if caps & 4 != 0 { 9000 } else { 0 },
                     ..ports[0].caps
                 };
-                ports[0].caps.tx_checksum.ipv4 = caps & 1 != 0;
-                ports[0].caps.tx_checksum.tcp = caps & 2 != 0;
+                c.tx_checksum.ipv4 = caps & 1 != 0;
+                c.tx_checksum.tcp = caps & 2 != 0;
+                ports[0].set_caps(c);
                 for flags in [
                     Flags::ACK,
                     Flags::ACK | Flags::PSH,
