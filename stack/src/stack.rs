@@ -216,6 +216,10 @@ impl Stack {
         }
         let seed = self.rand.next_u64();
         let iface = Interface::new(config, self.config.neighbor, seed);
+        // Whether a source is one of our addresses now asks this one too.
+        for f in &mut self.ifaces {
+            f.rx_memo = None;
+        }
         self.unannounced |= !iface.announced;
         self.ifaces.push(iface);
         Ok(index)

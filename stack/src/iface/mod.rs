@@ -87,6 +87,31 @@ pub struct Interface {
     /// answers for it without working out a broadcast address per prefix. The
     /// addresses are fixed when the interface is made.
     pub(crate) addr_is_broadcast: bool,
+    /// The MACs and addresses of the last frame the unicast TCP input fast path took
+    /// on this interface: the checks of them (see `Stack::local_unicast`) depend on
+    /// nothing else that can change but the interfaces there are, and adding one
+    /// forgets every interface's memo.
+    pub(crate) rx_memo: Option<RxMemo>,
+}
+
+/// A received frame's Ethernet destination and source, and its IPv4 source and
+/// destination, as they are on the wire: compared whole in two or three words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RxMemo {
+    macs: [u8; 12],
+    addrs: [u8; 8],
+}
+
+impl RxMemo {
+    /// The MACs and addresses of a frame with these Ethernet and IPv4 headers.
+    #[inline(always)]
+    pub(crate) fn of(eth: &[u8; 14], ip: &[u8; 20]) -> RxMemo {
+        let mut macs = [0; 12];
+        macs.copy_from_slice(&eth[..12]);
+        let mut addrs = [0; 8];
+        addrs.copy_from_slice(&ip[12..20]);
+        RxMemo { macs, addrs }
+    }
 }
 
 impl Interface {
@@ -99,6 +124,7 @@ impl Interface {
         });
         Interface {
             addr_is_broadcast,
+            rx_memo: None,
             mac: config.mac,
             addrs: config.addrs,
             vlan: config.vlan,
