@@ -433,6 +433,25 @@ fn push_admitted(ring: &Channel, tx: &mut TxRing, frame: HeapFrame) {
     }
 }
 
+/// Frames off an untimed ring, in order, into `out` until `n` (those already in `out`
+/// this burst) reaches `max`; returns the new `n`.
+#[inline(always)]
+fn pop_frames(
+    ring: &mut Consumer<HeapFrame>,
+    out: &mut Vec<HeapFrame>,
+    max: usize,
+    mut n: usize,
+) -> usize {
+    while n < max {
+        match ring.pop() {
+            Ok(frame) => out.push(frame),
+            Err(_) => break,
+        }
+        n += 1;
+    }
+    n
+}
+
 /// A test's choice of frames to drop: called with each frame an end sends, before any
 /// impairment; `true` drops it.
 pub type DropFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
@@ -738,15 +757,7 @@ impl LinkEnd {
         // Most polls of a busy link find the ring empty: the pop says so with one load
         // of the producer's index (cached while it shows frames to take).
         match &mut self.rx_ring {
-            RxRing::Untimed(ring) => {
-                while n < max {
-                    match ring.pop() {
-                        Ok(frame) => out.push(frame),
-                        Err(_) => break,
-                    }
-                    n += 1;
-                }
-            }
+            RxRing::Untimed(ring) => n = pop_frames(ring, out, max, n),
             // Not built for an untimed direction; handled all the same.
             RxRing::Timed(ring) => {
                 while n < max {
@@ -857,13 +868,20 @@ impl Device for LinkEnd {
         if queue != 0 {
             return 0;
         }
-        if self.rx_timed || !self.injected.is_empty() {
+        if !self.injected.is_empty() {
             return self.receive(out, max);
         }
-        // The usual case, inlined into the caller: an untimed direction, nothing
-        // injected. Half the polls of request/response traffic find the ring empty
-        // and stop at the first check.
-        self.receive_ring(out, max, 0)
+        // The usual case, inlined into the caller: an untimed direction (its ring holds
+        // bare frames), nothing injected. Half the polls of request/response traffic
+        // find the ring empty and stop at the first check.
+        let RxRing::Untimed(ring) = &mut self.rx_ring else {
+            return self.receive(out, max);
+        };
+        let n = pop_frames(ring, out, max, 0);
+        if n > 0 {
+            bump(&self.rx.rx.delivered, n as u64);
+        }
+        n
     }
 
     /// Takes frames from the front of `frames` while the ring has room for them (and
