@@ -17,7 +17,7 @@ use crate::iface::fragment::{Reassembler, ReassemblyConfig};
 use crate::iface::icmp::{EchoReply, IcmpError, IcmpHandle, IcmpTable, TokenBucket};
 use crate::iface::neighbor::NeighborConfig;
 use crate::iface::route::{PathTemplate, Route, RouteError, RouteMemo, RouteTable};
-use crate::iface::{Interface, InterfaceConfig, Port, MAX_ADDRS};
+use crate::iface::{Interface, InterfaceConfig, Port, PortLimits, MAX_ADDRS};
 use crate::rand::Rand;
 use crate::stats::{DropReason, Stats};
 use crate::tcp::output::OutSegment;
@@ -136,10 +136,8 @@ pub struct Stack {
     pub(crate) tcp: TcpTable,
     /// The time of the latest poll (what socket calls between polls see as now).
     pub(crate) now: Instant,
-    /// The MTU of each interface's device, as of the latest poll.
-    pub(crate) port_mtu: Vec<usize>,
-    /// The TSO limit (IP packet bytes) of each interface's device (0: none).
-    pub(crate) port_tso: Vec<usize>,
+    /// The MTU and TSO limit of each interface's device, as of the latest poll.
+    pub(crate) port_limits: Vec<PortLimits>,
     pub(crate) icmp_limit: TokenBucket,
     pub(crate) stats: Stats,
     pub(crate) ip_ident: u16,
@@ -168,8 +166,7 @@ impl Stack {
             icmp,
             tcp,
             now: Instant::ZERO,
-            port_mtu: Vec::new(),
-            port_tso: Vec::new(),
+            port_limits: Vec::new(),
             ifaces: Vec::new(),
             stats: Stats::default(),
             scratch: Vec::new(),
@@ -219,6 +216,10 @@ impl Stack {
         }
         let seed = self.rand.next_u64();
         let iface = Interface::new(config, self.config.neighbor, seed);
+        // Whether a source is one of our addresses now asks this one too.
+        for f in &mut self.ifaces {
+            f.rx_memo = None;
+        }
         self.unannounced |= !iface.announced;
         self.ifaces.push(iface);
         Ok(index)
@@ -302,19 +303,13 @@ impl Stack {
         let mut result = PollResult::default();
         let n = ports.len().min(self.ifaces.len());
         self.now = now;
-        if self.port_mtu.len() != n {
-            self.port_mtu.resize(n, 0);
-            self.port_tso.resize(n, 0);
+        if self.port_limits.len() != n {
+            self.port_limits.resize(n, PortLimits::default());
         }
-        // Read every poll: the caller may hand other ports than last time.
-        for ((mtu, tso_max), p) in self.port_mtu[..n]
-            .iter_mut()
-            .zip(&mut self.port_tso[..n])
-            .zip(&ports[..n])
-        {
-            *mtu = p.caps.mtu;
-            let tso = p.caps.tx_checksum.tcp && p.caps.tso_max > p.caps.mtu;
-            *tso_max = if tso { p.caps.tso_max } else { 0 };
+        // Read every poll: the caller may hand other ports than last time. Each port
+        // worked its limits out when it was made, so this is a copy.
+        for (seen, p) in self.port_limits.iter_mut().zip(&ports[..n]) {
+            *seen = p.limits;
         }
         if self.unannounced {
             self.unannounced = false;
@@ -332,8 +327,7 @@ impl Stack {
         }
         for i in 0..n {
             let port = &mut ports[i];
-            let burst = port.caps.max_burst.max(1);
-            port.dev.rx_burst(port.queue, &mut port.rx, burst);
+            port.dev.rx_burst(port.queue, &mut port.rx, port.burst);
             if port.rx.is_empty() {
                 continue;
             }

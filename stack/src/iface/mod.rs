@@ -87,6 +87,31 @@ pub struct Interface {
     /// answers for it without working out a broadcast address per prefix. The
     /// addresses are fixed when the interface is made.
     pub(crate) addr_is_broadcast: bool,
+    /// The MACs and addresses of the last frame the unicast TCP input fast path took
+    /// on this interface: the checks of them (see `Stack::local_unicast`) depend on
+    /// nothing else that can change but the interfaces there are, and adding one
+    /// forgets every interface's memo.
+    pub(crate) rx_memo: Option<RxMemo>,
+}
+
+/// A received frame's Ethernet destination and source, and its IPv4 source and
+/// destination, as they are on the wire: compared whole in two or three words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RxMemo {
+    macs: [u8; 12],
+    addrs: [u8; 8],
+}
+
+impl RxMemo {
+    /// The MACs and addresses of a frame with these Ethernet and IPv4 headers.
+    #[inline(always)]
+    pub(crate) fn of(eth: &[u8; 14], ip: &[u8; 20]) -> RxMemo {
+        let mut macs = [0; 12];
+        macs.copy_from_slice(&eth[..12]);
+        let mut addrs = [0; 8];
+        addrs.copy_from_slice(&ip[12..20]);
+        RxMemo { macs, addrs }
+    }
 }
 
 impl Interface {
@@ -99,6 +124,7 @@ impl Interface {
         });
         Interface {
             addr_is_broadcast,
+            rx_memo: None,
             mac: config.mac,
             addrs: config.addrs,
             vlan: config.vlan,
@@ -202,12 +228,38 @@ impl Interface {
     }
 }
 
+/// What the stack's TCP output needs to know of a port's device, worked out from its
+/// [`Capabilities`] when the port is made (they are fixed from then on), so that a
+/// poll copies it rather than derives it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct PortLimits {
+    /// The device's MTU.
+    pub(crate) mtu: usize,
+    /// The largest IP packet the stack hands the device to segment (0: no TSO, which
+    /// needs TCP transmit checksum offload and a limit above the MTU).
+    pub(crate) tso_max: usize,
+}
+
+impl PortLimits {
+    fn of(caps: &Capabilities) -> PortLimits {
+        let tso = caps.tx_checksum.tcp && caps.tso_max > caps.mtu;
+        PortLimits {
+            mtu: caps.mtu,
+            tso_max: if tso { caps.tso_max } else { 0 },
+        }
+    }
+}
+
 /// A device as the stack drives it: the backend, its capabilities read once, and the
 /// receive and transmit burst vectors, reused every poll so a burst allocates nothing.
 #[derive(Debug)]
 pub struct Port<D: Device> {
     pub(crate) dev: D,
     pub(crate) caps: Capabilities,
+    /// What output needs of `caps` (see [`PortLimits`]).
+    pub(crate) limits: PortLimits,
+    /// Frames one receive burst asks for: `caps.max_burst`, at least one.
+    pub(crate) burst: usize,
     pub(crate) queue: u16,
     pub(crate) rx: Vec<D::Frame>,
     pub(crate) tx: Vec<D::Frame>,
@@ -225,11 +277,22 @@ impl<D: Device> Port<D> {
         let burst = caps.max_burst.max(1);
         Port {
             dev,
+            limits: PortLimits::of(&caps),
+            burst,
             caps,
             queue,
             rx: Vec::with_capacity(burst),
             tx: Vec::with_capacity(burst * 2),
         }
+    }
+
+    /// Replace the capabilities (tests that try other offloads on the same device),
+    /// and what is derived from them.
+    #[cfg(test)]
+    pub(crate) fn set_caps(&mut self, caps: Capabilities) {
+        self.caps = caps;
+        self.limits = PortLimits::of(&caps);
+        self.burst = caps.max_burst.max(1);
     }
 
     /// The device.

@@ -433,6 +433,25 @@ fn push_admitted(ring: &Channel, tx: &mut TxRing, frame: HeapFrame) {
     }
 }
 
+/// Frames off an untimed ring, in order, into `out` until `n` (those already in `out`
+/// this burst) reaches `max`; returns the new `n`.
+#[inline(always)]
+fn pop_frames(
+    ring: &mut Consumer<HeapFrame>,
+    out: &mut Vec<HeapFrame>,
+    max: usize,
+    mut n: usize,
+) -> usize {
+    while n < max {
+        match ring.pop() {
+            Ok(frame) => out.push(frame),
+            Err(_) => break,
+        }
+        n += 1;
+    }
+    n
+}
+
 /// A test's choice of frames to drop: called with each frame an end sends, before any
 /// impairment; `true` drops it.
 pub type DropFilter = Box<dyn FnMut(&[u8]) -> bool + Send>;
@@ -443,6 +462,10 @@ pub struct LinkEnd {
     emitter: Emitter,
     filter: Option<DropFilter>,
     wire: Wire,
+    /// The wire is transparent and nothing captures or filters what this end sends:
+    /// `tx_burst` moves frames untouched. Kept by the calls that change the capture
+    /// and the filter (the impairments are fixed), so a burst asks one flag.
+    tx_plain: bool,
     rx: Arc<Channel>,
     /// The receive direction's ring, the receiving half.
     rx_ring: RxRing,
@@ -556,6 +579,7 @@ impl LinkEnd {
                 room_hint: 0,
             },
             filter: None,
+            tx_plain: tx_imp.is_transparent(),
             wire: Wire::new(tx_imp),
             rx,
             rx_ring,
@@ -636,11 +660,13 @@ impl LinkEnd {
     /// tcpdump on the sender behind a lossy NIC.
     pub fn capture(&mut self, capture: Arc<PcapCapture>) {
         self.emitter.capture = Some(capture);
+        self.tx_plain = false;
     }
 
     /// Stop capturing.
     pub fn stop_capture(&mut self) {
         self.emitter.capture = None;
+        self.update_tx_plain();
     }
 
     /// Drop the frames this end sends for which `filter` returns true (`None`: stop
@@ -650,6 +676,13 @@ impl LinkEnd {
     /// FIN) rather than a random one.
     pub fn set_drop_filter(&mut self, filter: Option<DropFilter>) {
         self.filter = filter;
+        self.update_tx_plain();
+    }
+
+    /// Work out [`tx_plain`](Self::tx_plain) again after a change of capture or filter.
+    fn update_tx_plain(&mut self) {
+        self.tx_plain =
+            self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none();
     }
 
     /// Queue raw bytes to be received by this end ahead of anything on the link, with no
@@ -724,15 +757,7 @@ impl LinkEnd {
         // Most polls of a busy link find the ring empty: the pop says so with one load
         // of the producer's index (cached while it shows frames to take).
         match &mut self.rx_ring {
-            RxRing::Untimed(ring) => {
-                while n < max {
-                    match ring.pop() {
-                        Ok(frame) => out.push(frame),
-                        Err(_) => break,
-                    }
-                    n += 1;
-                }
-            }
+            RxRing::Untimed(ring) => n = pop_frames(ring, out, max, n),
             // Not built for an untimed direction; handled all the same.
             RxRing::Timed(ring) => {
                 while n < max {
@@ -843,13 +868,20 @@ impl Device for LinkEnd {
         if queue != 0 {
             return 0;
         }
-        if self.rx_timed || !self.injected.is_empty() {
+        if !self.injected.is_empty() {
             return self.receive(out, max);
         }
-        // The usual case, inlined into the caller: an untimed direction, nothing
-        // injected. Half the polls of request/response traffic find the ring empty
-        // and stop at the first check.
-        self.receive_ring(out, max, 0)
+        // The usual case, inlined into the caller: an untimed direction (its ring holds
+        // bare frames), nothing injected. Half the polls of request/response traffic
+        // find the ring empty and stop at the first check.
+        let RxRing::Untimed(ring) = &mut self.rx_ring else {
+            return self.receive(out, max);
+        };
+        let n = pop_frames(ring, out, max, 0);
+        if n > 0 {
+            bump(&self.rx.rx.delivered, n as u64);
+        }
+        n
     }
 
     /// Takes frames from the front of `frames` while the ring has room for them (and
@@ -860,8 +892,7 @@ impl Device for LinkEnd {
         if queue != 0 || frames.is_empty() {
             return 0;
         }
-        if !(self.wire.is_transparent() && self.emitter.capture.is_none() && self.filter.is_none())
-        {
+        if !self.tx_plain {
             return self.transmit_impaired(frames);
         }
         // Fast path: no per-frame decision, no capture, one slot per frame.
@@ -928,19 +959,21 @@ impl Device for LinkEnd {
     /// go back to their pools.
     #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
+        if frames.len() == 1 && self.spare.len() < self.spare_max {
+            // A burst of one (request/response traffic): one move, where swapping the
+            // vectors below moves six words and `append` calls `memcpy` for the frame.
+            if let Some(f) = frames.pop() {
+                self.spare.push(f);
+            }
+            return;
+        }
         let keep = self.spare_max.saturating_sub(self.spare.len());
         if self.spare.is_empty() && frames.len() <= keep {
-            // The usual case (`alloc_tx` took the last spare): the burst becomes the
+            // A larger burst when `alloc_tx` took the last spare: the burst becomes the
             // spares, its vector swapped for the empty one, and no frame moves. The two
             // vectors trade places from then on; neither allocates again once both
             // have grown to what the traffic needs.
             core::mem::swap(&mut self.spare, frames);
-        } else if frames.len() == 1 && keep > 0 {
-            // A burst of one (request/response traffic): one move, where `append`
-            // calls `memcpy` for the frame.
-            if let Some(f) = frames.pop() {
-                self.spare.push(f);
-            }
         } else if frames.len() <= keep {
             // A burst smaller than the spare room: one move, no per-frame iterator.
             self.spare.append(frames);

@@ -8,7 +8,7 @@ use crate::device::L4Proto;
 use crate::device::{Device, RxMeta};
 use crate::iface::ipv4::{L4Offload, TcpPathOut};
 use crate::iface::route::RouteTable;
-use crate::iface::Port;
+use crate::iface::{Port, PortLimits};
 use crate::socket::SlabKey;
 use crate::stats::{DropReason, Stats};
 use crate::tcp::buffer::RingBuffer;
@@ -296,18 +296,18 @@ impl Stack {
     }
 
     /// TCP payload bytes the device toward `dst` segments in one frame (0: no TSO),
-    /// given the stack's `port_tso` and `routes` (not `self`, so that a connection may
-    /// stay borrowed meanwhile).
-    fn tso_for(port_tso: &[usize], routes: &RouteTable, dst: Ipv4Addr) -> usize {
-        if let [only] = port_tso[..] {
+    /// given the stack's `port_limits` and `routes` (not `self`, so that a connection
+    /// may stay borrowed meanwhile).
+    fn tso_for(port_limits: &[PortLimits], routes: &RouteTable, dst: Ipv4Addr) -> usize {
+        if let [only] = port_limits {
             // One interface (the common host): whatever the route, the segment leaves
             // there or not at all; no lookup per segment.
-            return only.saturating_sub(40 + 60);
+            return only.tso_max.saturating_sub(40 + 60);
         }
         routes
             .lookup(dst)
-            .and_then(|r| port_tso.get(r.iface).copied())
-            .map_or(0, |t| t.saturating_sub(40 + 60))
+            .and_then(|r| port_limits.get(r.iface))
+            .map_or(0, |p| p.tso_max.saturating_sub(40 + 60))
     }
 
     /// The MSS to advertise toward `dst`: the outgoing interface's MTU less 40.
@@ -317,7 +317,7 @@ impl Stack {
             .routes
             .lookup(dst)
             .and_then(|r| {
-                let dev = self.port_mtu.get(r.iface).copied().unwrap_or(1500);
+                let dev = self.port_limits.get(r.iface).map_or(1500, |p| p.mtu);
                 let cfg = self.ifaces.get(r.iface)?.mtu;
                 Some(cfg.map_or(dev, |m| m.min(dev)))
             })
@@ -499,7 +499,7 @@ impl Stack {
                 continue;
             };
             c.dirty = false;
-            c.tcb.tso_max = Self::tso_for(&self.port_tso, &self.routes, *c.tcb.remote.ip());
+            c.tcb.tso_max = Self::tso_for(&self.port_limits, &self.routes, *c.tcb.remote.ip());
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;

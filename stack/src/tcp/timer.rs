@@ -117,6 +117,9 @@ pub struct TimerWheel<K: Copy + Eq> {
     /// The first instant of tick `cursor + 1`: a poll before it and before `next_due`
     /// has nothing to do at all.
     cursor_end: Instant,
+    /// The earlier of `next_due` and `cursor_end`, kept with them: a poll before it has
+    /// nothing to do, and every poll of the stack asks, so that is one comparison.
+    quiet_until: Instant,
 }
 
 const NEVER: Instant = Instant::from_micros(u64::MAX);
@@ -160,7 +163,14 @@ impl<K: Copy + Eq> TimerWheel<K> {
             overflow_min: NEVER,
             next_due: NEVER,
             cursor_end: tick_start(cursor.saturating_add(1), tick_us),
+            quiet_until: tick_start(cursor.saturating_add(1), tick_us),
         }
+    }
+
+    /// Work out `quiet_until` again after `next_due` or `cursor_end` changed.
+    #[inline]
+    fn update_quiet(&mut self) {
+        self.quiet_until = self.next_due.min(self.cursor_end);
     }
 
     /// Entries scheduled and not yet handed out by [`poll`](Self::poll), stale ones
@@ -182,6 +192,7 @@ impl<K: Copy + Eq> TimerWheel<K> {
     pub fn schedule(&mut self, key: K, at: Instant) {
         let entry = Entry { key, at };
         self.next_due = self.next_due.min(at);
+        self.quiet_until = self.quiet_until.min(at);
         let tick = self.tick_of(at).max(self.cursor);
         if tick < self.horizon {
             self.push_slot(tick, entry);
@@ -195,7 +206,7 @@ impl<K: Copy + Eq> TimerWheel<K> {
     /// do nothing. One comparison or two, for the owner to skip its own set-up.
     #[inline]
     pub fn quiet(&self, now: Instant) -> bool {
-        now < self.next_due && now < self.cursor_end
+        now < self.quiet_until
     }
 
     /// Moves every entry with `at <= now` into `out` (appended; `out` is not cleared), in
@@ -210,7 +221,7 @@ impl<K: Copy + Eq> TimerWheel<K> {
     pub fn poll(&mut self, now: Instant, out: &mut Vec<(K, Instant)>) {
         // The common case (polled again within the tick, nothing due) costs the caller
         // two compares and no call.
-        if now < self.next_due && now < self.cursor_end {
+        if self.quiet(now) {
             return;
         }
         self.poll_slow(now, out);
@@ -229,12 +240,14 @@ impl<K: Copy + Eq> TimerWheel<K> {
                     self.keep_horizon_ahead();
                 }
                 self.cursor_end = tick_start(self.cursor.saturating_add(1), self.tick_us);
+                self.update_quiet();
             }
             return;
         }
         self.poll_due(now, out);
         self.next_due = self.next_expiry().unwrap_or(NEVER);
         self.cursor_end = tick_start(self.cursor.saturating_add(1), self.tick_us);
+        self.update_quiet();
     }
 
     fn poll_due(&mut self, now: Instant, out: &mut Vec<(K, Instant)>) {
@@ -324,6 +337,7 @@ impl<K: Copy + Eq> TimerWheel<K> {
         });
         self.overflow_min = min;
         self.next_due = self.next_expiry().unwrap_or(NEVER);
+        self.update_quiet();
     }
 
     fn tick_of(&self, at: Instant) -> u64 {
