@@ -8,7 +8,7 @@ use crate::iface::{PendingPacket, Port};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::wire::arp::{self, ArpRepr, Operation};
-use crate::wire::ethernet::{self, EtherType, EthernetRepr};
+use crate::wire::ethernet::{self, EtherType};
 use crate::wire::{Error, EthernetAddress, Ipv4Addr};
 use crate::Stack;
 
@@ -116,12 +116,7 @@ impl Stack {
         repr: &ArpRepr,
     ) -> bool {
         let iface = &self.ifaces[i];
-        let eth = EthernetRepr {
-            src_addr: iface.mac,
-            dst_addr: dst,
-            ethertype: EtherType::Arp,
-            vlan: iface.vlan_tag(),
-        };
+        let eth = iface.ethernet_to(dst, EtherType::Arp);
         let l2 = eth.buffer_len();
         let port = &mut ports[i];
         let Some(mut frame) = port.dev.alloc_tx(l2 + repr.buffer_len()) else {

@@ -12,7 +12,7 @@ use crate::iface::{AddrMatch, Interface, PendingPacket, Port, RxMemo};
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
 use crate::udp::DeliverError;
-use crate::wire::ethernet::{self, EtherType, EthernetRepr};
+use crate::wire::ethernet::{self, EtherType};
 use crate::wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, Message, TimeExceeded};
 use crate::wire::ipv4::{self, Ipv4Repr};
 use crate::wire::udp::{self, UdpChecksum, UdpRepr};
@@ -694,12 +694,7 @@ impl Stack {
         fill: impl FnOnce(&mut [u8], bool),
     ) -> Result<(), DropReason> {
         let iface = &self.ifaces[i];
-        let eth = EthernetRepr {
-            src_addr: iface.mac,
-            dst_addr: dst_mac,
-            ethertype: EtherType::Ipv4,
-            vlan: iface.vlan_tag(),
-        };
+        let eth = iface.ethernet_to(dst_mac, EtherType::Ipv4);
         let l2 = eth.buffer_len();
         let port = &mut ports[i];
         let offload = port.caps.tx_checksum.ipv4;
@@ -783,12 +778,7 @@ impl Stack {
         else {
             return;
         };
-        let eth = EthernetRepr {
-            src_addr: iface.mac,
-            dst_addr: dst_mac,
-            ethertype: EtherType::Ipv4,
-            vlan: iface.vlan_tag(),
-        };
+        let eth = iface.ethernet_to(dst_mac, EtherType::Ipv4);
         let l2 = eth.buffer_len();
         let ip = Ipv4Repr {
             src_addr: src,

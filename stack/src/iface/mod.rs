@@ -14,7 +14,7 @@ pub mod route;
 use alloc::vec::Vec;
 
 use crate::device::{Capabilities, Device};
-use crate::wire::ethernet::VlanTag;
+use crate::wire::ethernet::{EtherType, EthernetRepr, VlanTag};
 use crate::wire::ipv4::Ipv4Repr;
 use crate::wire::{EthernetAddress, Ipv4Addr, Ipv4Cidr};
 use neighbor::{NeighborCache, NeighborConfig};
@@ -217,6 +217,17 @@ impl Interface {
     /// The neighbour cache entry for `ip`.
     pub fn neighbor(&self, ip: Ipv4Addr) -> Option<EthernetAddress> {
         self.neighbors.lookup(ip)
+    }
+
+    /// The link header of a frame this interface sends to `dst` carrying `ethertype`:
+    /// its own MAC as the source, and its VLAN tag if it has one.
+    pub(crate) fn ethernet_to(&self, dst: EthernetAddress, ethertype: EtherType) -> EthernetRepr {
+        EthernetRepr {
+            src_addr: self.mac,
+            dst_addr: dst,
+            ethertype,
+            vlan: self.vlan_tag(),
+        }
     }
 
     pub(crate) fn vlan_tag(&self) -> Option<VlanTag> {

@@ -319,24 +319,14 @@ impl CongestionControl for Cubic {
         self.rto_episode = true;
     }
 
-    fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration) {
-        self.on_idle_restart_micros(now, micros(idle), micros(rto));
-    }
-
     #[inline]
-    fn on_idle_restart_micros(&mut self, _now: Instant, idle_us: u64, rto_us: u64) {
-        if restart_window(
-            &mut self.cwnd,
-            &mut self.ssthresh,
-            self.mss,
-            idle_us,
-            rto_us,
-        ) {
+    fn on_idle_restart_micros(&mut self, _now: Instant, idle: u64, rto: u64) {
+        if restart_window(&mut self.cwnd, &mut self.ssthresh, self.mss, idle, rto) {
             // The curve's origin no longer matches the window: start a new stage.
             self.epoch = None;
         } else if let Some(epoch) = &mut self.epoch {
             // §5.8: t must not count time the flow was application-limited.
-            epoch.start = Instant::from_micros(epoch.start.total_micros().saturating_add(idle_us));
+            epoch.start = Instant::from_micros(epoch.start.total_micros().saturating_add(idle));
         }
     }
 

@@ -93,19 +93,15 @@ pub trait CongestionControl {
     fn on_rto(&mut self, now: Instant, flight: u32);
     /// Sending resumes after `idle` without data in flight (RFC 5681 §4.1 restart
     /// window: cwnd = min(cwnd, IW) when idle > RTO).
-    fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration);
+    #[inline]
+    fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration) {
+        self.on_idle_restart_micros(now, micros(idle), micros(rto));
+    }
     /// [`on_idle_restart`](Self::on_idle_restart) with both spans in microseconds, as
     /// the sender keeps its clock and RTO: asked before every segment sent with
     /// nothing in flight (each request of a request/response exchange), so the
-    /// algorithms override it and spare the sender two `Duration`s per segment.
-    #[inline]
-    fn on_idle_restart_micros(&mut self, now: Instant, idle_us: u64, rto_us: u64) {
-        self.on_idle_restart(
-            now,
-            Duration::from_micros(idle_us),
-            Duration::from_micros(rto_us),
-        );
-    }
+    /// algorithms implement this form and the sender builds no `Duration` for it.
+    fn on_idle_restart_micros(&mut self, now: Instant, idle_us: u64, rto_us: u64);
     /// The MSS changed (after the handshake). The window keeps its size in segments,
     /// as Linux counts it, so an initial window computed with a provisional MSS
     /// becomes 10 segments of the real one.
@@ -304,13 +300,6 @@ impl CongestionControl for Cc {
         }
     }
 
-    fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration) {
-        match self {
-            Cc::NewReno(cc) => cc.on_idle_restart(now, idle, rto),
-            Cc::Cubic(cc) => cc.on_idle_restart(now, idle, rto),
-        }
-    }
-
     #[inline]
     fn on_idle_restart_micros(&mut self, now: Instant, idle_us: u64, rto_us: u64) {
         match self {
@@ -411,8 +400,8 @@ pub(super) fn micros(d: Duration) -> u64 {
 /// RW = min(IW, cwnd). ssthresh first remembers 3/4 of the old window (RFC 2861 §3, as
 /// Linux's `tcp_cwnd_restart`), so slow start quickly regains what the path carried.
 /// Returns whether the window shrank.
-fn restart_window(cwnd: &mut u32, ssthresh: &mut u32, mss: u32, idle_us: u64, rto_us: u64) -> bool {
-    if idle_us <= rto_us {
+fn restart_window(cwnd: &mut u32, ssthresh: &mut u32, mss: u32, idle: u64, rto: u64) -> bool {
+    if idle <= rto {
         return false;
     }
     let restart = initial_window(mss);

@@ -14,8 +14,8 @@
 
 use super::hystart::HyStart;
 use super::{
-    cwnd_limited, initial_window, micros, rescale, restart_window, sane_mss, slow_start,
-    CongestionControl, NewAck, INITIAL_SSTHRESH,
+    cwnd_limited, initial_window, rescale, restart_window, sane_mss, slow_start, CongestionControl,
+    NewAck, INITIAL_SSTHRESH,
 };
 use crate::time::{Duration, Instant};
 
@@ -126,19 +126,9 @@ impl CongestionControl for NewReno {
         self.rto_episode = true;
     }
 
-    fn on_idle_restart(&mut self, now: Instant, idle: Duration, rto: Duration) {
-        self.on_idle_restart_micros(now, micros(idle), micros(rto));
-    }
-
     #[inline]
-    fn on_idle_restart_micros(&mut self, _now: Instant, idle_us: u64, rto_us: u64) {
-        if restart_window(
-            &mut self.cwnd,
-            &mut self.ssthresh,
-            self.mss,
-            idle_us,
-            rto_us,
-        ) {
+    fn on_idle_restart_micros(&mut self, _now: Instant, idle: u64, rto: u64) {
+        if restart_window(&mut self.cwnd, &mut self.ssthresh, self.mss, idle, rto) {
             self.bytes_acked = 0;
         }
     }
