@@ -326,16 +326,19 @@ fn rearm(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
 }
 
 /// [`rearm`] when the wheel holds no entry for the connection or a later one than its
-/// deadline.
+/// deadline. In the second case the question already found the deadline (leaving
+/// the wheel's entry stale: true); in the first, the timers are looked at.
 #[inline(never)]
 fn schedule(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool {
-    let Some(d) = c.tcb.next_deadline() else {
-        return false;
-    };
-    if c.wheel_at.is_some_and(|w| d >= w) {
-        return false;
-    }
     let stale = c.wheel_at.is_some();
+    let d = if stale {
+        c.tcb.timers.earliest_after_any_before()
+    } else {
+        let Some(d) = c.tcb.next_deadline() else {
+            return false;
+        };
+        d
+    };
     c.wheel_at = Some(d);
     wheel.schedule(key, d);
     stale

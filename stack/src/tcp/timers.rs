@@ -112,6 +112,17 @@ impl Deadlines {
         self.floor = m;
         m < at.total_micros()
     }
+
+    /// The earliest deadline right after [`any_before`](Self::any_before) answered
+    /// true (and before any timer changes): the floor, which that answer set to their
+    /// minimum, looking at the timers; so the wheel's re-arm, which asked, need not
+    /// look again.
+    #[inline(always)]
+    pub fn earliest_after_any_before(&self) -> Instant {
+        let at = Instant::from_micros(self.floor);
+        debug_assert_eq!(self.next(), Some(at));
+        at
+    }
 }
 
 /// A timer as microseconds, an unarmed one as "never" (u64::MAX).
@@ -442,8 +453,11 @@ mod tests {
                 continue;
             }
             let probe = Instant::from_micros((r >> 20) % 1100);
-            let want = d.next().is_some_and(|n| n < probe);
-            assert_eq!(d.any_before(probe), want);
+            let want = d.next().filter(|&n| n < probe);
+            assert_eq!(d.any_before(probe), want.is_some());
+            if want.is_some() {
+                assert_eq!(Some(d.earliest_after_any_before()), want);
+            }
         }
     }
 }
