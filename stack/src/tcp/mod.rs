@@ -287,6 +287,12 @@ pub(crate) struct TcpTable {
     pub demux_last: Option<(FourTuple, SlabKey)>,
     pub listeners: Slab<Listener>,
     pub listen_map: HashMap<(Ipv4Addr, u16), SlabKey>,
+    /// How many of `listen_map`'s listeners are bound to one address (not 0.0.0.0):
+    /// while none is, a segment's listener can only be a wildcard one, and
+    /// [`find_listener`](Self::find_listener) asks the map once, not twice. Kept by
+    /// [`bind_listener`](Self::bind_listener) and
+    /// [`unbind_listener`](Self::unbind_listener), the only writers of the map.
+    addr_listeners: usize,
     pub wheel: TimerWheel<SlabKey>,
     /// The output list: connections with something to send or to settle, in the
     /// order they were touched. The output pass walks it (entries added meanwhile
@@ -385,6 +391,7 @@ impl TcpTable {
             demux_last: None,
             listeners: Slab::new(config.max_listeners),
             listen_map: crate::new_map(rand.next_u64()),
+            addr_listeners: 0,
             wheel: TimerWheel::new(config.timer_tick, 4096, now),
             dirty: Vec::new(),
             ack_next: Vec::new(),
@@ -421,10 +428,39 @@ impl TcpTable {
 
     /// The listener for a segment to `local`: bound to that address, or to any.
     pub fn find_listener(&self, local: SocketAddrV4) -> Option<SlabKey> {
-        self.listen_map
-            .get(&(*local.ip(), local.port()))
+        let bound = if self.addr_listeners == 0 {
+            // No listener is bound to one address: that lookup would miss.
+            None
+        } else {
+            self.listen_map.get(&(*local.ip(), local.port()))
+        };
+        bound
             .or_else(|| self.listen_map.get(&(Ipv4Addr::UNSPECIFIED, local.port())))
             .copied()
+    }
+
+    /// Map `local` to the listener `key` (the caller checked that it is free).
+    pub(crate) fn bind_listener(&mut self, local: SocketAddrV4, key: SlabKey) {
+        if self
+            .listen_map
+            .insert((*local.ip(), local.port()), key)
+            .is_none()
+            && !local.ip().is_unspecified()
+        {
+            self.addr_listeners += 1;
+        }
+    }
+
+    /// Unmap the listener bound to `local`.
+    pub(crate) fn unbind_listener(&mut self, local: SocketAddrV4) {
+        if self
+            .listen_map
+            .remove(&(*local.ip(), local.port()))
+            .is_some()
+            && !local.ip().is_unspecified()
+        {
+            self.addr_listeners -= 1;
+        }
     }
 
     /// Give a new connection the sent-log storage of a finished one, if one is spare.

@@ -165,7 +165,7 @@ impl Stack {
             .listeners
             .insert(Listener::new(local, backlog, opts))
             .map_err(|_| TcpError::TooManyConnections)?;
-        self.tcp.listen_map.insert((addr, local.port()), key);
+        self.tcp.bind_listener(local, key);
         Ok(TcpListenerHandle(key))
     }
 
@@ -196,9 +196,7 @@ impl Stack {
             .listeners
             .remove(l.0)
             .ok_or(TcpError::InvalidHandle)?;
-        self.tcp
-            .listen_map
-            .remove(&(*listener.local.ip(), listener.local.port()));
+        self.tcp.unbind_listener(listener.local);
         // Embryonic and queued connections lose their parent: reset them.
         let keys: Vec<_> = self
             .tcp

@@ -436,7 +436,9 @@ impl Tcb {
             snd_buf: RingBuffer::new(opts.snd_buf),
             rcv_buf: RingBuffer::new(opts.rcv_buf),
             reass: Assembler::with_limit(range_limit(opts.rcv_buf, usize::from(our_mss))),
-            scoreboard: Scoreboard::new(),
+            // A constant: its 256 zero bytes are set where the TCB is built, not built
+            // aside and copied in (callgrind, crr: 11 instructions a connection).
+            scoreboard: const { Scoreboard::new() },
             sent: SentLog::new(record_limit(opts.snd_buf, smss)),
             rack: Rack::new(),
             rtt: RttEstimator::new(config.rto),

@@ -5,7 +5,9 @@
 use super::harness::*;
 use crate::stats::DropReason;
 use crate::tcp::{Events, State, TcpEvent, TcpListenerHandle, TcpSocketRef};
+use crate::wire::Ipv4Addr;
 use crate::StackConfig;
+use core::net::SocketAddrV4;
 
 fn cfg_backlog(syn_backlog: usize) -> StackConfig {
     let mut cfg = StackConfig::default();
@@ -204,4 +206,26 @@ fn closing_a_listener_resets_what_it_did_not_hand_out() {
     rsts.sort();
     assert_eq!(rsts, vec![1001, 1002]);
     assert_eq!(h.stack.tcp_connection_count(), 0);
+}
+
+#[test]
+fn wildcard_and_addressed_listeners_are_both_found() {
+    // While no listener is bound to one address, the lookup by address is skipped: a
+    // wildcard listener answers alone, an addressed one answers while it is bound,
+    // and its port is closed again once it is.
+    let mut h = Harness::new();
+    let any = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9090);
+    h.stack.tcp_listen(any, 4).expect("listen on any address");
+    h.inject(seg! {flags: "S", seq: 7000, sport: 1001, dport: 9090, mss: 1460});
+    expect!(h, flags: "S.", ack: 7001, sport: 9090, dport: 1001);
+    let one = h.listen(4);
+    h.inject(seg! {flags: "S", seq: 7000, sport: 1002, mss: 1460});
+    expect!(h, flags: "S.", ack: 7001, sport: STACK_PORT, dport: 1002);
+    h.stack.tcp_close_listener(one).unwrap();
+    // Its half-open connection is reset with it.
+    expect!(h, flags: "R", dport: 1002);
+    h.inject(seg! {flags: "S", seq: 7000, sport: 1003, mss: 1460});
+    expect!(h, flags: "R.", ack: 7001, sport: STACK_PORT, dport: 1003);
+    h.inject(seg! {flags: "S", seq: 8000, sport: 1004, dport: 9090, mss: 1460});
+    expect!(h, flags: "S.", ack: 8001, sport: 9090, dport: 1004);
 }
