@@ -742,7 +742,7 @@ impl Stack {
 
     /// What [`TcpPathOut::send`] needs of the stack, borrowed whole (for callers that
     /// hold no connection).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "std"))]
     pub(crate) fn tcp_path_out(&mut self) -> TcpPathOut<'_> {
         TcpPathOut {
             path: self.tcp_path.as_ref(),
@@ -1147,243 +1147,253 @@ impl Stack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::Capabilities;
-    use crate::iface::neighbor::NeighborConfig;
     use crate::iface::InterfaceConfig;
-    use crate::link::{self, LinkConfig, LinkEnd};
     use crate::rand::Rand;
-    use crate::wire::seq::SeqNumber;
-    use crate::wire::tcp::{self, Flags, HeaderImage, TcpChecksum, TcpRepr, TcpTimestamp};
     use crate::wire::Ipv4Cidr;
     use crate::StackConfig;
     use alloc::vec::Vec;
 
-    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-    const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
-    const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
+    /// The TCP path template against the general IPv4 output (over the in-memory link,
+    /// which needs `std`).
+    #[cfg(feature = "std")]
+    mod template {
+        use super::*;
+        use crate::device::Capabilities;
+        use crate::iface::neighbor::NeighborConfig;
+        use crate::link::{self, LinkConfig, LinkEnd};
+        use crate::wire::seq::SeqNumber;
+        use crate::wire::tcp::{self, Flags, HeaderImage, TcpChecksum, TcpRepr, TcpTimestamp};
 
-    fn stack(vlan: Option<u16>) -> (Stack, Vec<Port<LinkEnd>>, LinkEnd) {
-        let mut stack = Stack::new(StackConfig::default(), Rand::from_u64(7));
-        let mut iface = InterfaceConfig::new(MAC, Ipv4Cidr::new(SRC, 24).expect("cidr"));
-        iface.vlan = vlan;
-        stack.add_interface(iface).expect("interface");
-        let now = Instant::from_millis(1);
-        stack.ifaces[0]
-            .neighbors
-            .update(DST, PEER_MAC, now, true, |_| {});
-        let config = LinkConfig {
-            mtu: 9000,
-            ..LinkConfig::default()
-        };
-        let (a, b) = link::pair(config);
-        (stack, alloc::vec![Port::new(a)], b)
-    }
+        const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+        const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+        const MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        const PEER_MAC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 
-    /// What flush_tcp sends for `repr` with `payload`, through the template or the general
-    /// path: the result, the frame's bytes and offload request, the identification after,
-    /// and what the transmit counters grew by.
-    type Sent = (
-        Result<(), DropReason>,
-        Option<(Vec<u8>, TxOffload)>,
-        u16,
-        u64,
-        u64,
-    );
-
-    fn send(
-        stack: &mut Stack,
-        ports: &mut [Port<LinkEnd>],
-        repr: &TcpRepr<'_>,
-        payload: &[u8],
-        tso_mss: u16,
-        templated: bool,
-    ) -> Option<Sent> {
-        let now = Instant::from_millis(2);
-        send_at(now, stack, ports, repr, payload, tso_mss, templated)
-    }
-
-    /// [`send`] at `now`.
-    fn send_at(
-        now: Instant,
-        stack: &mut Stack,
-        ports: &mut [Port<LinkEnd>],
-        repr: &TcpRepr<'_>,
-        payload: &[u8],
-        tso_mss: u16,
-        templated: bool,
-    ) -> Option<Sent> {
-        let image = HeaderImage::from_repr(repr);
-        let layout = image.layout_header();
-        let hlen = layout.header_len();
-        let want = L4Offload {
-            proto: Some(L4Proto::Tcp),
-            l4_len: hlen as u16,
-            tso_mss,
-        };
-        let fill = |b: &mut [u8], offloaded: bool| {
-            b[hlen..].copy_from_slice(payload);
-            let csum = if offloaded {
-                TcpChecksum::Offload
-            } else {
-                TcpChecksum::Compute
+        fn stack(vlan: Option<u16>) -> (Stack, Vec<Port<LinkEnd>>, LinkEnd) {
+            let mut stack = Stack::new(StackConfig::default(), Rand::from_u64(7));
+            let mut iface = InterfaceConfig::new(MAC, Ipv4Cidr::new(SRC, 24).expect("cidr"));
+            iface.vlan = vlan;
+            stack.add_interface(iface).expect("interface");
+            let now = Instant::from_millis(1);
+            stack.ifaces[0]
+                .neighbors
+                .update(DST, PEER_MAC, now, true, |_| {});
+            let config = LinkConfig {
+                mtu: 9000,
+                ..LinkConfig::default()
             };
-            let packet = &mut tcp::Packet::new_unchecked(b);
-            image.emit_header_as(layout, packet, payload.len(), SRC, DST, csum);
-        };
-        let ip_len = hlen + payload.len();
-        let before = (stack.stats.ipv4_tx, stack.stats.tx_bytes);
-        let res = if templated {
-            stack
-                .tcp_path_out()
-                .send(now, ports, SRC, DST, ip_len, want, fill)?
-        } else {
-            let mut ip = stack.local_repr(SRC, DST, IpProtocol::Tcp, ip_len);
-            ip.dont_frag = true;
-            let res = stack.output_ipv4_offload(now, ports, ip, want, fill);
-            stack.learn_tcp_path(now, SRC, DST);
-            res
-        };
-        let frame = ports[0]
-            .tx
-            .pop()
-            .map(|f| (f.data().to_vec(), f.tx_offload()));
-        let s = &stack.stats;
-        let counted = (s.ipv4_tx - before.0, s.tx_bytes - before.1);
-        Some((res, frame, stack.ip_ident, counted.0, counted.1))
-    }
+            let (a, b) = link::pair(config);
+            (stack, alloc::vec![Port::new(a)], b)
+        }
 
-    /// The template writes the very frames the general output path writes (bytes,
-    /// offload request, identification, counters), with and without a VLAN tag, for
-    /// every offload, header and size (TSO bursts and packets the MTU refuses
-    /// included: those it leaves to the general path).
-    #[test]
-    fn templated_tcp_output_is_the_general_path() {
-        let payload: Vec<u8> = (0..12_000u32).map(|i| (i * 7 + 3) as u8).collect();
-        let ts = Some(TcpTimestamp {
-            tsval: 0x0102_0304,
-            tsecr: 0xfffe_fdfc,
-        });
-        let sack = [
-            Some((SeqNumber(100), SeqNumber(200))),
-            Some((SeqNumber(300), SeqNumber(0xffff_ff00))),
-            None,
-            None,
-        ];
-        let mut templated = 0;
-        for vlan in [None, Some(42)] {
-            for caps in 0..8u8 {
-                let (mut stack, mut ports, _peer) = stack(vlan);
-                let mut c = Capabilities {
-                    mtu: 1500,
-                    tso_max: if caps & 4 != 0 { 9000 } else { 0 },
-                    ..ports[0].caps
+        /// What flush_tcp sends for `repr` with `payload`, through the template or the general
+        /// path: the result, the frame's bytes and offload request, the identification after,
+        /// and what the transmit counters grew by.
+        type Sent = (
+            Result<(), DropReason>,
+            Option<(Vec<u8>, TxOffload)>,
+            u16,
+            u64,
+            u64,
+        );
+
+        fn send(
+            stack: &mut Stack,
+            ports: &mut [Port<LinkEnd>],
+            repr: &TcpRepr<'_>,
+            payload: &[u8],
+            tso_mss: u16,
+            templated: bool,
+        ) -> Option<Sent> {
+            let now = Instant::from_millis(2);
+            send_at(now, stack, ports, repr, payload, tso_mss, templated)
+        }
+
+        /// [`send`] at `now`.
+        fn send_at(
+            now: Instant,
+            stack: &mut Stack,
+            ports: &mut [Port<LinkEnd>],
+            repr: &TcpRepr<'_>,
+            payload: &[u8],
+            tso_mss: u16,
+            templated: bool,
+        ) -> Option<Sent> {
+            let image = HeaderImage::from_repr(repr);
+            let layout = image.layout_header();
+            let hlen = layout.header_len();
+            let want = L4Offload {
+                proto: Some(L4Proto::Tcp),
+                l4_len: hlen as u16,
+                tso_mss,
+            };
+            let fill = |b: &mut [u8], offloaded: bool| {
+                b[hlen..].copy_from_slice(payload);
+                let csum = if offloaded {
+                    TcpChecksum::Offload
+                } else {
+                    TcpChecksum::Compute
                 };
-                c.tx_checksum.ipv4 = caps & 1 != 0;
-                c.tx_checksum.tcp = caps & 2 != 0;
-                ports[0].set_caps(c);
-                for flags in [
-                    Flags::ACK,
-                    Flags::ACK | Flags::PSH,
-                    Flags::ACK | Flags::FIN,
-                    Flags::SYN,
-                    Flags::SYN | Flags::ACK,
-                    Flags::RST,
-                ] {
-                    for opts in 0..4 {
-                        for (len, tso_mss) in [(0, 0), (1, 0), (64, 0), (1448, 0), (7000, 1448)] {
-                            let mut repr = TcpRepr::bare(
-                                40000,
-                                80,
-                                flags,
-                                SeqNumber(0x8000_0000),
-                                flags.contains(Flags::ACK).then_some(SeqNumber(0x1234)),
-                            );
-                            repr.window_len = 0xfff0;
-                            if opts & 1 != 0 {
-                                repr.timestamp = ts;
-                            }
-                            if opts & 2 != 0 {
-                                repr.sack_ranges = sack;
-                            }
-                            if flags.contains(Flags::SYN) {
-                                repr.max_seg_size = Some(1460);
-                                repr.window_scale = Some(7);
-                                repr.sack_permitted = true;
-                            }
-                            let data = &payload[..len];
-                            stack.ip_ident = 0xfffe;
-                            let general = send(&mut stack, &mut ports, &repr, data, tso_mss, false);
-                            stack.ip_ident = 0xfffe;
-                            match send(&mut stack, &mut ports, &repr, data, tso_mss, true) {
-                                Some(fast) => {
-                                    templated += 1;
-                                    assert_eq!(
-                                        Some(fast),
-                                        general,
-                                        "vlan {vlan:?} caps {caps} {flags:?} opts {opts} len {len}"
-                                    );
+                let packet = &mut tcp::Packet::new_unchecked(b);
+                image.emit_header_as(layout, packet, payload.len(), SRC, DST, csum);
+            };
+            let ip_len = hlen + payload.len();
+            let before = (stack.stats.ipv4_tx, stack.stats.tx_bytes);
+            let res = if templated {
+                stack
+                    .tcp_path_out()
+                    .send(now, ports, SRC, DST, ip_len, want, fill)?
+            } else {
+                let mut ip = stack.local_repr(SRC, DST, IpProtocol::Tcp, ip_len);
+                ip.dont_frag = true;
+                let res = stack.output_ipv4_offload(now, ports, ip, want, fill);
+                stack.learn_tcp_path(now, SRC, DST);
+                res
+            };
+            let frame = ports[0]
+                .tx
+                .pop()
+                .map(|f| (f.data().to_vec(), f.tx_offload()));
+            let s = &stack.stats;
+            let counted = (s.ipv4_tx - before.0, s.tx_bytes - before.1);
+            Some((res, frame, stack.ip_ident, counted.0, counted.1))
+        }
+
+        /// The template writes the very frames the general output path writes (bytes,
+        /// offload request, identification, counters), with and without a VLAN tag, for
+        /// every offload, header and size (TSO bursts and packets the MTU refuses
+        /// included: those it leaves to the general path).
+        #[test]
+        fn templated_tcp_output_is_the_general_path() {
+            let payload: Vec<u8> = (0..12_000u32).map(|i| (i * 7 + 3) as u8).collect();
+            let ts = Some(TcpTimestamp {
+                tsval: 0x0102_0304,
+                tsecr: 0xfffe_fdfc,
+            });
+            let sack = [
+                Some((SeqNumber(100), SeqNumber(200))),
+                Some((SeqNumber(300), SeqNumber(0xffff_ff00))),
+                None,
+                None,
+            ];
+            let mut templated = 0;
+            for vlan in [None, Some(42)] {
+                for caps in 0..8u8 {
+                    let (mut stack, mut ports, _peer) = stack(vlan);
+                    let mut c = Capabilities {
+                        mtu: 1500,
+                        tso_max: if caps & 4 != 0 { 9000 } else { 0 },
+                        ..ports[0].caps
+                    };
+                    c.tx_checksum.ipv4 = caps & 1 != 0;
+                    c.tx_checksum.tcp = caps & 2 != 0;
+                    ports[0].set_caps(c);
+                    for flags in [
+                        Flags::ACK,
+                        Flags::ACK | Flags::PSH,
+                        Flags::ACK | Flags::FIN,
+                        Flags::SYN,
+                        Flags::SYN | Flags::ACK,
+                        Flags::RST,
+                    ] {
+                        for opts in 0..4 {
+                            for (len, tso_mss) in [(0, 0), (1, 0), (64, 0), (1448, 0), (7000, 1448)]
+                            {
+                                let mut repr = TcpRepr::bare(
+                                    40000,
+                                    80,
+                                    flags,
+                                    SeqNumber(0x8000_0000),
+                                    flags.contains(Flags::ACK).then_some(SeqNumber(0x1234)),
+                                );
+                                repr.window_len = 0xfff0;
+                                if opts & 1 != 0 {
+                                    repr.timestamp = ts;
                                 }
-                                None => {
-                                    // Left to the general path: only what it could not
-                                    // send as one frame, with nothing changed.
-                                    assert_eq!(stack.ip_ident, 0xfffe);
-                                    assert!(ports[0].tx.is_empty());
-                                    let (r, ..) = general.expect("general path");
-                                    assert!(
-                                        r.is_err() || len == 7000,
-                                        "vlan {vlan:?} caps {caps} len {len}"
-                                    );
+                                if opts & 2 != 0 {
+                                    repr.sack_ranges = sack;
+                                }
+                                if flags.contains(Flags::SYN) {
+                                    repr.max_seg_size = Some(1460);
+                                    repr.window_scale = Some(7);
+                                    repr.sack_permitted = true;
+                                }
+                                let data = &payload[..len];
+                                stack.ip_ident = 0xfffe;
+                                let general =
+                                    send(&mut stack, &mut ports, &repr, data, tso_mss, false);
+                                stack.ip_ident = 0xfffe;
+                                match send(&mut stack, &mut ports, &repr, data, tso_mss, true) {
+                                    Some(fast) => {
+                                        templated += 1;
+                                        assert_eq!(
+                                            Some(fast),
+                                            general,
+                                            "vlan {vlan:?} caps {caps} {flags:?} opts {opts} len {len}"
+                                        );
+                                    }
+                                    None => {
+                                        // Left to the general path: only what it could not
+                                        // send as one frame, with nothing changed.
+                                        assert_eq!(stack.ip_ident, 0xfffe);
+                                        assert!(ports[0].tx.is_empty());
+                                        let (r, ..) = general.expect("general path");
+                                        assert!(
+                                            r.is_err() || len == 7000,
+                                            "vlan {vlan:?} caps {caps} len {len}"
+                                        );
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
+            assert!(templated > 1000, "{templated}");
         }
-        assert!(templated > 1000, "{templated}");
-    }
 
-    /// The template is left alone when the route table or the neighbour changed, or
-    /// the neighbour's answer expired.
-    #[test]
-    fn template_follows_route_and_neighbour_changes() {
-        let (mut stack, mut ports, _peer) = stack(None);
-        let repr = TcpRepr::bare(1, 2, Flags::ACK, SeqNumber(1), Some(SeqNumber(2)));
-        let (sent, ..) = send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
-        assert_eq!(sent, Ok(()));
-        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
-        let now = Instant::from_millis(3);
-        let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
-        stack.ifaces[0]
-            .neighbors
-            .update(DST, other, now, true, |_| {});
-        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_none());
-        let (_, frame, ..) = send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
-        assert_eq!(frame.expect("frame").0[..6], other.0);
-        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
-        // Reachable until 60 s after the update: then the general path probes.
-        let expired = now + NeighborConfig::default().reachable_time;
-        let (r, p) = (&repr, &mut ports);
-        assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_none());
-        let arp_before = stack.stats.ipv4_tx;
-        let (sent, ..) = send_at(expired, &mut stack, p, r, b"x", 0, false).expect("general");
-        assert_eq!(sent, Ok(()));
-        assert_eq!(stack.stats.ipv4_tx, arp_before + 1);
-        // The ARP probe went out first; the frame compared was the segment.
-        assert_eq!(p[0].tx.len(), 1);
-        p[0].tx.clear();
-        // Stale now, and nothing remembered from the answer that asked for the probe:
-        // the next segment takes the general path, then the template again (a stale
-        // answer holds until it changes).
-        assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_none());
-        let (sent, ..) = send_at(expired, &mut stack, p, r, b"x", 0, false).expect("general");
-        assert_eq!(sent, Ok(()));
-        assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_some());
-        stack
-            .set_default_gateway(Ipv4Addr::new(10, 0, 0, 254))
-            .expect("gateway");
-        assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_none());
+        /// The template is left alone when the route table or the neighbour changed, or
+        /// the neighbour's answer expired.
+        #[test]
+        fn template_follows_route_and_neighbour_changes() {
+            let (mut stack, mut ports, _peer) = stack(None);
+            let repr = TcpRepr::bare(1, 2, Flags::ACK, SeqNumber(1), Some(SeqNumber(2)));
+            let (sent, ..) = send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
+            assert_eq!(sent, Ok(()));
+            assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
+            let now = Instant::from_millis(3);
+            let other = EthernetAddress([2, 0, 0, 0, 0, 9]);
+            stack.ifaces[0]
+                .neighbors
+                .update(DST, other, now, true, |_| {});
+            assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_none());
+            let (_, frame, ..) =
+                send(&mut stack, &mut ports, &repr, b"x", 0, false).expect("general");
+            assert_eq!(frame.expect("frame").0[..6], other.0);
+            assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_some());
+            // Reachable until 60 s after the update: then the general path probes.
+            let expired = now + NeighborConfig::default().reachable_time;
+            let (r, p) = (&repr, &mut ports);
+            assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_none());
+            let arp_before = stack.stats.ipv4_tx;
+            let (sent, ..) = send_at(expired, &mut stack, p, r, b"x", 0, false).expect("general");
+            assert_eq!(sent, Ok(()));
+            assert_eq!(stack.stats.ipv4_tx, arp_before + 1);
+            // The ARP probe went out first; the frame compared was the segment.
+            assert_eq!(p[0].tx.len(), 1);
+            p[0].tx.clear();
+            // Stale now, and nothing remembered from the answer that asked for the probe:
+            // the next segment takes the general path, then the template again (a stale
+            // answer holds until it changes).
+            assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_none());
+            let (sent, ..) = send_at(expired, &mut stack, p, r, b"x", 0, false).expect("general");
+            assert_eq!(sent, Ok(()));
+            assert!(send_at(expired, &mut stack, p, r, b"x", 0, true).is_some());
+            stack
+                .set_default_gateway(Ipv4Addr::new(10, 0, 0, 254))
+                .expect("gateway");
+            assert!(send(&mut stack, &mut ports, &repr, b"x", 0, true).is_none());
+        }
     }
 
     /// The unicast TCP input fast path against the general input path.

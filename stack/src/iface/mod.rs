@@ -299,7 +299,7 @@ impl<D: Device> Port<D> {
 
     /// Replace the capabilities (tests that try other offloads on the same device),
     /// and what is derived from them.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "std"))]
     pub(crate) fn set_caps(&mut self, caps: Capabilities) {
         self.caps = caps;
         self.limits = PortLimits::of(&caps);
