@@ -73,7 +73,7 @@ impl<T> Slab<T> {
         let Some(slot) = self.vacant() else {
             return Err(value);
         };
-        Ok(self.fill(slot, || value))
+        Ok(self.fill(slot, || value).0)
     }
 
     /// Store the value `make` builds, if the slab has room (`None` when at its limit,
@@ -83,6 +83,13 @@ impl<T> Slab<T> {
     /// its slot (an old slot) or with it (a new one), and moved nowhere else.
     #[inline]
     pub fn insert_with(&mut self, make: impl FnOnce() -> T) -> Option<SlabKey> {
+        self.insert_with_mut(make).map(|(key, _)| key)
+    }
+
+    /// [`insert_with`](Self::insert_with), with the value where it now lies: a caller
+    /// that goes on to set it up needs no lookup by its key.
+    #[inline]
+    pub fn insert_with_mut(&mut self, make: impl FnOnce() -> T) -> Option<(SlabKey, &mut T)> {
         let slot = self.vacant()?;
         Some(self.fill(slot, make))
     }
@@ -108,7 +115,7 @@ impl<T> Slab<T> {
     /// added by `resize_with`, which writes its generation and tag where it goes;
     /// `push` built the whole entry aside and copied all of it, the value's bytes too.
     #[inline(always)]
-    fn fill(&mut self, slot: Vacant, make: impl FnOnce() -> T) -> SlabKey {
+    fn fill(&mut self, slot: Vacant, make: impl FnOnce() -> T) -> (SlabKey, &mut T) {
         self.len += 1;
         let index = match slot {
             Vacant::Free(index) => index,
@@ -121,11 +128,11 @@ impl<T> Slab<T> {
             }
         };
         let e = &mut self.entries[index as usize];
-        e.value = Some(make());
-        SlabKey {
+        let key = SlabKey {
             index,
             generation: e.generation,
-        }
+        };
+        (key, e.value.insert(make()))
     }
 
     /// The value behind `key`, if it is still live.

@@ -16,7 +16,7 @@ use crate::tcp::input::{InputOutcome, TcpDrop};
 use crate::tcp::output::OutSegment;
 use crate::tcp::syncookie::CookieOptions;
 use crate::tcp::tcb::{OpenParams, State, Tcb};
-use crate::tcp::{Conn, FourTuple};
+use crate::tcp::{Conn, FourTuple, TcpTable};
 use crate::time::Instant;
 use crate::wire::seq::SeqNumber;
 use crate::wire::tcp::{self, Flags, HeaderLayout, TcpChecksum, TcpRepr, TcpTimestamp};
@@ -220,13 +220,14 @@ impl Stack {
             ts_offset,
             our_mss,
         };
-        let config = self.tcp.config.tcb;
         let tcp = &mut self.tcp;
+        // Read where it lies, not copied aside first: the TCB takes its own copy.
+        let config = &tcp.config.tcb;
         // Held throughout (the table's parts are borrowed apart): one lookup.
         let listener = tcp.listeners.get_mut(lk)?;
-        let opts = listener.opts;
-        let made = tcp.conns.insert_with(|| Conn {
-            tcb: Tcb::new(now, open, config, opts),
+        let opts = &listener.opts;
+        let made = tcp.conns.insert_with_mut(|| Conn {
+            tcb: Tcb::new(now, open, *config, *opts),
             owned: false,
             listener: Some(lk),
             queued: false,
@@ -236,20 +237,15 @@ impl Stack {
             dirty: true,
             evented: false,
         });
-        let Some(key) = made else {
+        let Some((key, conn)) = made else {
             self.stats.drop(DropReason::TcpTooManyConnections);
             return None;
         };
         tcp.dirty.push(key);
-        // Set up where it lies (a TCB is too big to build aside and move in), with one
-        // lookup for all of it.
-        let tcb = &mut tcp.conns.get_mut(key)?.tcb;
-        // `TcpTable::supply_log`, with the lookup made here.
-        if tcb.sent.capacity() == 0 {
-            if let Some(mut spare) = tcp.spare_logs.pop() {
-                spare.pass_storage(&mut tcb.sent);
-            }
-        }
+        // Set up where it lies (a TCB is too big to build aside and move in), with no
+        // lookup: the slab handed it back.
+        let tcb = &mut conn.tcb;
+        TcpTable::supply_log(&mut tcp.spare_logs, &mut tcb.sent);
         tcb.passive = true;
         match cookie {
             None => {

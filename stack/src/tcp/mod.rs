@@ -293,6 +293,12 @@ pub(crate) struct TcpTable {
     /// [`bind_listener`](Self::bind_listener) and
     /// [`unbind_listener`](Self::unbind_listener), the only writers of the map.
     addr_listeners: usize,
+    /// The one listener of `listen_map`, with its address, while it holds exactly one
+    /// (a server's usual case): a segment's listener is then that one or none, found by
+    /// a compare rather than a hash and a probe. Kept by
+    /// [`bind_listener`](Self::bind_listener) and
+    /// [`unbind_listener`](Self::unbind_listener).
+    sole_listener: Option<(SocketAddrV4, SlabKey)>,
     pub wheel: TimerWheel<SlabKey>,
     /// The output list: connections with something to send or to settle, in the
     /// order they were touched. The output pass walks it (entries added meanwhile
@@ -343,11 +349,38 @@ fn schedule(wheel: &mut TimerWheel<SlabKey>, key: SlabKey, c: &mut Conn) -> bool
         let Some(d) = c.tcb.next_deadline() else {
             return false;
         };
-        d
+        handshake_wake(&c.tcb, d)
+            .filter(|&early| wheel.after_current_tick(early))
+            .unwrap_or(d)
     };
     c.wheel_at = Some(d);
     wheel.schedule(key, d);
     stale
+}
+
+/// An earlier first wake than the connection's earliest deadline `d`, during a
+/// handshake: its SYN (or SYN-ACK) waits out the initial RTO (1 s), and it is woken
+/// one minimum RTO after that segment went out instead (if that is earlier). That is
+/// no later than any retransmission timer armed from then on (each is at least the
+/// minimum RTO after the instant it is armed): when the handshake completes and the
+/// data's timer replaces the SYN's, as it does at once in nearly every connection,
+/// the wheel's entry already covers it, where waiting for `d` would take a second
+/// entry (and a second schedule) for the earlier deadline.
+///
+/// The wheel's entries are hints (see [`timer`]): an early wake fires nothing (each
+/// timer is checked against the clock) and re-arms for the deadline then, which a
+/// handshake slower than the minimum RTO pays once: the caller takes the early wake
+/// only while it lies beyond the wheel's current tick, which it no longer does once
+/// it woke the connection (else that would be woken again at once).
+#[inline]
+fn handshake_wake(tcb: &Tcb, d: Instant) -> Option<Instant> {
+    if !matches!(tcb.state, State::SynSent | State::SynReceived) || tcb.retransmits != 0 {
+        return None;
+    }
+    // The estimator's floor: `min`, brought down to `max` as it does.
+    let rto = tcb.config.rto;
+    let early = tcb.last_send + rto.min.min(rto.max);
+    (early < d).then_some(early)
 }
 
 /// [`TcpTable::settle`]'s common case, for a connection at hand (`key`; the table's
@@ -392,6 +425,7 @@ impl TcpTable {
             listeners: Slab::new(config.max_listeners),
             listen_map: crate::new_map(rand.next_u64()),
             addr_listeners: 0,
+            sole_listener: None,
             wheel: TimerWheel::new(config.timer_tick, 4096, now),
             dirty: Vec::new(),
             ack_next: Vec::new(),
@@ -428,6 +462,11 @@ impl TcpTable {
 
     /// The listener for a segment to `local`: bound to that address, or to any.
     pub fn find_listener(&self, local: SocketAddrV4) -> Option<SlabKey> {
+        if let Some((at, key)) = self.sole_listener {
+            // What the lookups below would answer with one listener in the map.
+            let ip_ok = at.ip().is_unspecified() || at.ip() == local.ip();
+            return (at.port() == local.port() && ip_ok).then_some(key);
+        }
         let bound = if self.addr_listeners == 0 {
             // No listener is bound to one address: that lookup would miss.
             None
@@ -449,6 +488,7 @@ impl TcpTable {
         {
             self.addr_listeners += 1;
         }
+        self.note_sole_listener();
     }
 
     /// Unmap the listener bound to `local`.
@@ -461,15 +501,28 @@ impl TcpTable {
         {
             self.addr_listeners -= 1;
         }
+        self.note_sole_listener();
     }
 
-    /// Give a new connection the sent-log storage of a finished one, if one is spare.
-    pub fn supply_log(&mut self, key: SlabKey) {
-        if let Some(c) = self.conns.get_mut(key) {
-            if c.tcb.sent.capacity() == 0 {
-                if let Some(mut spare) = self.spare_logs.pop() {
-                    spare.pass_storage(&mut c.tcb.sent);
-                }
+    /// Work out [`sole_listener`](Self::sole_listener) again after `listen_map` changed.
+    fn note_sole_listener(&mut self) {
+        self.sole_listener = if self.listen_map.len() == 1 {
+            self.listen_map
+                .iter()
+                .next()
+                .map(|(&(ip, port), &key)| (SocketAddrV4::new(ip, port), key))
+        } else {
+            None
+        };
+    }
+
+    /// Give a new connection's `log` the storage of a finished one, if one is spare
+    /// (the table's `spare_logs`, passed apart: the caller holds the connection).
+    #[inline]
+    pub fn supply_log(spare_logs: &mut Vec<sent::SentLog>, log: &mut sent::SentLog) {
+        if log.capacity() == 0 {
+            if let Some(mut spare) = spare_logs.pop() {
+                spare.pass_storage(log);
             }
         }
     }

@@ -9,7 +9,9 @@ use crate::socket::Slab;
 use crate::tcp::cc::{CcAlgorithm, CongestionControl};
 use crate::tcp::listen::Listener;
 use crate::tcp::tcb::{ConnError, Keepalive, OpenParams, State, Tcb, TcpSocketOptions};
-use crate::tcp::{Conn, Events, FourTuple, TcpEvent, TcpHandle, TcpListenerHandle, TcpSocketRef};
+use crate::tcp::{
+    Conn, Events, FourTuple, TcpEvent, TcpHandle, TcpListenerHandle, TcpSocketRef, TcpTable,
+};
 use crate::time::Duration;
 use crate::wire::Ipv4Addr;
 use crate::Stack;
@@ -270,7 +272,8 @@ impl Stack {
             our_mss,
         };
         let tcp = &mut self.tcp;
-        let config = tcp.config.tcb;
+        // Read where it lies, not copied aside first: the TCB takes its own copy.
+        let config = &tcp.config.tcb;
         // One lookup of the tuple, to see that it is free and then to take it.
         let hashbrown::hash_map::Entry::Vacant(tuple) =
             tcp.demux.entry(FourTuple::new(local, remote))
@@ -278,10 +281,10 @@ impl Stack {
             return Err(TcpError::AddrInUse);
         };
         // Built where it will live: a TCB is too big to build aside and move in.
-        let key = tcp
+        let (key, conn) = tcp
             .conns
-            .insert_with(|| {
-                let mut tcb = Tcb::new(now, open, config, opts);
+            .insert_with_mut(|| {
+                let mut tcb = Tcb::new(now, open, *config, opts);
                 tcb.set_state(State::SynSent);
                 Conn {
                     tcb,
@@ -296,7 +299,8 @@ impl Stack {
             })
             .ok_or(TcpError::TooManyConnections)?;
         tuple.insert(key);
-        tcp.supply_log(key);
+        // No lookup: the slab handed the connection back.
+        TcpTable::supply_log(&mut tcp.spare_logs, &mut conn.tcb.sent);
         tcp.dirty.push(key);
         self.stats.tcp_active_opens += 1;
         Ok(TcpHandle(key))

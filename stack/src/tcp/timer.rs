@@ -173,6 +173,13 @@ impl<K: Copy + Eq> TimerWheel<K> {
         self.quiet_until = self.next_due.min(self.cursor_end);
     }
 
+    /// `at` lies in a tick after the current one (that of the last poll, or later):
+    /// an entry scheduled for it is not handed out by a poll at the current instant.
+    #[inline]
+    pub fn after_current_tick(&self, at: Instant) -> bool {
+        at >= self.cursor_end
+    }
+
     /// Entries scheduled and not yet handed out by [`poll`](Self::poll), stale ones
     /// included.
     pub fn len(&self) -> usize {
