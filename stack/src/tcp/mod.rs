@@ -377,10 +377,11 @@ fn handshake_wake(tcb: &Tcb, d: Instant) -> Option<Instant> {
     if !matches!(tcb.state, State::SynSent | State::SynReceived) || tcb.retransmits != 0 {
         return None;
     }
-    // The estimator's floor: `min`, brought down to `max` as it does.
-    let rto = tcb.config.rto;
-    let early = tcb.last_send + rto.min.min(rto.max);
-    (early < d).then_some(early)
+    let early = tcb
+        .last_send
+        .total_micros()
+        .saturating_add(tcb.rtt.min_rto_micros());
+    (early < d.total_micros()).then_some(Instant::from_micros(early))
 }
 
 /// [`TcpTable::settle`]'s common case, for a connection at hand (`key`; the table's

@@ -174,6 +174,13 @@ impl RttEstimator {
         rto.min(max)
     }
 
+    /// The least RTO this estimator gives, backoff or not (its configured minimum,
+    /// brought down to the maximum), in microseconds.
+    #[inline]
+    pub fn min_rto_micros(&self) -> u64 {
+        self.min_us
+    }
+
     /// The smallest RTT seen, in microseconds, once a sample was taken.
     #[inline]
     pub fn min_rtt_micros(&self) -> Option<u64> {

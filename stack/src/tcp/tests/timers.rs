@@ -145,3 +145,40 @@ fn syn_ack_timestamp_gives_a_sample_even_after_a_retransmission() {
     let info = h.stack.tcp_info(c).unwrap();
     assert_eq!(info.srtt, Some(ms(50)));
 }
+
+#[test]
+fn a_handshake_is_woken_one_minimum_rto_after_its_syn() {
+    // The SYN's RTO is the initial 1 s, but the wheel wakes the connection one minimum
+    // RTO (200 ms) after the SYN: the data's RTO, armed once the handshake is done, is
+    // no earlier, so it takes no entry of its own.
+    let mut h = Harness::new();
+    let c = h.connect();
+    let syn = expect!(h, flags: "S", seq: 0);
+    assert_eq!(h.stack.tcp.wheel.len(), 1);
+    assert_eq!(h.stack.poll_at(), Some(syn.at + ms(200)));
+    h.inject(seg! {flags: "S.", seq: 3000, ack: 1, win: 1000, mss: 1400, ts: (42, syn.tsval())});
+    expect!(h, flags: ".", seq: 1, ack: 3001);
+    h.stack.tcp_send(c, b"hello").unwrap();
+    let data = expect!(h, flags: "P.", seq: 1, ack: 3001);
+    assert_eq!(data.data, b"hello");
+    assert_eq!(h.stack.tcp.wheel.len(), 1, "the data's RTO took no entry");
+    // The early wake fires nothing; the RTO still fires at its own deadline (the RTT
+    // sample was 0: the minimum RTO after the data).
+    let waited = h.advance_until_sent(secs(1));
+    assert_eq!(waited, ms(200));
+    expect!(h, flags: "P.", seq: 1, ack: 3001);
+}
+
+#[test]
+fn a_slow_handshake_is_woken_early_once_and_its_syn_retransmitted_on_time() {
+    let mut h = Harness::new();
+    h.connect();
+    let syn = expect!(h, flags: "S", seq: 0);
+    h.advance(ms(200));
+    h.expect_none();
+    // Woken early, nothing due: woken next at the SYN's own deadline.
+    assert_eq!(h.stack.poll_at(), Some(syn.at + secs(1)));
+    h.advance_until_sent(secs(1));
+    let again = expect!(h, flags: "S", seq: 0);
+    assert_eq!(again.at - syn.at, secs(1));
+}
