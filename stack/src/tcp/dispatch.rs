@@ -282,10 +282,12 @@ impl Stack {
                 tcb.set_state(State::SynReceived);
             }
         }
-        tcp.demux.insert(FourTuple::new(local, remote), key);
-        // The tuple was free (or its old connection just removed), so the memo cannot
-        // name it; forgotten all the same, so that it never could.
-        tcp.demux_last = None;
+        let tuple = FourTuple::new(local, remote);
+        tcp.demux.insert(tuple, key);
+        // The memo names the new connection: the peer's next segment (the handshake's
+        // ACK) is for it, and finds it without a hash and a probe. It holds what
+        // `demux` maps the tuple to, as the memo must.
+        tcp.demux_last = Some((tuple, key));
         listener.embryonic += 1;
         self.stats.tcp_passive_opens += 1;
         Some(key)

@@ -279,10 +279,11 @@ pub(crate) struct TcpTable {
     pub config: TcpConfig,
     pub conns: Slab<Conn>,
     pub demux: HashMap<FourTuple, SlabKey>,
-    /// The last tuple [`lookup`](Self::lookup) found in `demux`, and its connection:
-    /// a segment is most often for the connection the one before was for, and the
-    /// compare spares the hash and the probe. Always what `demux` maps that tuple to:
-    /// entries are only ever added for tuples absent from the map, and
+    /// The last tuple [`lookup`](Self::lookup) found in `demux`, or the last one a
+    /// listener's new connection took, and its connection: a segment is most often for
+    /// the connection the one before was for (or, after a SYN, the one it made), and
+    /// the compare spares the hash and the probe. Always what `demux` maps that tuple
+    /// to: entries are only ever added for tuples absent from the map, and
     /// [`remove`](Self::remove), the only place one leaves it, forgets the memo.
     pub demux_last: Option<(FourTuple, SlabKey)>,
     pub listeners: Slab<Listener>,
