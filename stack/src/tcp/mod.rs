@@ -591,19 +591,15 @@ impl TcpTable {
     /// After anything touched a connection: free it if it is done and nobody holds
     /// it, hand it to its listener's accept queue once established, and (re)arm its
     /// timer.
+    ///
+    /// The output pass, its caller, settles a connection neither finished nor waiting
+    /// for accept with [`settle_live`] and calls this only for the others, so the
+    /// common case is not asked about again here: for such a connection, what follows
+    /// does what `settle_live` does (its events and its timer) and no more.
     pub fn settle(&mut self, key: SlabKey) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
-        // The common case, after every segment in or out of a connection that is
-        // neither finished nor waiting for accept: its events and its timer, with one
-        // lookup.
-        if let Some(stale) = settle_live(&mut self.wheel, &mut self.evented, key, c) {
-            if stale {
-                self.purge_stale_timers();
-            }
-            return;
-        }
         if c.tcb.state == State::Closed && !c.owned {
             self.remove(key);
             return;
