@@ -221,13 +221,14 @@ impl Stack {
             our_mss,
         };
         let tcp = &mut self.tcp;
+        let rtt = tcp.new_rtt();
         // Read where it lies, not copied aside first: the TCB takes its own copy.
         let config = &tcp.config.tcb;
         // Held throughout (the table's parts are borrowed apart): one lookup.
         let listener = tcp.listeners.get_mut(lk)?;
         let opts = &listener.opts;
         let made = tcp.conns.insert_with_mut(|| Conn {
-            tcb: Tcb::new(now, open, *config, *opts),
+            tcb: Tcb::with_rtt(now, open, *config, *opts, rtt),
             owned: false,
             listener: Some(lk),
             queued: false,

@@ -321,6 +321,8 @@ pub(crate) struct TcpTable {
     /// Sent-log storage of finished connections, for new ones (see
     /// [`sent::SentLog::pass_storage`]).
     pub spare_logs: Vec<sent::SentLog>,
+    /// A new connection's RTT estimator, made once (see [`Self::new_rtt`]).
+    rtt_template: rtt::RttEstimator,
 }
 
 /// Schedule the connection's earliest deadline in the wheel if it is earlier than the
@@ -438,7 +440,20 @@ impl TcpTable {
             overflows: 0,
             bufs: buffer::BufferCache::new(BUF_CACHE_BUFFERS, BUF_CACHE_MAX_LEN),
             spare_logs: Vec::new(),
+            rtt_template: rtt::RttEstimator::new(config.tcb.rto),
             config,
+        }
+    }
+
+    /// The RTT estimator a new connection starts with: `RttEstimator::new` of the
+    /// configuration's RTO bounds, copied from the one made when the table was (unless
+    /// the configuration changed since).
+    #[inline]
+    pub fn new_rtt(&self) -> rtt::RttEstimator {
+        if self.rtt_template.config() == self.config.tcb.rto {
+            self.rtt_template.clone()
+        } else {
+            rtt::RttEstimator::new(self.config.tcb.rto)
         }
     }
 

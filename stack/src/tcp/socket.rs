@@ -272,6 +272,7 @@ impl Stack {
             our_mss,
         };
         let tcp = &mut self.tcp;
+        let rtt = tcp.new_rtt();
         // Read where it lies, not copied aside first: the TCB takes its own copy.
         let config = &tcp.config.tcb;
         // One lookup of the tuple, to see that it is free and then to take it.
@@ -284,7 +285,7 @@ impl Stack {
         let (key, conn) = tcp
             .conns
             .insert_with_mut(|| {
-                let mut tcb = Tcb::new(now, open, *config, opts);
+                let mut tcb = Tcb::with_rtt(now, open, *config, opts, rtt);
                 tcb.set_state(State::SynSent);
                 Conn {
                     tcb,

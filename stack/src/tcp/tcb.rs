@@ -391,6 +391,20 @@ impl Tcb {
     /// A TCB with buffers and estimators ready; the caller sets the state.
     #[inline(always)]
     pub fn new(now: Instant, open: OpenParams, config: TcbConfig, opts: TcpSocketOptions) -> Tcb {
+        Tcb::with_rtt(now, open, config, opts, RttEstimator::new(config.rto))
+    }
+
+    /// [`new`](Self::new) with `rtt`, an estimator as `RttEstimator::new(config.rto)`
+    /// makes it: the stack keeps one made, and each connection starts from a copy
+    /// rather than working its bounds out from the configuration's durations again.
+    #[inline(always)]
+    pub(crate) fn with_rtt(
+        now: Instant,
+        open: OpenParams,
+        config: TcbConfig,
+        opts: TcpSocketOptions,
+        rtt: RttEstimator,
+    ) -> Tcb {
         let OpenParams {
             local,
             remote,
@@ -441,7 +455,7 @@ impl Tcb {
             scoreboard: const { Scoreboard::new() },
             sent: SentLog::new(record_limit(opts.snd_buf, smss)),
             rack: Rack::new(),
-            rtt: RttEstimator::new(config.rto),
+            rtt,
             rtt_probe: None,
             cc: Cc::new(opts.cc, smss, now),
             round_end: iss,
