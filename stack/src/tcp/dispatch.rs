@@ -311,13 +311,18 @@ impl Stack {
 
     /// The MSS to advertise toward `dst`: the outgoing interface's MTU less 40.
     pub(crate) fn mss_for(&self, dst: Ipv4Addr) -> u16 {
+        // The output path's memo first: it names the interface the table's route to
+        // `dst` takes (and one that exists), as the scan below would find it; a
+        // connection's peer is usually where the stack sent last.
+        let iface = match self.route_memo.get(dst, self.routes.generation()) {
+            Some(hop) => Some(hop.iface),
+            None => self.routes.lookup(dst).map(|r| r.iface),
+        };
         // Before the first poll the device's MTU is not known yet: assume Ethernet's.
-        let mtu = self
-            .routes
-            .lookup(dst)
-            .and_then(|r| {
-                let dev = self.port_limits.get(r.iface).map_or(1500, |p| p.mtu);
-                let cfg = self.ifaces.get(r.iface)?.mtu;
+        let mtu = iface
+            .and_then(|i| {
+                let dev = self.port_limits.get(i).map_or(1500, |p| p.mtu);
+                let cfg = self.ifaces.get(i)?.mtu;
                 Some(cfg.map_or(dev, |m| m.min(dev)))
             })
             .unwrap_or(576);
