@@ -361,3 +361,23 @@ fn fin_completing_the_handshake_goes_to_close_wait() {
     let mut buf = [0u8; 4];
     assert_eq!(h.stack.tcp_recv(c, &mut buf), Ok(0));
 }
+
+#[test]
+fn the_mss_offered_is_the_same_with_the_route_memo_or_without() {
+    // `mss_for` takes the interface from the output path's route memo when it holds
+    // the peer: that must be what the route table's scan answers.
+    let mut h = Harness::new();
+    h.connect();
+    expect!(h, flags: "S", seq: 0, mss: 1460);
+    let gen = h.stack.routes.generation();
+    assert!(
+        h.stack.route_memo.get(PEER_IP, gen).is_some(),
+        "the SYN filled the memo"
+    );
+    let elsewhere = crate::wire::Ipv4Addr::new(192, 0, 2, 1);
+    let with_memo = (h.stack.mss_for(PEER_IP), h.stack.mss_for(elsewhere));
+    h.stack.route_memo = Default::default();
+    let without = (h.stack.mss_for(PEER_IP), h.stack.mss_for(elsewhere));
+    assert_eq!(with_memo, without);
+    assert_eq!(with_memo.0, 1460);
+}
