@@ -371,7 +371,6 @@ impl Stack {
     /// Read received data into `buf`. `Ok(0)` means the peer closed its side (EOF).
     pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
-        let before_wnd = c.tcb.rcv_wnd();
         let n = c.tcb.rcv_buf.dequeue_slice(buf);
         if n == 0 {
             if let Some(e) = c.tcb.error {
@@ -389,10 +388,15 @@ impl Stack {
         // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: announce the reopened window only
         // once it grew by min(half the buffer, one MSS).
         let tcb = &mut c.tcb;
+        let wnd = tcb.rcv_wnd();
+        // The window before the read, worked out after it: the free space was `n`
+        // bytes less, under the same bound, which `wnd` is when it holds. Nothing is
+        // kept across the copy.
+        let before_wnd = (tcb.rcv_buf.window() - n).min(wnd as usize) as u32;
         let edge = (tcb.rcv_adv - tcb.rcv_nxt).max(0) as u32;
-        let grown = tcb.rcv_wnd().saturating_sub(edge);
+        let grown = wnd.saturating_sub(edge);
         let threshold = (tcb.rcv_buf.capacity() as u32 / 2).min(tcb.smss);
-        if tcb.state.can_receive() && grown >= threshold && tcb.rcv_wnd() > before_wnd {
+        if tcb.state.can_receive() && grown >= threshold && wnd > before_wnd {
             tcb.owed.window_update = true;
             self.tcp.mark_dirty(h.0);
         }
