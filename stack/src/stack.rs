@@ -303,13 +303,16 @@ impl Stack {
         let mut result = PollResult::default();
         let n = ports.len().min(self.ifaces.len());
         self.now = now;
-        if self.port_limits.len() != n {
-            self.port_limits.resize(n, PortLimits::default());
-        }
         // Read every poll: the caller may hand other ports than last time. Each port
         // worked its limits out when it was made, so this is a copy.
-        for (seen, p) in self.port_limits.iter_mut().zip(&ports[..n]) {
-            *seen = p.limits;
+        if let ([seen], [port]) = (&mut self.port_limits[..], &ports[..n]) {
+            // One interface, as last time: no loop.
+            *seen = port.limits;
+        } else {
+            self.port_limits.resize(n, PortLimits::default());
+            for (seen, p) in self.port_limits.iter_mut().zip(&ports[..n]) {
+                *seen = p.limits;
+            }
         }
         if self.unannounced {
             self.unannounced = false;
