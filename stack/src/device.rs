@@ -589,6 +589,18 @@ impl Frame for HeapFrame {
             b.end = b.start + len;
         }
     }
+    /// The data's extent, as `data().len()` but without slicing the buffer (and so
+    /// without its bounds checks): `start <= end <= buf.len()` always holds.
+    #[inline]
+    fn len(&self) -> usize {
+        let b = self.b();
+        b.end - b.start
+    }
+    #[inline]
+    fn is_empty(&self) -> bool {
+        let b = self.b();
+        b.end == b.start
+    }
     #[inline]
     fn rx_meta(&self) -> RxMeta {
         self.b().meta.rx()

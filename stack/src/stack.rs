@@ -303,13 +303,16 @@ impl Stack {
         let mut result = PollResult::default();
         let n = ports.len().min(self.ifaces.len());
         self.now = now;
-        if self.port_limits.len() != n {
-            self.port_limits.resize(n, PortLimits::default());
-        }
         // Read every poll: the caller may hand other ports than last time. Each port
         // worked its limits out when it was made, so this is a copy.
-        for (seen, p) in self.port_limits.iter_mut().zip(&ports[..n]) {
-            *seen = p.limits;
+        if let ([seen], [port]) = (&mut self.port_limits[..], &ports[..n]) {
+            // One interface, as last time: no loop.
+            *seen = port.limits;
+        } else {
+            self.port_limits.resize(n, PortLimits::default());
+            for (seen, p) in self.port_limits.iter_mut().zip(&ports[..n]) {
+                *seen = p.limits;
+            }
         }
         if self.unannounced {
             self.unannounced = false;
@@ -325,26 +328,13 @@ impl Stack {
         if !self.tcp.ack_next.is_empty() {
             self.release_deferred_acks();
         }
-        for i in 0..n {
-            let port = &mut ports[i];
-            port.dev.rx_burst(port.queue, &mut port.rx, port.burst);
-            if port.rx.is_empty() {
-                continue;
-            }
-            // Out of the port while its frames are processed, which may send on it.
-            let mut rx = core::mem::take(&mut port.rx);
-            result.rx_frames += rx.len();
-            for frame in rx.iter() {
-                self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
-            }
-            // The burst goes back whole: the device may reuse the buffers.
-            ports[i].dev.recycle(&mut rx);
-            let placeholder = core::mem::replace(&mut ports[i].rx, rx);
-            // What `take` left: with no capacity it holds no frame and no allocation,
-            // so it needs no drop (whose walk over its frames the compiler cannot
-            // rule out). Anything else is dropped as usual.
-            if placeholder.capacity() == 0 {
-                core::mem::forget(placeholder);
+        if let [_] = ports[..n] {
+            // One interface (the common host): no loop, so nothing of the input path
+            // is set up ahead of one for the polls that receive nothing.
+            result.rx_frames += self.receive_port(now, ports, 0);
+        } else {
+            for i in 0..n {
+                result.rx_frames += self.receive_port(now, ports, i);
             }
         }
         self.run_timers(now, ports);
@@ -357,10 +347,41 @@ impl Stack {
         if !self.icmp.dirty.is_empty() {
             self.flush_icmp(now, ports);
         }
-        for port in &mut ports[..n] {
+        if let [port] = &mut ports[..n] {
+            // One interface: no loop (see the receive above).
             result.tx_frames += self.flush_port(port);
+        } else {
+            for port in &mut ports[..n] {
+                result.tx_frames += self.flush_port(port);
+            }
         }
         result
+    }
+
+    /// Receive one burst on port `i` and process it; returns how many frames it had.
+    #[inline(always)]
+    fn receive_port<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>], i: usize) -> usize {
+        let port = &mut ports[i];
+        port.dev.rx_burst(port.queue, &mut port.rx, port.burst);
+        if port.rx.is_empty() {
+            return 0;
+        }
+        // Out of the port while its frames are processed, which may send on it.
+        let mut rx = core::mem::take(&mut port.rx);
+        let got = rx.len();
+        for frame in rx.iter() {
+            self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
+        }
+        // The burst goes back whole: the device may reuse the buffers.
+        ports[i].dev.recycle(&mut rx);
+        let placeholder = core::mem::replace(&mut ports[i].rx, rx);
+        // What `take` left: with no capacity it holds no frame and no allocation, so it
+        // needs no drop (whose walk over its frames the compiler cannot rule out).
+        // Anything else is dropped as usual.
+        if placeholder.capacity() == 0 {
+            core::mem::forget(placeholder);
+        }
+        got
     }
 
     /// When the stack's timers next need a poll (if no frame arrives first); `None`

@@ -435,21 +435,26 @@ fn push_admitted(ring: &Channel, tx: &mut TxRing, frame: HeapFrame) {
 
 /// Frames off an untimed ring, in order, into `out` until `n` (those already in `out`
 /// this burst) reaches `max`; returns the new `n`.
+///
+/// Counts what the ring holds first (one load of the producer's index), then pops
+/// that many, each found by the consumer's cached view of that index: popping until
+/// the ring says it is empty would load the index once more, after the last frame.
 #[inline(always)]
 fn pop_frames(
     ring: &mut Consumer<HeapFrame>,
     out: &mut Vec<HeapFrame>,
     max: usize,
-    mut n: usize,
+    n: usize,
 ) -> usize {
-    while n < max {
-        match ring.pop() {
-            Ok(frame) => out.push(frame),
-            Err(_) => break,
-        }
-        n += 1;
+    let ready = ring.slots().min(max.saturating_sub(n));
+    let mut got = 0;
+    while got < ready {
+        // Never empty here: the only consumer counted these frames on the ring.
+        let Ok(frame) = ring.pop() else { break };
+        out.push(frame);
+        got += 1;
     }
-    n
+    n + got
 }
 
 /// A test's choice of frames to drop: called with each frame an end sends, before any
@@ -896,6 +901,22 @@ impl Device for LinkEnd {
             return self.transmit_impaired(frames);
         }
         // Fast path: no per-frame decision, no capture, one slot per frame.
+        let (max_frame, offload) = (self.max_frame, self.offload_max_frame);
+        if frames.len() == 1 {
+            // A burst of one (request/response traffic sends each segment alone): no
+            // drain to set up and tear down, no batch arithmetic.
+            if self.emitter.room(1) == 0 {
+                self.emitter.ring.tx.ring_full.fetch_add(1, Relaxed);
+                return 0;
+            }
+            self.emitter.room_hint -= 1;
+            let (ring, tx) = (&self.emitter.ring, &mut self.emitter.tx);
+            bump(&ring.tx.sent, 1);
+            if let Some(frame) = frames.pop() {
+                put_plain(ring, tx, frame, max_frame, offload);
+            }
+            return 1;
+        }
         let want = frames.len();
         let n = self.emitter.room(want).min(want);
         let tx = &self.emitter.ring.tx;
@@ -907,33 +928,16 @@ impl Device for LinkEnd {
         }
         bump(&tx.sent, n as u64);
         self.emitter.room_hint -= n;
-        let (max_frame, offload) = (self.max_frame, self.offload_max_frame);
         let (ring, tx) = (&self.emitter.ring, &mut self.emitter.tx);
-        if want == 1 {
-            // A burst of one (request/response traffic sends each segment alone): no
-            // drain to set up and tear down. Admitted where it lies, so the frame is
-            // moved once, whole, from the burst to the ring.
-            let admitted = frames
-                .last_mut()
-                .is_some_and(|f| admit(f, max_frame, offload));
-            if let Some(frame) = frames.pop() {
-                if admitted {
-                    push_admitted(ring, tx, frame);
-                } else {
-                    ring.tx.oversize.fetch_add(1, Relaxed);
-                }
-            }
+        // The whole batch when it fits (the usual case): a drain with no tail to
+        // move back.
+        let taken = if n == want {
+            frames.drain(..)
         } else {
-            // The whole batch when it fits (the usual case): a drain with no tail to
-            // move back.
-            let taken = if n == want {
-                frames.drain(..)
-            } else {
-                frames.drain(..n)
-            };
-            for frame in taken {
-                put_plain(ring, tx, frame, max_frame, offload);
-            }
+            frames.drain(..n)
+        };
+        for frame in taken {
+            put_plain(ring, tx, frame, max_frame, offload);
         }
         n
     }

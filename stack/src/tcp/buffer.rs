@@ -97,6 +97,20 @@ pub struct RingBuffer {
     length: usize,
 }
 
+/// `dst.copy_from_slice(src)`, with a copy of 33 to 64 bytes made in place as two
+/// 32-byte moves that may overlap: `copy_from_slice` of a length the compiler does not
+/// know calls `memcpy`, whose call and dispatch on the length cost more than that.
+#[inline(always)]
+fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n == dst.len() && (33..=64).contains(&n) {
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 impl RingBuffer {
     /// A ring of `capacity` bytes, allocated once, on the first write.
     pub fn new(capacity: usize) -> RingBuffer {
@@ -208,18 +222,38 @@ impl RingBuffer {
     /// clamps, allocates and wraps.
     #[inline(always)]
     pub fn enqueue_slice(&mut self, data: &[u8]) -> usize {
+        if self.enqueue_whole(data) {
+            return data.len();
+        }
+        self.enqueue_slice_any(data)
+    }
+
+    /// `len` more bytes fit at the end in one piece: [`enqueue_whole`] would take
+    /// them.
+    ///
+    /// [`enqueue_whole`]: Self::enqueue_whole
+    #[inline(always)]
+    pub fn fits_whole(&self, len: usize) -> bool {
         // Within the storage (empty before the first write), the end of the readable
-        // bytes has not wrapped, so all of `start..` up to the end is free space.
+        // bytes has not wrapped, so all of it up to the end is free space.
+        self.head + self.length + len <= self.storage.len()
+    }
+
+    /// [`enqueue_slice`](Self::enqueue_slice)'s common case alone: all of `data`
+    /// copied to the end if it fits there in one piece (storage allocated, not
+    /// wrapping), as `enqueue_slice` would; `false`, and nothing written, if not.
+    #[inline(always)]
+    pub fn enqueue_whole(&mut self, data: &[u8]) -> bool {
+        if !self.fits_whole(data.len()) {
+            return false;
+        }
         // The length is counted before the copy: across the copy's call only the
         // count to return is kept.
         let start = self.head + self.length;
         let end = start + data.len();
-        if end <= self.storage.len() {
-            self.length += data.len();
-            self.storage[start..end].copy_from_slice(data);
-            return data.len();
-        }
-        self.enqueue_slice_any(data)
+        self.length += data.len();
+        copy_bytes(&mut self.storage[start..end], data);
+        true
     }
 
     /// [`enqueue_slice`](Self::enqueue_slice) in general: clamped to the free space,
@@ -271,7 +305,7 @@ impl RingBuffer {
         let start = self.head;
         // `<`, not `<=`: the head stays below the capacity without wrapping.
         if start + n < self.storage.len() {
-            out[..n].copy_from_slice(&self.storage[start..start + n]);
+            copy_bytes(&mut out[..n], &self.storage[start..start + n]);
             self.head = start + n;
             self.length -= n;
             return n;
@@ -433,6 +467,48 @@ mod tests {
             cache.put(vec![0; 16].into_boxed_slice());
         }
         assert_eq!(cache.len(), 2, "at most max_buffers");
+    }
+
+    #[test]
+    fn copy_bytes_is_copy_from_slice() {
+        let src: Vec<u8> = (0..=255).collect();
+        for n in 0..=80 {
+            for off in [0, 1, 7, 100] {
+                let mut a = vec![0xee; n];
+                let mut b = vec![0xee; n];
+                copy_bytes(&mut a, &src[off..off + n]);
+                b.copy_from_slice(&src[off..off + n]);
+                assert_eq!(a, b, "{n} bytes from {off}");
+            }
+        }
+    }
+
+    #[test]
+    fn enqueue_whole_is_enqueue_slice_when_it_fits_in_one_piece() {
+        // Every head, fill and length on a small ring: `enqueue_whole` either does
+        // exactly what `enqueue_slice` does and takes everything, or refuses and
+        // leaves the ring as it was; `fits_whole` says which beforehand.
+        let cap = 8;
+        for head in 0..cap {
+            for fill in 0..=cap {
+                for len in 0..=cap + 1 {
+                    let data: Vec<u8> = (0..len as u8).map(|b| b + 100).collect();
+                    let mut a = ring_at(cap, head);
+                    let mut b = ring_at(cap, head);
+                    let filler = vec![7; fill];
+                    assert_eq!(a.enqueue_slice(&filler), fill);
+                    assert_eq!(b.enqueue_slice(&filler), fill);
+                    let fits = b.fits_whole(len);
+                    let took = b.enqueue_whole(&data);
+                    assert_eq!(took, fits, "head {head} fill {fill} len {len}");
+                    if took {
+                        assert_eq!(a.enqueue_slice(&data), len, "head {head} fill {fill}");
+                    }
+                    assert_eq!((a.len(), a.window()), (b.len(), b.window()));
+                    assert_eq!(joined(a.peek(0, cap)), joined(b.peek(0, cap)));
+                }
+            }
+        }
     }
 
     fn joined(pieces: (&[u8], &[u8])) -> Vec<u8> {

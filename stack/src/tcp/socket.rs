@@ -113,6 +113,16 @@ fn owned_mut(conns: &mut Slab<Conn>, h: TcpHandle) -> Result<&mut Conn, TcpError
         .ok_or(TcpError::InvalidHandle)
 }
 
+/// `tcp_send` may queue data in this state: before the handshake ends (it leaves with
+/// the first segments after), and until our side is closed.
+#[inline(always)]
+fn takes_data(state: State) -> bool {
+    matches!(
+        state,
+        State::SynSent | State::SynReceived | State::Established | State::CloseWait
+    )
+}
+
 impl Stack {
     fn conn(&self, h: TcpHandle) -> Result<&Conn, TcpError> {
         self.tcp
@@ -309,6 +319,36 @@ impl Stack {
 
     /// Queue as much of `data` as the send buffer takes; returns how much.
     pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpError> {
+        // The common call, whole: a connection that can send, with its buffer, takes
+        // all of `data` in one piece, and the output list has room if it must join
+        // it. What `tcp_send_any` does then, with no call on the way, so no registers
+        // to save and restore; anything else is left to it.
+        let tcp = &mut self.tcp;
+        if let Ok(c) = owned_mut(&mut tcp.conns, h) {
+            if c.tcb.error.is_none()
+                && takes_data(c.tcb.state)
+                && !c.tcb.fin_queued
+                && c.tcb.snd_buf.fits_whole(data.len())
+            {
+                if !c.dirty {
+                    if tcp.dirty.len() == tcp.dirty.capacity() {
+                        return self.tcp_send_any(h, data);
+                    }
+                    // Right after the check: the push cannot grow the list.
+                    tcp.dirty.push(h.0);
+                    c.dirty = true;
+                }
+                let queued = c.tcb.snd_buf.enqueue_whole(data);
+                debug_assert!(queued, "checked by fits_whole");
+                return Ok(data.len());
+            }
+        }
+        self.tcp_send_any(h, data)
+    }
+
+    /// [`tcp_send`](Self::tcp_send) in general.
+    #[inline(never)]
+    pub(crate) fn tcp_send_any(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpError> {
         // One lookup for the whole call: the table's other parts (buffer cache, dirty
         // list) are borrowed beside the connection.
         let tcp = &mut self.tcp;
@@ -316,9 +356,8 @@ impl Stack {
         if let Some(e) = c.tcb.error {
             return Err(e.into());
         }
-        match c.tcb.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
-            _ => return Err(TcpError::InvalidState),
+        if !takes_data(c.tcb.state) {
+            return Err(TcpError::InvalidState);
         }
         if c.tcb.fin_queued {
             return Err(TcpError::InvalidState);
@@ -337,7 +376,6 @@ impl Stack {
     /// Read received data into `buf`. `Ok(0)` means the peer closed its side (EOF).
     pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
-        let before_wnd = c.tcb.rcv_wnd();
         let n = c.tcb.rcv_buf.dequeue_slice(buf);
         if n == 0 {
             if let Some(e) = c.tcb.error {
@@ -355,10 +393,15 @@ impl Stack {
         // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: announce the reopened window only
         // once it grew by min(half the buffer, one MSS).
         let tcb = &mut c.tcb;
+        let wnd = tcb.rcv_wnd();
+        // The window before the read, worked out after it: the free space was `n`
+        // bytes less, under the same bound, which `wnd` is when it holds. Nothing is
+        // kept across the copy.
+        let before_wnd = (tcb.rcv_buf.window() - n).min(wnd as usize) as u32;
         let edge = (tcb.rcv_adv - tcb.rcv_nxt).max(0) as u32;
-        let grown = tcb.rcv_wnd().saturating_sub(edge);
+        let grown = wnd.saturating_sub(edge);
         let threshold = (tcb.rcv_buf.capacity() as u32 / 2).min(tcb.smss);
-        if tcb.state.can_receive() && grown >= threshold && tcb.rcv_wnd() > before_wnd {
+        if tcb.state.can_receive() && grown >= threshold && wnd > before_wnd {
             tcb.owed.window_update = true;
             self.tcp.mark_dirty(h.0);
         }

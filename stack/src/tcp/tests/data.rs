@@ -23,6 +23,94 @@ fn established_sack() -> (Harness, TcpHandle) {
     (h, c)
 }
 
+// ---- tcp_send's fast path ----
+
+#[test]
+fn tcp_send_fast_path_matches_the_general_path() {
+    // `tcp_send` takes the common call without `tcp_send_any`: for every kind of call,
+    // both give the same answer, leave the same bytes queued and send the same
+    // segments afterwards.
+    type Setup = fn() -> (Harness, TcpHandle);
+    let established: Setup = || established_mss(1460);
+    let buffered: Setup = || {
+        let (mut h, c) = established_mss(1460);
+        h.stack.tcp_send(c, &payload(10)).unwrap();
+        h.drain();
+        (h, c)
+    };
+    let acked: Setup = || {
+        let (mut h, c) = established_mss(1460);
+        h.stack.tcp_send(c, &payload(10)).unwrap();
+        h.drain();
+        h.inject(seg! {flags: ".", seq: 1001, ack: 11});
+        (h, c)
+    };
+    let unpolled: Setup = || {
+        let (mut h, c) = established_mss(1460);
+        h.stack.tcp_send(c, &payload(10)).unwrap();
+        (h, c)
+    };
+    let shut: Setup = || {
+        let (mut h, c) = established_mss(1460);
+        h.stack.tcp_shutdown(c).unwrap();
+        (h, c)
+    };
+    let reset: Setup = || {
+        let (mut h, c) = established_mss(1460);
+        h.inject(seg! {flags: "R", seq: 1001});
+        (h, c)
+    };
+    let closed: Setup = || {
+        let (mut h, c) = established_mss(1460);
+        h.stack.tcp_close(c).unwrap();
+        (h, c)
+    };
+    let syn_sent: Setup = || {
+        let mut h = Harness::new();
+        let c = h.connect();
+        (h, c)
+    };
+    let syn_sent_shut: Setup = || {
+        let mut h = Harness::new();
+        let c = h.connect();
+        h.stack.tcp_send(c, &payload(10)).unwrap();
+        h.stack.tcp_shutdown(c).unwrap();
+        (h, c)
+    };
+    let cases: [(&str, Setup, usize); 16] = [
+        ("fresh buffer", established, 100),
+        ("fresh buffer, nothing", established, 0),
+        ("more than the buffer", established, 4 << 20),
+        ("buffer in use", buffered, 100),
+        ("buffer in use, nothing", buffered, 0),
+        ("buffer in use, all acknowledged", acked, 100),
+        ("buffer in use, all acknowledged, nothing", acked, 0),
+        ("buffer in use, all acknowledged, too much", acked, 4 << 20),
+        ("already listed", unpolled, 100),
+        ("after shutdown", shut, 100),
+        ("after a reset", reset, 100),
+        ("after close", closed, 100),
+        ("in SYN-SENT", syn_sent, 100),
+        ("in SYN-SENT, nothing", syn_sent, 0),
+        ("in SYN-SENT, more than the buffer", syn_sent, 4 << 20),
+        ("in SYN-SENT after shutdown", syn_sent_shut, 100),
+    ];
+    for (name, setup, len) in cases {
+        let run = |general: bool| {
+            let (mut h, c) = setup();
+            let data = payload(len);
+            let r = if general {
+                h.stack.tcp_send_any(c, &data)
+            } else {
+                h.stack.tcp_send(c, &data)
+            };
+            let queued = h.stack.tcp_send_queued(c);
+            (r, queued, h.drain())
+        };
+        assert_eq!(run(false), run(true), "{name}");
+    }
+}
+
 // ---- sending: segment sizes ----
 
 #[test]
