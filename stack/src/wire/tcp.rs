@@ -1360,7 +1360,7 @@ impl HeaderImage {
     ///
     /// # Panics
     /// If the buffer is shorter than `layout.header_len() + payload_len`.
-    #[inline]
+    #[inline(always)]
     pub fn emit_header_as<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         layout: HeaderLayout,
