@@ -15,6 +15,7 @@ use crate::udp::DeliverError;
 use crate::wire::ethernet::{self, EtherType};
 use crate::wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, Message, TimeExceeded};
 use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::tcp::{self, TcpChecksum};
 use crate::wire::udp::{self, UdpChecksum, UdpRepr};
 use crate::wire::{checksum, Error, EthernetAddress, IpProtocol, Ipv4Addr};
 use crate::Stack;
@@ -55,7 +56,9 @@ impl TcpPathOut<'_> {
     /// set (the same bytes, identification, offloads and counters), without its lookups
     /// and layered header writes. `None`, having changed nothing, when the general path
     /// must send it: no template for this path or a stale one, a port missing, or a
-    /// packet the MTU does not let through whole.
+    /// packet the MTU does not let through whole. `fill` writes the TCP segment with the
+    /// checksum it is given: where the general path's says "offloaded", the
+    /// [`OffloadFrom`](TcpChecksum::OffloadFrom) of the template's addresses.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send<D: Device>(
@@ -66,7 +69,7 @@ impl TcpPathOut<'_> {
         dst: Ipv4Addr,
         ip_payload_len: usize,
         want: L4Offload,
-        fill: impl FnOnce(&mut [u8], bool),
+        fill: impl FnOnce(&mut [u8], TcpChecksum),
     ) -> Option<Result<(), DropReason>> {
         let t = self.path?;
         if t.src != src || t.dst != dst || t.generation != self.generation {
@@ -119,7 +122,14 @@ impl TcpPathOut<'_> {
                 let csum = checksum::finish(&[t.sum, total, ident]);
                 ip[10..12].copy_from_slice(&csum.to_be_bytes());
             }
-            fill(&mut body[..ip_payload_len], l4_csum);
+            // What the general path's `offloaded` asks for, with the addresses' share
+            // of the pseudo-header sum already worked out.
+            let csum = if l4_csum {
+                TcpChecksum::OffloadFrom(t.tcp_pseudo)
+            } else {
+                TcpChecksum::Compute
+            };
+            fill(&mut body[..ip_payload_len], csum);
         }
         if offload || l4_csum {
             frame.set_tx_offload(TxOffload {
@@ -809,6 +819,7 @@ impl Stack {
             l2_len: l2,
             header,
             sum,
+            tcp_pseudo: tcp::pseudo_sum_addrs(src, dst),
         });
     }
 
@@ -1225,13 +1236,8 @@ mod tests {
                 l4_len: hlen as u16,
                 tso_mss,
             };
-            let fill = |b: &mut [u8], offloaded: bool| {
+            let fill = |b: &mut [u8], csum: TcpChecksum| {
                 b[hlen..].copy_from_slice(payload);
-                let csum = if offloaded {
-                    TcpChecksum::Offload
-                } else {
-                    TcpChecksum::Compute
-                };
                 let packet = &mut tcp::Packet::new_unchecked(b);
                 image.emit_header_as(layout, packet, payload.len(), SRC, DST, csum);
             };
@@ -1244,6 +1250,14 @@ mod tests {
             } else {
                 let mut ip = stack.local_repr(SRC, DST, IpProtocol::Tcp, ip_len);
                 ip.dont_frag = true;
+                let fill = |b: &mut [u8], offloaded: bool| {
+                    let csum = if offloaded {
+                        TcpChecksum::Offload
+                    } else {
+                        TcpChecksum::Compute
+                    };
+                    fill(b, csum);
+                };
                 let res = stack.output_ipv4_offload(now, ports, ip, want, fill);
                 stack.learn_tcp_path(now, SRC, DST);
                 res

@@ -540,8 +540,8 @@ impl Stack {
                     stats: &mut self.stats,
                 };
                 let snd = &c.tcb.snd_buf;
-                let fill = |b: &mut [u8], offloaded: bool| {
-                    write_segment(b, offloaded, snd, &seg, layout, src, dst);
+                let fill = |b: &mut [u8], csum: TcpChecksum| {
+                    write_segment(b, csum, snd, &seg, layout, src, dst);
                 };
                 if let Some(res) = out.send(now, ports, src, dst, ip_len, want, fill) {
                     count_tcp_tx(&mut self.stats, &seg, res);
@@ -551,7 +551,12 @@ impl Stack {
                 // frame writer meanwhile, and find the connection again after.
                 let snd = core::mem::replace(&mut c.tcb.snd_buf, RingBuffer::new(0));
                 let fill = |b: &mut [u8], offloaded: bool| {
-                    write_segment(b, offloaded, &snd, &seg, layout, src, dst);
+                    let csum = if offloaded {
+                        TcpChecksum::Offload
+                    } else {
+                        TcpChecksum::Compute
+                    };
+                    write_segment(b, csum, &snd, &seg, layout, src, dst);
                 };
                 let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, ip_len);
                 // TCP does path MTU discovery: its segments are never fragmented (as
@@ -585,12 +590,11 @@ impl Stack {
 }
 
 /// Write segment `seg` into the IP payload `b`: its payload from the send buffer `snd`,
-/// then its header (`layout`) with the checksum, or with the pseudo-header sum when the
-/// device finishes it (`offloaded`).
+/// then its header (`layout`) with the checksum `csum` asks for.
 #[inline(always)]
 fn write_segment(
     b: &mut [u8],
-    offloaded: bool,
+    csum: TcpChecksum,
     snd: &RingBuffer,
     seg: &OutSegment,
     layout: HeaderLayout,
@@ -607,11 +611,6 @@ fn write_segment(
     if !bb.is_empty() {
         b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
     }
-    let csum = if offloaded {
-        TcpChecksum::Offload
-    } else {
-        TcpChecksum::Compute
-    };
     let packet = &mut tcp::Packet::new_unchecked(b);
     seg.repr.emit_header_as(layout, packet, len, src, dst, csum);
 }

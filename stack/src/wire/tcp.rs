@@ -82,6 +82,24 @@ fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u16 {
     ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
+/// The pseudo-header sum for `src` and `dst` without the length, for
+/// [`TcpChecksum::OffloadFrom`]: [`pseudo_sum`] is this with the length added. Never zero
+/// (the protocol number is in it), so adding the length and folding gives the very
+/// value `pseudo_sum` gives.
+pub fn pseudo_sum_addrs(src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+    pseudo_sum(src, dst, 0)
+}
+
+/// [`pseudo_sum`] for a segment of `len` bytes from the sum of its addresses
+/// ([`pseudo_sum_addrs`]): the length is added as a 32-bit value, as there.
+#[inline(always)]
+fn pseudo_sum_from(addrs: u16, len: usize) -> u16 {
+    let len = len as u32;
+    let acc = u32::from(addrs) + (len >> 16) + (len & 0xffff);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
+}
+
 /// The TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
 ///
 /// Holds the nine bits below the data offset that have a meaning; the three reserved bits
@@ -625,6 +643,10 @@ pub enum TcpChecksum {
     /// the segment: what virtio-net (`VIRTIO_NET_HDR_F_NEEDS_CSUM`), DPDK
     /// (`RTE_MBUF_F_TX_TCP_CKSUM`) and Linux `CHECKSUM_PARTIAL` expect.
     Offload,
+    /// [`Offload`](Self::Offload), given the pseudo-header sum without the length, as
+    /// [`pseudo_sum_addrs`] gives it for the segment's addresses (a sender that sends
+    /// many segments on one path works it out once).
+    OffloadFrom(u16),
 }
 
 /// The size of a header and how many SACK blocks fit in its options, from
@@ -1118,6 +1140,7 @@ fn fill_checksum_as<T: AsRef<[u8]> + AsMut<[u8]>>(
     match checksum {
         TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
         TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
+        TcpChecksum::OffloadFrom(addrs) => packet.set_checksum(pseudo_sum_from(addrs, segment_len)),
     }
 }
 
@@ -2034,6 +2057,8 @@ mod tests {
                 for &len in &[0u32, 20, 65535, 65536, 200_000, u32::MAX] {
                     let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
                     assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+                    let addrs = pseudo_sum_addrs(a, b);
+                    assert_eq!(pseudo_sum_from(addrs, len as usize), by_words(s, d, len));
                 }
             }
         }
@@ -2042,6 +2067,8 @@ mod tests {
             let (s, d, len) = (r as u32, (r >> 32) as u32, (next() % 300_000) as u32);
             let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
             assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+            let addrs = pseudo_sum_addrs(a, b);
+            assert_eq!(pseudo_sum_from(addrs, len as usize), by_words(s, d, len));
         }
     }
 
@@ -2061,8 +2088,14 @@ mod tests {
             })
             .collect();
         let check = |r: &TcpRepr<'_>, image: &HeaderImage| {
-            for csum in [TcpChecksum::Compute, TcpChecksum::Offload] {
-                let want = emit_to_vec(r, csum);
+            // The sum from the addresses' sum is the one from the addresses.
+            let from = TcpChecksum::OffloadFrom(pseudo_sum_addrs(A, B));
+            for (csum, same) in [
+                (TcpChecksum::Compute, TcpChecksum::Compute),
+                (TcpChecksum::Offload, TcpChecksum::Offload),
+                (from, TcpChecksum::Offload),
+            ] {
+                let want = emit_to_vec(r, same);
                 let layout = image.layout_header();
                 assert_eq!(layout.header_len(), r.header_len(), "{r}");
                 let mut got = vec![0xa5u8; want.len()];
