@@ -87,16 +87,16 @@ impl TcpPathOut<'_> {
         let mtu = iface.mtu(caps);
         let ip_len = ipv4::HEADER_LEN + ip_payload_len;
         let l4_csum = caps.tx_checksum.tcp;
-        let tso = want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max;
-        if ip_len > mtu && !tso {
-            return None;
+        // Over the MTU, only a TSO burst the device takes goes (and asks for its
+        // segment size); the TSO questions are asked only then.
+        let mut tso_mss = 0;
+        if ip_len > mtu {
+            if !(want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max) {
+                return None;
+            }
+            tso_mss = want.tso_mss;
         }
         let offload = caps.tx_checksum.ipv4;
-        let tso_mss = if l4_csum && ip_len > mtu {
-            want.tso_mss
-        } else {
-            0
-        };
         let l2 = t.l2_len;
         // Taken where local_repr takes it: before the frame, whether or not one comes.
         *self.ip_ident = self.ip_ident.wrapping_add(1);
