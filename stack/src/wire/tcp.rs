@@ -1185,8 +1185,8 @@ fn fixed_option_words(
 }
 
 /// A TCP header built in wire order, for a sender that makes one per segment (a
-/// connection's output): what [`TcpRepr::emit_header`] would write, less the data offset,
-/// control bits and checksum, which [`emit_header_as`](Self::emit_header_as) adds.
+/// connection's output): what [`TcpRepr::emit_header`] would write, less the checksum,
+/// which [`emit_header_as`](Self::emit_header_as) adds.
 ///
 /// A [`TcpRepr`] carries every option a header may have (SACK blocks, the SYN options)
 /// in `Option`s and a fixed array, and emitting it walks them; a connection's segments
@@ -1195,25 +1195,27 @@ fn fixed_option_words(
 /// The layout and byte order are [`TcpRepr::emit`]'s (Linux's), byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderImage {
-    /// The control bits as sent. The ACK bit decides whether the acknowledgment field
-    /// counts (it is zero without); written into the header at emit, so the two cannot
-    /// disagree.
+    /// The control bits as sent (also in the header, written with it: read-only). The
+    /// ACK bit decides whether the acknowledgment field counts (it is zero without).
     pub flags: Flags,
     /// Header length, options included: 20..=60, a multiple of 4.
     len: u8,
-    /// The header: `len` bytes are meaningful; bytes 12..14 (data offset and flags) and
-    /// 16..18 (checksum) are filled at emit.
+    /// The header: `len` bytes are meaningful, data offset and control bits included
+    /// (written with the length, once it is known); bytes 16..18 (checksum) are
+    /// filled at emit.
     bytes: [u8; MAX_HEADER_LEN],
 }
 
 impl Default for HeaderImage {
     /// A bare header of zeros: 20 bytes, no flags.
     fn default() -> HeaderImage {
-        HeaderImage {
+        let mut image = HeaderImage {
             flags: Flags::empty(),
-            len: HEADER_LEN as u8,
+            len: 0,
             bytes: [0; MAX_HEADER_LEN],
-        }
+        };
+        image.set_len(HEADER_LEN);
+        image
     }
 }
 
@@ -1234,7 +1236,7 @@ impl HeaderImage {
         );
         image.bytes[field::URGENT].copy_from_slice(&repr.urgent_pointer.to_be_bytes());
         repr.write_options(&mut image.bytes[HEADER_LEN..layout.len], layout.blocks);
-        image.len = layout.len as u8;
+        image.set_len(layout.len);
         image
     }
 
@@ -1275,7 +1277,7 @@ impl HeaderImage {
         if !sack.is_empty() {
             len = self.sack(len, sack);
         }
-        self.len = len as u8;
+        self.set_len(len);
     }
 
     /// Set every field of a SYN or SYN-ACK header with its options (the MSS, and
@@ -1313,7 +1315,16 @@ impl HeaderImage {
             window_scale,
             &mut word,
         );
-        self.len = at as u8;
+        self.set_len(at);
+    }
+
+    /// The header length (`len` bytes, a multiple of 4), and with it the data offset
+    /// and control bits word (the flags set before).
+    #[inline(always)]
+    fn set_len(&mut self, len: usize) {
+        self.len = len as u8;
+        let offset_flags = ((len / 4) as u16) << 12 | self.flags.bits();
+        self.bytes[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
     }
 
     /// The SACK option after `at` bytes of header, with as many blocks as fit; the
@@ -1424,7 +1435,7 @@ impl HeaderImage {
         self.finish(packet, header_len + payload_len, src, dst, checksum);
     }
 
-    /// Data offset and control bits, then the checksum, over a header already copied.
+    /// The checksum, over a header already copied.
     #[inline(always)]
     fn finish<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
@@ -1434,8 +1445,6 @@ impl HeaderImage {
         dst: Ipv4Addr,
         checksum: TcpChecksum,
     ) {
-        let offset_flags = ((self.header_len() / 4) as u16) << 12 | self.flags.bits();
-        packet.buffer.as_mut()[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
         fill_checksum_as(packet, segment_len, src, dst, checksum);
     }
 }
