@@ -15,6 +15,7 @@ use crate::udp::DeliverError;
 use crate::wire::ethernet::{self, EtherType};
 use crate::wire::icmpv4::{self, DstUnreachable, Icmpv4Repr, Message, TimeExceeded};
 use crate::wire::ipv4::{self, Ipv4Repr};
+use crate::wire::tcp::{self, TcpChecksum};
 use crate::wire::udp::{self, UdpChecksum, UdpRepr};
 use crate::wire::{checksum, Error, EthernetAddress, IpProtocol, Ipv4Addr};
 use crate::Stack;
@@ -55,7 +56,9 @@ impl TcpPathOut<'_> {
     /// set (the same bytes, identification, offloads and counters), without its lookups
     /// and layered header writes. `None`, having changed nothing, when the general path
     /// must send it: no template for this path or a stale one, a port missing, or a
-    /// packet the MTU does not let through whole.
+    /// packet the MTU does not let through whole. `fill` writes the TCP segment with the
+    /// checksum it is given: where the general path's says "offloaded", the
+    /// [`OffloadFrom`](TcpChecksum::OffloadFrom) of the template's addresses.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send<D: Device>(
@@ -66,7 +69,7 @@ impl TcpPathOut<'_> {
         dst: Ipv4Addr,
         ip_payload_len: usize,
         want: L4Offload,
-        fill: impl FnOnce(&mut [u8], bool),
+        fill: impl FnOnce(&mut [u8], TcpChecksum),
     ) -> Option<Result<(), DropReason>> {
         let t = self.path?;
         if t.src != src || t.dst != dst || t.generation != self.generation {
@@ -84,29 +87,25 @@ impl TcpPathOut<'_> {
         let mtu = iface.mtu(caps);
         let ip_len = ipv4::HEADER_LEN + ip_payload_len;
         let l4_csum = caps.tx_checksum.tcp;
-        let tso = want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max;
-        if ip_len > mtu && !tso {
-            return None;
+        // Over the MTU, only a TSO burst the device takes goes (and asks for its
+        // segment size); the TSO questions are asked only then.
+        let mut tso_mss = 0;
+        if ip_len > mtu {
+            if !(want.tso_mss > 0 && l4_csum && ip_len <= caps.tso_max) {
+                return None;
+            }
+            tso_mss = want.tso_mss;
         }
         let offload = caps.tx_checksum.ipv4;
-        let tso_mss = if l4_csum && ip_len > mtu {
-            want.tso_mss
-        } else {
-            0
-        };
         let l2 = t.l2_len;
         // Taken where local_repr takes it: before the frame, whether or not one comes.
         *self.ip_ident = self.ip_ident.wrapping_add(1);
         let ident = *self.ip_ident;
-        let frame = port.dev.alloc_tx(l2 + ip_len).ok_or(DropReason::TxNoBuffer);
-        let frame = match frame {
-            Ok(f) => f,
-            Err(e) => return Some(Err(e)),
-        };
-        port.tx.push(frame);
-        let Some(frame) = port.tx.last_mut() else {
+        let Some(mut frame) = port.dev.alloc_tx(l2 + ip_len) else {
             return Some(Err(DropReason::TxNoBuffer));
         };
+        // Filled here and then queued (a frame handle is small): no looking it up in
+        // the batch again for each of its writes.
         {
             let (head, body) = frame.data_mut().split_at_mut(l2 + ipv4::HEADER_LEN);
             // Fixed-size copies for both link header lengths: no call to memcpy.
@@ -123,7 +122,14 @@ impl TcpPathOut<'_> {
                 let csum = checksum::finish(&[t.sum, total, ident]);
                 ip[10..12].copy_from_slice(&csum.to_be_bytes());
             }
-            fill(&mut body[..ip_payload_len], l4_csum);
+            // What the general path's `offloaded` asks for, with the addresses' share
+            // of the pseudo-header sum already worked out.
+            let csum = if l4_csum {
+                TcpChecksum::OffloadFrom(t.tcp_pseudo)
+            } else {
+                TcpChecksum::Compute
+            };
+            fill(&mut body[..ip_payload_len], csum);
         }
         if offload || l4_csum {
             frame.set_tx_offload(TxOffload {
@@ -135,8 +141,10 @@ impl TcpPathOut<'_> {
                 tso_mss,
             });
         }
+        port.tx.push(frame);
         self.stats.ipv4_tx += 1;
-        self.stats.tx_bytes += frame.len() as u64;
+        // The frame's length: alloc_tx gives exactly what was asked.
+        self.stats.tx_bytes += (l2 + ip_len) as u64;
         Some(Ok(()))
     }
 }
@@ -811,6 +819,7 @@ impl Stack {
             l2_len: l2,
             header,
             sum,
+            tcp_pseudo: tcp::pseudo_sum_addrs(src, dst),
         });
     }
 
@@ -1227,13 +1236,8 @@ mod tests {
                 l4_len: hlen as u16,
                 tso_mss,
             };
-            let fill = |b: &mut [u8], offloaded: bool| {
+            let fill = |b: &mut [u8], csum: TcpChecksum| {
                 b[hlen..].copy_from_slice(payload);
-                let csum = if offloaded {
-                    TcpChecksum::Offload
-                } else {
-                    TcpChecksum::Compute
-                };
                 let packet = &mut tcp::Packet::new_unchecked(b);
                 image.emit_header_as(layout, packet, payload.len(), SRC, DST, csum);
             };
@@ -1246,6 +1250,14 @@ mod tests {
             } else {
                 let mut ip = stack.local_repr(SRC, DST, IpProtocol::Tcp, ip_len);
                 ip.dont_frag = true;
+                let fill = |b: &mut [u8], offloaded: bool| {
+                    let csum = if offloaded {
+                        TcpChecksum::Offload
+                    } else {
+                        TcpChecksum::Compute
+                    };
+                    fill(b, csum);
+                };
                 let res = stack.output_ipv4_offload(now, ports, ip, want, fill);
                 stack.learn_tcp_path(now, SRC, DST);
                 res

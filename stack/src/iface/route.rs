@@ -164,6 +164,9 @@ pub(crate) struct PathTemplate {
     /// The one's complement sum of that IPv4 header: the checksum is this plus the
     /// total length and identification, complemented.
     pub(crate) sum: u16,
+    /// The TCP pseudo-header sum of the addresses, for a checksum the device finishes
+    /// ([`pseudo_sum_addrs`](crate::wire::tcp::pseudo_sum_addrs)).
+    pub(crate) tcp_pseudo: u16,
 }
 
 /// Room for an Ethernet header with a VLAN tag and an IPv4 header without options.

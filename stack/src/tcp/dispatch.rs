@@ -544,33 +544,21 @@ impl Stack {
                     stats: &mut self.stats,
                 };
                 let snd = &c.tcb.snd_buf;
-                let fill = |b: &mut [u8], offloaded: bool| {
-                    write_segment(b, offloaded, snd, &seg, layout, src, dst);
+                let fill = |b: &mut [u8], csum: TcpChecksum| {
+                    write_segment(b, csum, snd, &seg, layout, src, dst);
                 };
                 if let Some(res) = out.send(now, ports, src, dst, ip_len, want, fill) {
                     count_tcp_tx(&mut self.stats, &seg, res);
                     continue;
                 }
-                // The general path needs all of the stack: lend the send buffer to the
-                // frame writer meanwhile, and find the connection again after.
-                let snd = core::mem::replace(&mut c.tcb.snd_buf, RingBuffer::new(0));
-                let fill = |b: &mut [u8], offloaded: bool| {
-                    write_segment(b, offloaded, &snd, &seg, layout, src, dst);
-                };
-                let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, ip_len);
-                // TCP does path MTU discovery: its segments are never fragmented (as
-                // Linux sets DF; RFC 1191).
-                ip.dont_frag = true;
-                let res = self.output_ipv4_offload(now, ports, ip, want, fill);
-                // The next segment on this path may take the template.
-                self.learn_tcp_path(now, src, dst);
-                let back = self.tcp.conns.get_mut(key);
+                // The general path needs all of the stack: the connection is found
+                // again after.
+                let res = self.send_general(now, ports, key, &seg, layout, src, dst, want);
                 count_tcp_tx(&mut self.stats, &seg, res);
                 // The IP layer never removes a connection; the lookup is kept all the same.
-                let Some(back) = back else {
+                let Some(back) = self.tcp.conns.get_mut(key) else {
                     break None;
                 };
-                back.tcb.snd_buf = snd;
                 c = back;
             };
             // Settled with the connection at hand in the common case.
@@ -588,13 +576,58 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Send segment `seg` of connection `key` through the general IP output path (the
+    /// path's template did not hold), then learn the template for the next one. Out of
+    /// line: the rare case, kept apart from the output loop (inlined there, its state
+    /// was set up on every pass).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn send_general<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        key: SlabKey,
+        seg: &OutSegment,
+        layout: HeaderLayout,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        want: L4Offload,
+    ) -> Result<(), DropReason> {
+        // Lend the send buffer to the frame writer meanwhile.
+        let snd = match self.tcp.conns.get_mut(key) {
+            Some(c) => core::mem::replace(&mut c.tcb.snd_buf, RingBuffer::new(0)),
+            None => RingBuffer::new(0),
+        };
+        let fill = |b: &mut [u8], offloaded: bool| {
+            let csum = if offloaded {
+                TcpChecksum::Offload
+            } else {
+                TcpChecksum::Compute
+            };
+            write_segment(b, csum, &snd, seg, layout, src, dst);
+        };
+        let ip_len = layout.header_len() + seg.payload_len;
+        let mut ip = self.local_repr(src, dst, IpProtocol::Tcp, ip_len);
+        // TCP does path MTU discovery: its segments are never fragmented (as Linux sets
+        // DF; RFC 1191).
+        ip.dont_frag = true;
+        let res = self.output_ipv4_offload(now, ports, ip, want, fill);
+        // The next segment on this path may take the template.
+        self.learn_tcp_path(now, src, dst);
+        if let Some(c) = self.tcp.conns.get_mut(key) {
+            c.tcb.snd_buf = snd;
+        }
+        res
+    }
+}
+
 /// Write segment `seg` into the IP payload `b`: its payload from the send buffer `snd`,
-/// then its header (`layout`) with the checksum, or with the pseudo-header sum when the
-/// device finishes it (`offloaded`).
+/// then its header (`layout`) with the checksum `csum` asks for.
 #[inline(always)]
 fn write_segment(
     b: &mut [u8],
-    offloaded: bool,
+    csum: TcpChecksum,
     snd: &RingBuffer,
     seg: &OutSegment,
     layout: HeaderLayout,
@@ -611,11 +644,6 @@ fn write_segment(
     if !bb.is_empty() {
         b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
     }
-    let csum = if offloaded {
-        TcpChecksum::Offload
-    } else {
-        TcpChecksum::Compute
-    };
     let packet = &mut tcp::Packet::new_unchecked(b);
     seg.repr.emit_header_as(layout, packet, len, src, dst, csum);
 }

@@ -425,7 +425,8 @@ impl Tcb {
         {
             self.pingpong = true;
         }
-        self.fill_segment(out, now, flags, seq, offset, len, false);
+        // No SACK blocks: the test above found none to report.
+        self.fill_segment::<false>(out, now, flags, seq, offset, len, false);
         let seq_len = len as u32 + u32::from(fin);
         let end = seq + seq_len;
         self.snd_nxt = end;
@@ -512,7 +513,7 @@ impl Tcb {
             // tcp_event_data_sent).
             self.pingpong = true;
         }
-        self.fill_segment(out, now, flags, seq, offset, len, false);
+        self.fill_segment::<true>(out, now, flags, seq, offset, len, false);
         out.retransmit = retransmit;
         let seq_len = len as u32 + u32::from(fin);
         if seq == self.snd_nxt {
@@ -622,15 +623,17 @@ impl Tcb {
         offset: usize,
         len: usize,
     ) {
-        self.fill_segment(out, now, flags, seq, offset, len, true);
+        self.fill_segment::<true>(out, now, flags, seq, offset, len, true);
     }
 
     /// [`segment`](Self::segment), inline: for data segments, the most frequent.
     /// Without `control`, `flags` holds neither SYN nor RST, and their paths are
-    /// left out of the copy.
+    /// left out of the copy. Without `SACK`, the caller knows that no SACK block is
+    /// to be reported (SACK is off or nothing is out of order), and the question is
+    /// not asked again.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn fill_segment(
+    fn fill_segment<const SACK: bool>(
         &mut self,
         out: &mut OutSegment,
         now: Instant,
@@ -657,7 +660,8 @@ impl Tcb {
                 tsecr: self.ts_recent,
             });
             let (src, dst) = (self.local.port(), self.remote.port());
-            if self.sack_ok && !rst && !self.reass.is_empty() {
+            debug_assert!(SACK || !self.sack_ok || self.reass.is_empty());
+            if SACK && self.sack_ok && !rst && !self.reass.is_empty() {
                 // RFC 2018 §4: the first block reports the most recent arrival.
                 let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
                 let max = if timestamp.is_some() { 3 } else { 4 };

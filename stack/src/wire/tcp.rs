@@ -82,6 +82,24 @@ fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u16 {
     ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
+/// The pseudo-header sum for `src` and `dst` without the length, for
+/// [`TcpChecksum::OffloadFrom`]: [`pseudo_sum`] is this with the length added. Never zero
+/// (the protocol number is in it), so adding the length and folding gives the very
+/// value `pseudo_sum` gives.
+pub fn pseudo_sum_addrs(src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
+    pseudo_sum(src, dst, 0)
+}
+
+/// [`pseudo_sum`] for a segment of `len` bytes from the sum of its addresses
+/// ([`pseudo_sum_addrs`]): the length is added as a 32-bit value, as there.
+#[inline(always)]
+fn pseudo_sum_from(addrs: u16, len: usize) -> u16 {
+    let len = len as u32;
+    let acc = u32::from(addrs) + (len >> 16) + (len & 0xffff);
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
+}
+
 /// The TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
 ///
 /// Holds the nine bits below the data offset that have a meaning; the three reserved bits
@@ -625,6 +643,10 @@ pub enum TcpChecksum {
     /// the segment: what virtio-net (`VIRTIO_NET_HDR_F_NEEDS_CSUM`), DPDK
     /// (`RTE_MBUF_F_TX_TCP_CKSUM`) and Linux `CHECKSUM_PARTIAL` expect.
     Offload,
+    /// [`Offload`](Self::Offload), given the pseudo-header sum without the length, as
+    /// [`pseudo_sum_addrs`] gives it for the segment's addresses (a sender that sends
+    /// many segments on one path works it out once).
+    OffloadFrom(u16),
 }
 
 /// The size of a header and how many SACK blocks fit in its options, from
@@ -1118,6 +1140,7 @@ fn fill_checksum_as<T: AsRef<[u8]> + AsMut<[u8]>>(
     match checksum {
         TcpChecksum::Compute => packet.fill_checksum_over(segment_len, src, dst),
         TcpChecksum::Offload => packet.set_checksum(pseudo_sum(src, dst, segment_len)),
+        TcpChecksum::OffloadFrom(addrs) => packet.set_checksum(pseudo_sum_from(addrs, segment_len)),
     }
 }
 
@@ -1162,8 +1185,8 @@ fn fixed_option_words(
 }
 
 /// A TCP header built in wire order, for a sender that makes one per segment (a
-/// connection's output): what [`TcpRepr::emit_header`] would write, less the data offset,
-/// control bits and checksum, which [`emit_header_as`](Self::emit_header_as) adds.
+/// connection's output): what [`TcpRepr::emit_header`] would write, less the checksum,
+/// which [`emit_header_as`](Self::emit_header_as) adds.
 ///
 /// A [`TcpRepr`] carries every option a header may have (SACK blocks, the SYN options)
 /// in `Option`s and a fixed array, and emitting it walks them; a connection's segments
@@ -1172,25 +1195,27 @@ fn fixed_option_words(
 /// The layout and byte order are [`TcpRepr::emit`]'s (Linux's), byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderImage {
-    /// The control bits as sent. The ACK bit decides whether the acknowledgment field
-    /// counts (it is zero without); written into the header at emit, so the two cannot
-    /// disagree.
+    /// The control bits as sent (also in the header, written with it: read-only). The
+    /// ACK bit decides whether the acknowledgment field counts (it is zero without).
     pub flags: Flags,
     /// Header length, options included: 20..=60, a multiple of 4.
     len: u8,
-    /// The header: `len` bytes are meaningful; bytes 12..14 (data offset and flags) and
-    /// 16..18 (checksum) are filled at emit.
+    /// The header: `len` bytes are meaningful, data offset and control bits included
+    /// (written with the length, once it is known); bytes 16..18 (checksum) are
+    /// filled at emit.
     bytes: [u8; MAX_HEADER_LEN],
 }
 
 impl Default for HeaderImage {
     /// A bare header of zeros: 20 bytes, no flags.
     fn default() -> HeaderImage {
-        HeaderImage {
+        let mut image = HeaderImage {
             flags: Flags::empty(),
-            len: HEADER_LEN as u8,
+            len: 0,
             bytes: [0; MAX_HEADER_LEN],
-        }
+        };
+        image.set_len(HEADER_LEN);
+        image
     }
 }
 
@@ -1211,7 +1236,7 @@ impl HeaderImage {
         );
         image.bytes[field::URGENT].copy_from_slice(&repr.urgent_pointer.to_be_bytes());
         repr.write_options(&mut image.bytes[HEADER_LEN..layout.len], layout.blocks);
-        image.len = layout.len as u8;
+        image.set_len(layout.len);
         image
     }
 
@@ -1252,7 +1277,7 @@ impl HeaderImage {
         if !sack.is_empty() {
             len = self.sack(len, sack);
         }
-        self.len = len as u8;
+        self.set_len(len);
     }
 
     /// Set every field of a SYN or SYN-ACK header with its options (the MSS, and
@@ -1290,7 +1315,16 @@ impl HeaderImage {
             window_scale,
             &mut word,
         );
-        self.len = at as u8;
+        self.set_len(at);
+    }
+
+    /// The header length (`len` bytes, a multiple of 4), and with it the data offset
+    /// and control bits word (the flags set before).
+    #[inline(always)]
+    fn set_len(&mut self, len: usize) {
+        self.len = len as u8;
+        let offset_flags = ((len / 4) as u16) << 12 | self.flags.bits();
+        self.bytes[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
     }
 
     /// The SACK option after `at` bytes of header, with as many blocks as fit; the
@@ -1360,7 +1394,7 @@ impl HeaderImage {
     ///
     /// # Panics
     /// If the buffer is shorter than `layout.header_len() + payload_len`.
-    #[inline]
+    #[inline(always)]
     pub fn emit_header_as<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         layout: HeaderLayout,
@@ -1401,7 +1435,7 @@ impl HeaderImage {
         self.finish(packet, header_len + payload_len, src, dst, checksum);
     }
 
-    /// Data offset and control bits, then the checksum, over a header already copied.
+    /// The checksum, over a header already copied.
     #[inline(always)]
     fn finish<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
@@ -1411,8 +1445,6 @@ impl HeaderImage {
         dst: Ipv4Addr,
         checksum: TcpChecksum,
     ) {
-        let offset_flags = ((self.header_len() / 4) as u16) << 12 | self.flags.bits();
-        packet.buffer.as_mut()[field::FLAGS].copy_from_slice(&offset_flags.to_be_bytes());
         fill_checksum_as(packet, segment_len, src, dst, checksum);
     }
 }
@@ -2034,6 +2066,8 @@ mod tests {
                 for &len in &[0u32, 20, 65535, 65536, 200_000, u32::MAX] {
                     let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
                     assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+                    let addrs = pseudo_sum_addrs(a, b);
+                    assert_eq!(pseudo_sum_from(addrs, len as usize), by_words(s, d, len));
                 }
             }
         }
@@ -2042,6 +2076,8 @@ mod tests {
             let (s, d, len) = (r as u32, (r >> 32) as u32, (next() % 300_000) as u32);
             let (a, b) = (Ipv4Addr::from_bits(s), Ipv4Addr::from_bits(d));
             assert_eq!(pseudo_sum(a, b, len as usize), by_words(s, d, len));
+            let addrs = pseudo_sum_addrs(a, b);
+            assert_eq!(pseudo_sum_from(addrs, len as usize), by_words(s, d, len));
         }
     }
 
@@ -2061,8 +2097,14 @@ mod tests {
             })
             .collect();
         let check = |r: &TcpRepr<'_>, image: &HeaderImage| {
-            for csum in [TcpChecksum::Compute, TcpChecksum::Offload] {
-                let want = emit_to_vec(r, csum);
+            // The sum from the addresses' sum is the one from the addresses.
+            let from = TcpChecksum::OffloadFrom(pseudo_sum_addrs(A, B));
+            for (csum, same) in [
+                (TcpChecksum::Compute, TcpChecksum::Compute),
+                (TcpChecksum::Offload, TcpChecksum::Offload),
+                (from, TcpChecksum::Offload),
+            ] {
+                let want = emit_to_vec(r, same);
                 let layout = image.layout_header();
                 assert_eq!(layout.header_len(), r.header_len(), "{r}");
                 let mut got = vec![0xa5u8; want.len()];
