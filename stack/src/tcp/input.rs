@@ -1093,8 +1093,12 @@ impl Tcb {
             // next poll, after the application's turn.
             self.ack_next = true;
         } else if self.timers.delack_at().is_none() {
-            self.timers
-                .set_delack_at(Some(self.last_recv + self.config.delack));
+            // `last_recv + config.delack`, in microseconds (the same saturating sum).
+            let at = self
+                .last_recv
+                .total_micros()
+                .saturating_add(self.delack_micros);
+            self.timers.set_delack_at(Some(Instant::from_micros(at)));
         }
     }
 

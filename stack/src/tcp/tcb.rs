@@ -316,6 +316,10 @@ pub struct Tcb {
     pub last_send: Instant,
     /// When we last heard from the peer (keepalive).
     pub last_recv: Instant,
+    /// `config.delack` in microseconds, worked out once: the delayed ACK is armed on
+    /// most data segments, and adding a `Duration` to an `Instant` converts it each
+    /// time (a multiply, a divide by constant, an overflow check).
+    pub delack_micros: u64,
 
     pub error: Option<ConnError>,
     /// Made by a listener from the peer's SYN (a RST in SYN-RECEIVED then just drops it).
@@ -469,6 +473,7 @@ impl Tcb {
             challenges: 0,
             last_send: now,
             last_recv: now,
+            delack_micros: u64::try_from(config.delack.as_micros()).unwrap_or(u64::MAX),
             error: None,
             passive: false,
             orphaned: false,
