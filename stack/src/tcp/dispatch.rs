@@ -118,9 +118,10 @@ impl Stack {
         if c.tcb.ack_next && !ack_next {
             tcp.ack_next.push(key);
         }
-        c.after_input(key, &mut tcp.dirty, &mut tcp.evented);
+        let predicted = outcome == InputOutcome::Predicted;
+        c.after_input(key, &mut tcp.dirty, &mut tcp.evented, predicted);
         match outcome {
-            InputOutcome::Ok => false,
+            InputOutcome::Ok | InputOutcome::Predicted => false,
             InputOutcome::Dropped(d) => {
                 self.stats.drop(drop_reason(d));
                 false

@@ -16,6 +16,10 @@ use crate::wire::tcp::{Flags, TcpRepr};
 pub enum InputOutcome {
     /// The segment was used (or dropped silently); output may have work.
     Ok,
+    /// [`Ok`](Self::Ok), by header prediction: the connection is ESTABLISHED, with no
+    /// recovery and no FIN of ours queued (what prediction asked for and left so),
+    /// which spares the stack asking again what output owes.
+    Predicted,
     /// Answer with a RST built from the segment (RFC 9293 §3.10.7.3 / "Reset
     /// Generation"): the TCB is unaffected.
     SendReset,
@@ -73,19 +77,19 @@ impl Tcb {
     ///
     /// Header prediction is tried here, inlined into the caller: a predicted segment
     /// costs no call to, and no frame of, the full path.
+    /// ESTABLISHED, the only state prediction takes, is asked first.
     #[inline]
     pub fn input(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
+        if self.state == State::Established && self.config.header_prediction {
+            if self.input_predicted(now, seg) {
+                return InputOutcome::Predicted;
+            }
+            return self.input_synchronized(now, seg);
+        }
         match self.state {
             State::Closed => InputOutcome::SendReset,
             State::SynSent => self.input_syn_sent(now, seg),
-            _ => {
-                if self.config.header_prediction {
-                    if let Some(outcome) = self.input_predicted(now, seg) {
-                        return outcome;
-                    }
-                }
-                self.input_synchronized(now, seg)
-            }
+            _ => self.input_synchronized(now, seg),
         }
     }
 
@@ -216,14 +220,17 @@ impl Tcb {
     /// acknowledging nothing new with data, or everything outstanding. Such a segment
     /// passes every check of [`input_synchronized`](Self::input_synchronized)
     /// trivially and has no effect on its SACK, RACK and loss-probe state beyond what is
-    /// done here; anything else takes that full path. `None`: not predicted.
+    /// done here; anything else takes that full path. False: not predicted, nothing
+    /// changed. Asked in ESTABLISHED only (by [`input`](Self::input)).
     #[inline]
-    fn input_predicted(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<InputOutcome> {
+    fn input_predicted(&mut self, now: Instant, seg: &TcpRepr<'_>) -> bool {
+        debug_assert_eq!(self.state, State::Established);
         let f = seg.flags;
         let seq = seg.seq_number;
-        let ack = seg.ack_number?;
-        if self.state != State::Established
-            || !(f == Flags::ACK || f == (Flags::ACK | Flags::PSH))
+        let Some(ack) = seg.ack_number else {
+            return false;
+        };
+        if !(f == Flags::ACK || f == (Flags::ACK | Flags::PSH))
             || seq != self.rcv_nxt
             || seg.sack_ranges[0].is_some()
             || self.in_recovery
@@ -237,16 +244,16 @@ impl Tcb {
             || !self.scoreboard.is_empty()
             || seg.payload.len() > self.rcv_buf.window()
         {
-            return None;
+            return false;
         }
         let advanced = ack != self.snd_una;
         if (advanced && ack != self.snd_max) || (!advanced && seg.payload.is_empty()) {
             // A partial ACK (RACK may have losses to find) or a possible duplicate ACK.
-            return None;
+            return false;
         }
         let ts = match (self.ts_ok, seg.timestamp) {
             (true, Some(ts)) if (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0 => Some(ts),
-            (true, _) => return None,
+            (true, _) => return false,
             (false, _) => None,
         };
         self.last_recv = now;
@@ -296,7 +303,7 @@ impl Tcb {
             let n = self.rcv_buf.enqueue_slice(seg.payload);
             self.receive_in_order(n);
         }
-        Some(InputOutcome::Ok)
+        true
     }
 
     /// RFC 9293 §3.10.7.4: every state after SYN-SENT.

@@ -486,6 +486,18 @@ impl Tcb {
         self.snd_una == self.iss
     }
 
+    /// [`owes_nothing`](Self::owes_nothing) after a segment header prediction took
+    /// (input.rs `input_predicted`): ESTABLISHED, no recovery, no FIN of ours queued,
+    /// so with an empty send buffer (everything sent acknowledged: the usual case)
+    /// only the owed flags are left to ask.
+    #[inline(always)]
+    pub(crate) fn owes_nothing_predicted(&self) -> bool {
+        debug_assert!(self.state == State::Established && !self.in_recovery && !self.fin_queued);
+        let answer = !self.owed.any() && (self.snd_buf.is_empty() || self.owes_nothing());
+        debug_assert_eq!(answer, self.owes_nothing());
+        answer
+    }
+
     /// The sequence number of the first byte in the send buffer.
     pub fn data_start(&self) -> SeqNumber {
         if self.syn_unacked() {
