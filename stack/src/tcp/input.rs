@@ -268,21 +268,14 @@ impl Tcb {
         }
         // Everything sent is acknowledged (ack == SND.MAX): one segment sent once and
         // our SYN acknowledged long ago is the usual case, and has its own.
+        // `try_sole_ack` settles RACK's timers too; otherwise they are RACK's to set
+        // (loss detection, the probe timeout), as in the full path.
         let sole = advanced && self.try_sole_ack(now, ack);
-        if advanced && !sole {
-            self.on_new_ack(now, ack, seg, None);
-        }
-        if self.rack_on() {
-            if sole {
-                // What `rack_detect` and `arm_tlp` come to after `try_sole_ack`: RACK
-                // has a newest delivered segment (the one sent once), and the log is
-                // empty, so nothing is left to find lost (the totals of an empty log
-                // are zero) and no probe is wanted: both timers stop.
-                debug_assert!(self.rack.newest_sent().is_some() && self.sent.is_empty());
-                debug_assert_eq!(self.sent.lost_bytes(), 0);
-                self.timers.set_rack_at(None);
-                self.timers.set_tlp_at(None);
-            } else {
+        if !sole {
+            if advanced {
+                self.on_new_ack(now, ack, seg, None);
+            }
+            if self.rack_on() {
                 self.rack_detect(now);
                 self.arm_tlp(now, advanced);
             }
@@ -872,8 +865,9 @@ impl Tcb {
     /// Exactly what `on_new_ack` does then, without the cases that cannot arise: no
     /// SYN or FIN in the acknowledged range (so the flight before is what is
     /// acknowledged), the RTT from the segment's send time (Karn is satisfied), the
-    /// window may grow, and the timer stops (nothing is left).
-    /// `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
+    /// window may grow, and the timer stops (nothing is left); then what RACK's
+    /// `rack_detect` and `arm_tlp` would do after it, with the RACK check made here
+    /// once. `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
     /// to that.
     ///
     /// Out of line: inlined, the caller's frame grew by more than it saved.
@@ -898,6 +892,14 @@ impl Tcb {
         if self.rack_on() {
             // Sent once: RACK's ambiguity check is not asked.
             self.rack.on_delivered(&s, now, |_| true);
+            // What `rack_detect` and `arm_tlp` come to now: RACK has a newest delivered
+            // segment (this one), and the log is empty, so nothing is left to find lost
+            // (the totals of an empty log are zero) and no probe is wanted: both
+            // timers stop.
+            debug_assert!(self.rack.newest_sent().is_some() && self.sent.is_empty());
+            debug_assert_eq!(self.sent.lost_bytes(), 0);
+            self.timers.set_rack_at(None);
+            self.timers.set_tlp_at(None);
         }
         let rtt = now.total_micros().saturating_sub(s.xmit.total_micros());
         self.rtt.sample_micros(rtt);
