@@ -232,16 +232,15 @@ impl Conn {
         evented: &mut VecDeque<TcpSocketRef>,
         predicted: bool,
     ) {
-        let owes_nothing = if predicted {
-            self.tcb.owes_nothing_predicted()
-        } else {
-            self.tcb.owes_nothing()
-        };
         if !self.dirty
             && dirty.is_empty()
             && self.listener.is_none()
             && (!self.owned || self.evented || self.tcb.events != 0)
-            && owes_nothing
+            && if predicted {
+                self.tcb.owes_nothing_predicted()
+            } else {
+                self.tcb.owes_nothing()
+            }
             && match self.wheel_at {
                 Some(w) => !self.tcb.deadline_before(w),
                 None => self.tcb.next_deadline().is_none(),
