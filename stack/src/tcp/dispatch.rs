@@ -85,7 +85,10 @@ impl Stack {
                 // it is provably newer than the old connection.
                 self.tcp.remove(key);
             } else {
-                return self.input_conn(now, ports, key, src, dst, seg);
+                if self.input_conn(now, key, seg) {
+                    self.reset_for_conn(now, ports, src, dst, seg);
+                }
+                return;
             }
         }
         if let Some(lk) = self.tcp.find_listener(local) {
@@ -97,18 +100,15 @@ impl Stack {
         }
     }
 
-    fn input_conn<D: Device>(
-        &mut self,
-        now: Instant,
-        ports: &mut [Port<D>],
-        key: SlabKey,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
-        seg: &TcpRepr<'_>,
-    ) {
+    /// A segment for the connection `key`. True when the segment is to be answered
+    /// with a reset ([`reset_for_conn`](Self::reset_for_conn), which the caller
+    /// makes): what that needs (the ports, the addresses) then need not be kept
+    /// across the connection's input, the path of every segment.
+    #[must_use]
+    fn input_conn(&mut self, now: Instant, key: SlabKey, seg: &TcpRepr<'_>) -> bool {
         let tcp = &mut self.tcp;
         let Some(c) = tcp.conns.get_mut(key) else {
-            return;
+            return false;
         };
         if !seg.payload.is_empty() && c.tcb.rcv_buf.allocated() == 0 {
             tcp.bufs.supply(&mut c.tcb.rcv_buf);
@@ -118,17 +118,34 @@ impl Stack {
         if c.tcb.ack_next && !ack_next {
             tcp.ack_next.push(key);
         }
-        c.after_input(key, &mut tcp.dirty, &mut tcp.evented);
+        let predicted = outcome == InputOutcome::Predicted;
+        c.after_input(key, &mut tcp.dirty, &mut tcp.evented, predicted);
         match outcome {
-            InputOutcome::Ok => {}
-            InputOutcome::Dropped(d) => self.stats.drop(drop_reason(d)),
-            InputOutcome::SendReset => {
-                self.stats.drop(DropReason::TcpBadAck);
-                let local = SocketAddrV4::new(dst, seg.dst_port);
-                let remote = SocketAddrV4::new(src, seg.src_port);
-                self.send_reset_for(now, ports, local, remote, seg);
+            InputOutcome::Ok | InputOutcome::Predicted => false,
+            InputOutcome::Dropped(d) => {
+                self.stats.drop(drop_reason(d));
+                false
             }
+            InputOutcome::SendReset => true,
         }
+    }
+
+    /// The reset [`input_conn`](Self::input_conn) asked for: the segment from `src`
+    /// to `dst` was not acceptable to its connection (RFC 9293 §3.10.7.3).
+    #[cold]
+    #[inline(never)]
+    fn reset_for_conn<D: Device>(
+        &mut self,
+        now: Instant,
+        ports: &mut [Port<D>],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpRepr<'_>,
+    ) {
+        self.stats.drop(DropReason::TcpBadAck);
+        let local = SocketAddrV4::new(dst, seg.dst_port);
+        let remote = SocketAddrV4::new(src, seg.src_port);
+        self.send_reset_for(now, ports, local, remote, seg);
     }
 
     /// A segment for a listener: a SYN opens a connection (or gets a cookie), the ACK
@@ -173,7 +190,10 @@ impl Stack {
             else {
                 return;
             };
-            return self.input_conn(now, ports, key, *remote.ip(), *local.ip(), seg);
+            if self.input_conn(now, key, seg) {
+                self.reset_for_conn(now, ports, *remote.ip(), *local.ip(), seg);
+            }
+            return;
         }
         if !f.contains(Flags::SYN) {
             // RFC 9293 §3.10.7.2: anything else to a listener is dropped.

@@ -16,6 +16,10 @@ use crate::wire::tcp::{Flags, TcpRepr};
 pub enum InputOutcome {
     /// The segment was used (or dropped silently); output may have work.
     Ok,
+    /// [`Ok`](Self::Ok), by header prediction: the connection is ESTABLISHED, with no
+    /// recovery and no FIN of ours queued (what prediction asked for and left so),
+    /// which spares the stack asking again what output owes.
+    Predicted,
     /// Answer with a RST built from the segment (RFC 9293 §3.10.7.3 / "Reset
     /// Generation"): the TCB is unaffected.
     SendReset,
@@ -73,19 +77,19 @@ impl Tcb {
     ///
     /// Header prediction is tried here, inlined into the caller: a predicted segment
     /// costs no call to, and no frame of, the full path.
+    /// ESTABLISHED, the only state prediction takes, is asked first.
     #[inline]
     pub fn input(&mut self, now: Instant, seg: &TcpRepr<'_>) -> InputOutcome {
+        if self.state == State::Established && self.config.header_prediction {
+            if self.input_predicted(now, seg) {
+                return InputOutcome::Predicted;
+            }
+            return self.input_synchronized(now, seg);
+        }
         match self.state {
             State::Closed => InputOutcome::SendReset,
             State::SynSent => self.input_syn_sent(now, seg),
-            _ => {
-                if self.config.header_prediction {
-                    if let Some(outcome) = self.input_predicted(now, seg) {
-                        return outcome;
-                    }
-                }
-                self.input_synchronized(now, seg)
-            }
+            _ => self.input_synchronized(now, seg),
         }
     }
 
@@ -216,14 +220,17 @@ impl Tcb {
     /// acknowledging nothing new with data, or everything outstanding. Such a segment
     /// passes every check of [`input_synchronized`](Self::input_synchronized)
     /// trivially and has no effect on its SACK, RACK and loss-probe state beyond what is
-    /// done here; anything else takes that full path. `None`: not predicted.
+    /// done here; anything else takes that full path. False: not predicted, nothing
+    /// changed. Asked in ESTABLISHED only (by [`input`](Self::input)).
     #[inline]
-    fn input_predicted(&mut self, now: Instant, seg: &TcpRepr<'_>) -> Option<InputOutcome> {
+    fn input_predicted(&mut self, now: Instant, seg: &TcpRepr<'_>) -> bool {
+        debug_assert_eq!(self.state, State::Established);
         let f = seg.flags;
         let seq = seg.seq_number;
-        let ack = seg.ack_number?;
-        if self.state != State::Established
-            || !(f == Flags::ACK || f == (Flags::ACK | Flags::PSH))
+        let Some(ack) = seg.ack_number else {
+            return false;
+        };
+        if !(f == Flags::ACK || f == (Flags::ACK | Flags::PSH))
             || seq != self.rcv_nxt
             || seg.sack_ranges[0].is_some()
             || self.in_recovery
@@ -237,16 +244,16 @@ impl Tcb {
             || !self.scoreboard.is_empty()
             || seg.payload.len() > self.rcv_buf.window()
         {
-            return None;
+            return false;
         }
         let advanced = ack != self.snd_una;
         if (advanced && ack != self.snd_max) || (!advanced && seg.payload.is_empty()) {
             // A partial ACK (RACK may have losses to find) or a possible duplicate ACK.
-            return None;
+            return false;
         }
         let ts = match (self.ts_ok, seg.timestamp) {
             (true, Some(ts)) if (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0 => Some(ts),
-            (true, _) => return None,
+            (true, _) => return false,
             (false, _) => None,
         };
         self.last_recv = now;
@@ -261,21 +268,14 @@ impl Tcb {
         }
         // Everything sent is acknowledged (ack == SND.MAX): one segment sent once and
         // our SYN acknowledged long ago is the usual case, and has its own.
+        // `try_sole_ack` settles RACK's timers too; otherwise they are RACK's to set
+        // (loss detection, the probe timeout), as in the full path.
         let sole = advanced && self.try_sole_ack(now, ack);
-        if advanced && !sole {
-            self.on_new_ack(now, ack, seg, None);
-        }
-        if self.rack_on() {
-            if sole {
-                // What `rack_detect` and `arm_tlp` come to after `try_sole_ack`: RACK
-                // has a newest delivered segment (the one sent once), and the log is
-                // empty, so nothing is left to find lost (the totals of an empty log
-                // are zero) and no probe is wanted: both timers stop.
-                debug_assert!(self.rack.newest_sent().is_some() && self.sent.is_empty());
-                debug_assert_eq!(self.sent.lost_bytes(), 0);
-                self.timers.set_rack_at(None);
-                self.timers.set_tlp_at(None);
-            } else {
+        if !sole {
+            if advanced {
+                self.on_new_ack(now, ack, seg, None);
+            }
+            if self.rack_on() {
                 self.rack_detect(now);
                 self.arm_tlp(now, advanced);
             }
@@ -296,7 +296,7 @@ impl Tcb {
             let n = self.rcv_buf.enqueue_slice(seg.payload);
             self.receive_in_order(n);
         }
-        Some(InputOutcome::Ok)
+        true
     }
 
     /// RFC 9293 §3.10.7.4: every state after SYN-SENT.
@@ -865,8 +865,9 @@ impl Tcb {
     /// Exactly what `on_new_ack` does then, without the cases that cannot arise: no
     /// SYN or FIN in the acknowledged range (so the flight before is what is
     /// acknowledged), the RTT from the segment's send time (Karn is satisfied), the
-    /// window may grow, and the timer stops (nothing is left).
-    /// `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
+    /// window may grow, and the timer stops (nothing is left); then what RACK's
+    /// `rack_detect` and `arm_tlp` would do after it, with the RACK check made here
+    /// once. `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
     /// to that.
     ///
     /// Out of line: inlined, the caller's frame grew by more than it saved.
@@ -891,6 +892,14 @@ impl Tcb {
         if self.rack_on() {
             // Sent once: RACK's ambiguity check is not asked.
             self.rack.on_delivered(&s, now, |_| true);
+            // What `rack_detect` and `arm_tlp` come to now: RACK has a newest delivered
+            // segment (this one), and the log is empty, so nothing is left to find lost
+            // (the totals of an empty log are zero) and no probe is wanted: both
+            // timers stop.
+            debug_assert!(self.rack.newest_sent().is_some() && self.sent.is_empty());
+            debug_assert_eq!(self.sent.lost_bytes(), 0);
+            self.timers.set_rack_at(None);
+            self.timers.set_tlp_at(None);
         }
         let rtt = now.total_micros().saturating_sub(s.xmit.total_micros());
         self.rtt.sample_micros(rtt);
@@ -1093,8 +1102,12 @@ impl Tcb {
             // next poll, after the application's turn.
             self.ack_next = true;
         } else if self.timers.delack_at().is_none() {
-            self.timers
-                .set_delack_at(Some(self.last_recv + self.config.delack));
+            // `last_recv + config.delack`, in microseconds (the same saturating sum).
+            let at = self
+                .last_recv
+                .total_micros()
+                .saturating_add(self.delack_micros);
+            self.timers.set_delack_at(Some(Instant::from_micros(at)));
         }
     }
 

@@ -221,18 +221,26 @@ impl Conn {
     ///   first; and its events are posted now or not at all this poll (not owned,
     ///   posted already, or some to post), so a later settle in this poll posts
     ///   nothing ahead of the others' events.
+    ///
+    /// `predicted`: the segment took header prediction's path, which leaves less to
+    /// ask ([`Tcb::owes_nothing_predicted`]).
     #[inline]
     pub fn after_input(
         &mut self,
         key: SlabKey,
         dirty: &mut Vec<SlabKey>,
         evented: &mut VecDeque<TcpSocketRef>,
+        predicted: bool,
     ) {
         if !self.dirty
             && dirty.is_empty()
             && self.listener.is_none()
             && (!self.owned || self.evented || self.tcb.events != 0)
-            && self.tcb.owes_nothing()
+            && if predicted {
+                self.tcb.owes_nothing_predicted()
+            } else {
+                self.tcb.owes_nothing()
+            }
             && match self.wheel_at {
                 Some(w) => !self.tcb.deadline_before(w),
                 None => self.tcb.next_deadline().is_none(),

@@ -316,6 +316,10 @@ pub struct Tcb {
     pub last_send: Instant,
     /// When we last heard from the peer (keepalive).
     pub last_recv: Instant,
+    /// `config.delack` in microseconds, worked out once: the delayed ACK is armed on
+    /// most data segments, and adding a `Duration` to an `Instant` converts it each
+    /// time (a multiply, a divide by constant, an overflow check).
+    pub delack_micros: u64,
 
     pub error: Option<ConnError>,
     /// Made by a listener from the peer's SYN (a RST in SYN-RECEIVED then just drops it).
@@ -483,6 +487,7 @@ impl Tcb {
             challenges: 0,
             last_send: now,
             last_recv: now,
+            delack_micros: u64::try_from(config.delack.as_micros()).unwrap_or(u64::MAX),
             error: None,
             passive: false,
             orphaned: false,
@@ -493,6 +498,18 @@ impl Tcb {
     /// The SYN we sent is not acknowledged yet (it occupies `iss`).
     pub fn syn_unacked(&self) -> bool {
         self.snd_una == self.iss
+    }
+
+    /// [`owes_nothing`](Self::owes_nothing) after a segment header prediction took
+    /// (input.rs `input_predicted`): ESTABLISHED, no recovery, no FIN of ours queued,
+    /// so with an empty send buffer (everything sent acknowledged: the usual case)
+    /// only the owed flags are left to ask.
+    #[inline(always)]
+    pub(crate) fn owes_nothing_predicted(&self) -> bool {
+        debug_assert!(self.state == State::Established && !self.in_recovery && !self.fin_queued);
+        let answer = !self.owed.any() && (self.snd_buf.is_empty() || self.owes_nothing());
+        debug_assert_eq!(answer, self.owes_nothing());
+        answer
     }
 
     /// The sequence number of the first byte in the send buffer.

@@ -825,12 +825,15 @@ impl<'a> TcpRepr<'a> {
         flags: Flags,
         payload: &'a [u8],
     ) -> TcpRepr<'a> {
+        // The field is read whatever the ACK bit (the fixed header is there): the
+        // option is then made without a branch.
+        let ack_number = packet.ack_number();
         TcpRepr {
             src_port: packet.src_port(),
             dst_port: packet.dst_port(),
             flags,
             seq_number: packet.seq_number(),
-            ack_number: flags.contains(Flags::ACK).then(|| packet.ack_number()),
+            ack_number: flags.contains(Flags::ACK).then_some(ack_number),
             window_len: packet.window_len(),
             urgent_pointer: packet.urgent_at(),
             max_seg_size: None,
