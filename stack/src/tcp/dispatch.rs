@@ -656,14 +656,8 @@ fn write_segment(
 ) {
     let hlen = layout.header_len();
     let (offset, len) = (seg.payload_offset, seg.payload_len);
-    // The second piece only when the range wraps (rarely): a copy of nothing is still
-    // a call to `memcpy`. (Guarding the first piece too made the closure too big to be
-    // inlined, a net loss.)
-    let (a, bb) = snd.peek(offset, len);
-    b[hlen..hlen + a.len()].copy_from_slice(a);
-    if !bb.is_empty() {
-        b[hlen + a.len()..hlen + a.len() + bb.len()].copy_from_slice(bb);
-    }
+    // `read_at` copies what `peek` hands out, in place for a range that does not wrap.
+    snd.read_at(offset, &mut b[hlen..hlen + len]);
     let packet = &mut tcp::Packet::new_unchecked(b);
     seg.repr.emit_header_as(layout, packet, len, src, dst, csum);
 }

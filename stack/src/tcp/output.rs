@@ -438,8 +438,9 @@ impl Tcb {
         }
         self.sent(now);
         // next_data's tail: the probe timeout restarts; only owed flags could call for
-        // another segment (no recovery runs, everything unsent went, the FIN too).
-        self.arm_tlp(now, true);
+        // another segment (no recovery runs, everything unsent went, the FIN too). The
+        // segment just logged is in flight.
+        self.arm_tlp_in_flight(now, true);
         out.last = !self.owed.any();
         true
     }

@@ -232,6 +232,14 @@ impl Tcb {
             self.timers.set_tlp_at(None);
             return;
         }
+        self.arm_tlp_in_flight(now, restart);
+    }
+
+    /// [`arm_tlp`](Self::arm_tlp) with something in flight (the sent log not empty),
+    /// as after a transmission: the emptiness test is not asked again.
+    #[inline(always)]
+    pub(crate) fn arm_tlp_in_flight(&mut self, now: Instant, restart: bool) {
+        debug_assert!(!self.sent.is_empty());
         // An armed probe stays unless restarted (if it is still wanted).
         let keep = self.timers.tlp_at().is_some() && !restart;
         let pto = Rack::pto_micros(self.rtt.srtt_micros(), self.sent.len());
