@@ -377,7 +377,14 @@ impl Stack {
         }
         while let Some(frame) = ports[i].rx.pop() {
             self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
-            ports[i].done.push(frame);
+            let port = &mut ports[i];
+            if got == 1 {
+                // A burst of one (request/response traffic): the frame goes back as it
+                // is, not through the batch.
+                port.dev.recycle_one(frame, &mut port.done);
+                return 1;
+            }
+            port.done.push(frame);
         }
         // The burst goes back whole: the device may reuse the buffers.
         let port = &mut ports[i];

@@ -959,6 +959,16 @@ impl Device for LinkEnd {
         self.alloc_slow(len)
     }
 
+    /// Keeps the frame for [`alloc_tx`](Device::alloc_tx) if fewer than `spare_max`
+    /// are kept; else it goes back to its pool.
+    #[inline]
+    fn recycle_one(&mut self, frame: HeapFrame, _batch: &mut Vec<HeapFrame>) {
+        // What `recycle` does with a batch of one, without the batch.
+        if self.spare.len() < self.spare_max {
+            self.spare.push(frame);
+        }
+    }
+
     /// Keeps up to `spare_max` frames for [`alloc_tx`](Device::alloc_tx); the rest
     /// go back to their pools.
     #[inline]
