@@ -12,9 +12,10 @@
 //! is cheap: a burst moves through a single-producer single-consumer ring (`rtrb`) with
 //! no lock, no locked instruction and no allocation per frame; frames are [`HeapFrame`]s whose buffers go back to the sending
 //! end's [`FramePool`] when the receiver drops them. A stack hands each received burst
-//! back through [`Device::recycle`], and the receiving end keeps up to two bursts of
-//! those frames for its own next transmissions, so request/response traffic moves
-//! frames with no atomic operation on a shared pool.
+//! back through [`Device::recycle`] (a burst of one through [`Device::recycle_one`]),
+//! and the receiving end keeps up to two bursts of those frames for its own next
+//! transmissions, so request/response traffic moves frames with no atomic operation
+//! on a shared pool.
 //!
 //! ## Time
 //!

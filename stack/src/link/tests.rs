@@ -213,7 +213,7 @@ fn spare_frames_are_one_bounded_stack() {
                     1
                 };
                 let mut burst: Vec<HeapFrame> = (0..n).map(|_| pool.alloc(100).unwrap()).collect();
-                let addrs: Vec<usize> = burst.iter_mut().map(|f| addr(f)).collect();
+                let addrs: Vec<usize> = burst.iter_mut().map(&addr).collect();
                 let keep = spare_max.saturating_sub(model.len()).min(n);
                 model.extend(&addrs[..keep]);
                 if n == 1 && r & 0x10000 != 0 {
