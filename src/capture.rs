@@ -111,4 +111,8 @@ impl<D: Device> Device for CaptureDevice<D> {
     fn recycle(&mut self, frames: &mut Vec<D::Frame>) {
         self.inner.recycle(frames)
     }
+
+    fn recycle_one(&mut self, frame: D::Frame, batch: &mut Vec<D::Frame>) {
+        self.inner.recycle_one(frame, batch)
+    }
 }

@@ -220,6 +220,10 @@ impl<D: Device> Device for SteeredDevice<D> {
     fn recycle(&mut self, frames: &mut Vec<D::Frame>) {
         self.inner.recycle(frames)
     }
+
+    fn recycle_one(&mut self, frame: D::Frame, batch: &mut Vec<D::Frame>) {
+        self.inner.recycle_one(frame, batch)
+    }
 }
 
 #[cfg(test)]

@@ -293,6 +293,10 @@ impl Device for DpdkDevice {
         self.qp.recycle(frames)
     }
 
+    fn recycle_one(&mut self, frame: Mbuf, batch: &mut Vec<Mbuf>) {
+        self.qp.recycle_one(frame, batch)
+    }
+
     fn tx_allocator(&self) -> Option<Box<dyn rumpnet::stack::device::TxAllocator<Mbuf>>> {
         self.qp.tx_allocator()
     }

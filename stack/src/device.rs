@@ -253,6 +253,17 @@ pub trait Device {
     fn recycle(&mut self, frames: &mut Vec<Self::Frame>) {
         frames.clear();
     }
+
+    /// [`recycle`](Device::recycle) for a burst of one frame, which the stack hands
+    /// over without putting it in a batch: a backend that keeps received frames can take
+    /// it as it is. `batch` is an empty vector the default puts it in to call `recycle`
+    /// (and leaves empty), so a backend that only implements `recycle` sees the same
+    /// batches as before.
+    #[inline]
+    fn recycle_one(&mut self, frame: Self::Frame, batch: &mut Vec<Self::Frame>) {
+        batch.push(frame);
+        self.recycle(batch);
+    }
 }
 
 /// A pool of equally sized heap buffers shared by the [`HeapFrame`]s it hands out; a

@@ -273,6 +273,9 @@ pub struct Port<D: Device> {
     pub(crate) burst: usize,
     pub(crate) queue: u16,
     pub(crate) rx: Vec<D::Frame>,
+    /// The frames of the burst being received that the stack is done with, given back
+    /// to the device together ([`Device::recycle`]); empty between polls.
+    pub(crate) done: Vec<D::Frame>,
     pub(crate) tx: Vec<D::Frame>,
 }
 
@@ -293,6 +296,7 @@ impl<D: Device> Port<D> {
             caps,
             queue,
             rx: Vec::with_capacity(burst),
+            done: Vec::with_capacity(burst),
             tx: Vec::with_capacity(burst * 2),
         }
     }

@@ -12,9 +12,10 @@
 //! is cheap: a burst moves through a single-producer single-consumer ring (`rtrb`) with
 //! no lock, no locked instruction and no allocation per frame; frames are [`HeapFrame`]s whose buffers go back to the sending
 //! end's [`FramePool`] when the receiver drops them. A stack hands each received burst
-//! back through [`Device::recycle`], and the receiving end keeps up to two bursts of
-//! those frames for its own next transmissions, so request/response traffic moves
-//! frames with no atomic operation on a shared pool.
+//! back through [`Device::recycle`] (a burst of one through [`Device::recycle_one`]),
+//! and the receiving end keeps up to two bursts of those frames for its own next
+//! transmissions, so request/response traffic moves frames with no atomic operation
+//! on a shared pool.
 //!
 //! ## Time
 //!
@@ -481,9 +482,14 @@ pub struct LinkEnd {
     injected: VecDeque<HeapFrame>,
     /// Received frames the stack gave back ([`Device::recycle`]), reused by
     /// [`alloc_tx`](Device::alloc_tx) before the pool: a frame that comes in and one
-    /// that goes out cost no atomic operation on a shared pool. At most `spare_max`;
-    /// the excess goes back to the pools.
+    /// that goes out cost no atomic operation on a shared pool. At most `spare_max`
+    /// with `spare_top`; the excess goes back to the pools. Taken last in, first out.
     spare: Vec<HeapFrame>,
+    /// The spare frame kept last, on top of `spare` (which holds the older ones): a
+    /// frame received and given back, then taken for the next transmission (what
+    /// request/response traffic does with every frame) moves in and out of one slot,
+    /// with no length or capacity to check.
+    spare_top: Option<HeapFrame>,
     spare_max: usize,
     caps: Capabilities,
     max_frame: usize,
@@ -599,6 +605,7 @@ impl LinkEnd {
             // Two bursts' worth, and never more than a quarter of the pool (64 KiB
             // frames at large MTUs).
             spare: Vec::with_capacity((2 * MAX_BURST).min(config.pool_frames / 4)),
+            spare_top: None,
             spare_max: (2 * MAX_BURST).min(config.pool_frames / 4),
             caps: Capabilities {
                 mtu: config.mtu,
@@ -780,7 +787,7 @@ impl LinkEnd {
         n
     }
 
-    /// [`Device::alloc_tx`] past its reuse of the last spare frame: a TSO frame, or a
+    /// [`Device::alloc_tx`] past its reuse of the top spare frame: a TSO frame, or a
     /// frame from the older spares or the pool.
     fn alloc_slow(&mut self, len: usize) -> Option<HeapFrame> {
         if len > self.max_frame {
@@ -798,6 +805,19 @@ impl LinkEnd {
             // An injected frame of another size: let it go.
         }
         self.emitter.pool.alloc(len)
+    }
+
+    /// [`Device::recycle_one`] past its usual case: `frame` goes on top of the spare
+    /// frames if there is room, else back to its pool.
+    #[inline]
+    fn keep_spare(&mut self, frame: HeapFrame) {
+        let kept = self.spare.len() + usize::from(self.spare_top.is_some());
+        if kept >= self.spare_max {
+            return;
+        }
+        if let Some(top) = self.spare_top.replace(frame) {
+            self.spare.push(top);
+        }
     }
 
     /// [`Device::tx_burst`] through the impairments, the drop filter or the capture:
@@ -949,7 +969,12 @@ impl Device for LinkEnd {
         // The usual case, inlined into the stack's output: the last frame received
         // and given back, reused as it is.
         if len <= self.max_frame {
-            if let Some(mut f) = self.spare.pop() {
+            // The top spare frame, else the next older one.
+            let spare = match self.spare_top.take() {
+                None => self.spare.pop(),
+                top => top,
+            };
+            if let Some(mut f) = spare {
                 if f.reuse(self.emitter.headroom, len) {
                     return Some(f);
                 }
@@ -959,17 +984,33 @@ impl Device for LinkEnd {
         self.alloc_slow(len)
     }
 
+    /// Keeps the frame for [`alloc_tx`](Device::alloc_tx) if fewer than `spare_max`
+    /// are kept; else it goes back to its pool.
+    #[inline]
+    fn recycle_one(&mut self, frame: HeapFrame, _batch: &mut Vec<HeapFrame>) {
+        if self.spare_top.is_none() && self.spare.len() < self.spare_max {
+            // The usual case: `alloc_tx` took the last spare frame given back.
+            self.spare_top = Some(frame);
+        } else {
+            self.keep_spare(frame);
+        }
+    }
+
     /// Keeps up to `spare_max` frames for [`alloc_tx`](Device::alloc_tx); the rest
     /// go back to their pools.
     #[inline]
     fn recycle(&mut self, frames: &mut Vec<HeapFrame>) {
-        if frames.len() == 1 && self.spare.len() < self.spare_max {
-            // A burst of one (request/response traffic): one move, where swapping the
-            // vectors below moves six words and `append` calls `memcpy` for the frame.
+        if frames.len() == 1 {
+            // A burst of one: one move, where swapping the vectors below moves six
+            // words and `append` calls `memcpy` for the frame.
             if let Some(f) = frames.pop() {
-                self.spare.push(f);
+                self.recycle_one(f, frames);
             }
             return;
+        }
+        // All the spares in `spare`, in their order, for the batch to go on top.
+        if let Some(top) = self.spare_top.take() {
+            self.spare.push(top);
         }
         let keep = self.spare_max.saturating_sub(self.spare.len());
         if self.spare.is_empty() && frames.len() <= keep {

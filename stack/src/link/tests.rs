@@ -175,6 +175,69 @@ fn buffers_return_to_the_senders_pool() {
     }
 }
 
+/// The spare frames an end keeps ([`Device::recycle`], [`Device::recycle_one`]) are
+/// one last-in, first-out stack of at most `spare_max`, whatever slot holds its top:
+/// checked against a plain vector doing what the spares did before the slot, over a
+/// pseudo-random mix of bursts given back and frames taken, by the identity of each
+/// buffer `alloc_tx` hands out and the number kept.
+#[test]
+fn spare_frames_are_one_bounded_stack() {
+    let config = LinkConfig {
+        pool_frames: 24,
+        ..LinkConfig::default()
+    };
+    let (mut a, _b) = pair(config);
+    let spare_max = a.spare_max;
+    assert_eq!(spare_max, 6);
+    let pool = Arc::clone(a.pool());
+    let addr = |f: &mut HeapFrame| f.spare_from_start().as_ptr() as usize;
+    // The model: the spares, bottom first, as buffer addresses.
+    let mut model: Vec<usize> = Vec::new();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for step in 0..4000 {
+        let r = next();
+        match r % 2 {
+            0 => {
+                // A burst given back, one at a time or as a batch: mostly of one frame
+                // (the slot's case), else of 2..=4 (the spares fill up, and the top goes
+                // under the batch).
+                let n = if r & 0x300 == 0 {
+                    2 + (r >> 4) as usize % 3
+                } else {
+                    1
+                };
+                let mut burst: Vec<HeapFrame> = (0..n).map(|_| pool.alloc(100).unwrap()).collect();
+                let addrs: Vec<usize> = burst.iter_mut().map(&addr).collect();
+                let keep = spare_max.saturating_sub(model.len()).min(n);
+                model.extend(&addrs[..keep]);
+                if n == 1 && r & 0x10000 != 0 {
+                    let f = burst.pop().unwrap();
+                    a.recycle_one(f, &mut burst);
+                } else {
+                    a.recycle(&mut burst);
+                }
+                assert!(burst.is_empty(), "step {step}: the batch is left empty");
+            }
+            _ => {
+                // A frame taken for transmission: the top spare, else one from the pool.
+                let mut f = a.alloc_tx(200).unwrap();
+                assert_eq!(f.len(), 200);
+                if let Some(top) = model.pop() {
+                    assert_eq!(addr(&mut f), top, "step {step}: the top spare");
+                }
+            }
+        }
+        let kept = a.spare.len() + usize::from(a.spare_top.is_some());
+        assert_eq!(kept, model.len(), "step {step}: spares kept");
+    }
+}
+
 #[test]
 fn oversize_frames_are_dropped_and_counted() {
     let (mut a, mut b) = pair(LinkConfig::default());
