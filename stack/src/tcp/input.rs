@@ -198,7 +198,7 @@ impl Tcb {
     fn rtt_sample_since(&mut self, now: Instant, t0: Instant) {
         let rtt = now.total_micros().saturating_sub(t0.total_micros());
         self.rtt.sample_micros(rtt);
-        self.cc.on_rtt_sample(now, Duration::from_micros(rtt));
+        self.cc.on_rtt_sample_micros(now, rtt);
     }
 
     /// An RTT sample from the timestamp echo (RFC 7323 §4.1): milliseconds, so only
