@@ -469,8 +469,15 @@ impl Tcb {
         };
 
         let advanced = ack.gt(self.snd_una);
+        // The ACK header prediction takes (`try_sole_ack`), in a segment it left to
+        // this path for another reason (a FIN, data out of order...): RACK's part
+        // below is then done too.
+        let sole =
+            advanced && nblocks == 0 && self.sole_ack_may_apply(ack) && self.try_sole_ack(now, ack);
         if advanced {
-            self.on_new_ack(now, ack, seg, sack_xmit);
+            if !sole {
+                self.on_new_ack(now, ack, seg, sack_xmit);
+            }
         } else {
             if let Some(t0) = sack_xmit {
                 // RTT from newly SACKed data (Linux's sack_rtt_us), even when the ACK
@@ -493,7 +500,7 @@ impl Tcb {
                 }
             }
         }
-        if self.rack_on() {
+        if self.rack_on() && !sole {
             // RFC 8985 §6.2 step 4: D-SACKs widen the reordering window (only from
             // ACKs that are not old, whose blocks below SND.UNA are real duplicates).
             if sack_update.dsack && !ack.lt(self.snd_una) {
@@ -747,6 +754,25 @@ impl Tcb {
     /// Was this connection made from a listener (its first segment was the peer's SYN)?
     fn passive_open(&self) -> bool {
         self.passive
+    }
+
+    /// Whether an ACK of new data without SACK blocks, in a segment the full path
+    /// takes, may be [`try_sole_ack`](Self::try_sole_ack)'s: with header prediction
+    /// on, it acknowledges everything sent (`ack` is SND.MAX), in ESTABLISHED with no
+    /// FIN queued, no recovery, no persisting, no probe episode and an empty
+    /// scoreboard (what [`input_predicted`](Self::input_predicted) checks before it).
+    /// RACK's part of the full path then comes to what `try_sole_ack` does: nothing
+    /// is left in flight, no D-SACK, no probe to settle, both timers stopped.
+    #[inline]
+    fn sole_ack_may_apply(&self, ack: SeqNumber) -> bool {
+        self.config.header_prediction
+            && self.state == State::Established
+            && ack == self.snd_max
+            && !self.fin_queued
+            && !self.in_recovery
+            && !self.persisting
+            && self.rack.tlp_end.is_none()
+            && self.scoreboard.is_empty()
     }
 
     /// New data was acknowledged (RFC 9293 §3.10.7.4 fifth; RFC 6298 §5; RFC 5681 §3).
