@@ -499,3 +499,75 @@ fn rst_in_time_wait_closes_it() {
     assert_eq!(h.stack.tcp_state(c), Ok(State::Closed));
     assert_eq!(h.stack.tcp_error(c), Ok(None));
 }
+
+/// A connection (SACK and timestamps: RACK on) that receives the peer's FIN, answers,
+/// is closed by the application (LAST-ACK), and then hears the ACKs given by `acks`
+/// (the sequence space acknowledged by each, relative to our ISN; a delay before
+/// each): everything sent (as packetdrill prints it, with the send time), the counters
+/// and the connections left after each step, with or without header prediction.
+fn orphan_last_ack_script(predict: bool, acks: &[(u32, u64)]) -> Vec<alloc::string::String> {
+    let mut config = crate::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: 1000, mss: 1460, sackok: true, ts: (ts, 0)});
+    let mut log = alloc::vec::Vec::new();
+    let step = |h: &mut Harness, log: &mut alloc::vec::Vec<alloc::string::String>| {
+        for s in h.drain() {
+            log.push(alloc::format!("{s:?} at {:?}", s.at));
+        }
+        let stats = alloc::format!("{:?}", h.stack.stats())
+            .replace("header_prediction: true", "header_prediction: false");
+        log.push(stats);
+        log.push(alloc::format!("{}", h.stack.tcp_connection_count()));
+    };
+    let seg_in = |h: &mut Harness, flags: &str, seq: u32, ack: u32, data: &[u8]| {
+        let ts = h.peer_tsval();
+        let tsecr = h.last_tsval();
+        h.inject(seg! {flags: flags, seq: seq, ack: ack, ts: (ts, tsecr), data: data});
+    };
+    seg_in(&mut h, "P.", 1001, 1, &payload(64));
+    assert_eq!(h.read_all(c), payload(64));
+    h.stack.tcp_send(c, &payload(100)).unwrap();
+    h.advance(ms(2));
+    step(&mut h, &mut log);
+    seg_in(&mut h, "F.", 1065, 101, &[]);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Ok(0));
+    h.stack.tcp_send(c, &payload(30)).unwrap();
+    h.stack.tcp_close(c).unwrap();
+    step(&mut h, &mut log);
+    for &(ack, delay) in acks {
+        h.advance(ms(delay));
+        seg_in(&mut h, ".", 1066, 1 + ack, &[]);
+        step(&mut h, &mut log);
+    }
+    // A new connection on the same ports afterwards.
+    h.advance(ms(5));
+    let ts = h.peer_tsval();
+    h.inject(seg! {flags: "S", seq: 90_000, mss: 1460, sackok: true, ts: (ts, 0)});
+    step(&mut h, &mut log);
+    log
+}
+
+#[test]
+fn an_orphans_last_ack_changes_nothing_seen() {
+    // In LAST-ACK, the ACK of our FIN on a connection the application closed closes
+    // it at once, without recording the rest of what the ACK tells (input.rs
+    // `last_ack_of_orphan`): the same segments, counters and connections as the full
+    // path, whether the ACK covers everything at once, comes after part of it, after
+    // the FIN was sent again, or comes twice.
+    let cases: [&[(u32, u64)]; 4] = [
+        &[(131, 1)],
+        &[(120, 1), (131, 1)],
+        &[(130, 1), (131, 3000)],
+        &[(131, 0), (131, 1)],
+    ];
+    for acks in cases {
+        let (fast, full) = (
+            orphan_last_ack_script(true, acks),
+            orphan_last_ack_script(false, acks),
+        );
+        assert_eq!(fast, full, "{acks:?}");
+    }
+}
