@@ -571,3 +571,136 @@ fn an_orphans_last_ack_changes_nothing_seen() {
         assert_eq!(fast, full, "{acks:?}");
     }
 }
+
+/// Closes of every kind on a connection with SACK and timestamps (RACK on), each ACK
+/// of everything sent given straight to the connection: ours first (FIN-WAIT-1 and 2,
+/// with data before the FIN in the same segment or not, after a timeout or not), the
+/// peer's first (CLOSE-WAIT with data still sent, then LAST-ACK), and both at once
+/// (CLOSING). The TCB after
+/// each input and after each output pass, as Debug text, with or without header
+/// prediction (`predict`).
+fn closing_states(predict: bool, kind: u32) -> Vec<alloc::string::String> {
+    use crate::wire::tcp::{Packet, TcpRepr};
+    let mut config = crate::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: 1000, mss: 1460, sackok: true, ts: (ts, 0)});
+    let mut states = alloc::vec::Vec::new();
+    let state = |h: &Harness, states: &mut alloc::vec::Vec<alloc::string::String>| {
+        if h.stack.tcp_connection_count() == 1 {
+            states.push(
+                alloc::format!("{:?}", h.tcb(c))
+                    .replace("header_prediction: false", "header_prediction: true"),
+            );
+        } else {
+            states.push(alloc::string::String::from("gone"));
+        }
+    };
+    let input = |h: &mut Harness, flags: &str, seq: u32, ack: u32, data: &[u8]| {
+        let ts = h.peer_tsval();
+        let tsecr = h.last_tsval();
+        let seg = seg! {flags: flags, seq: seq, ack: ack, ts: (ts, tsecr), data: data};
+        let frame = h.frame_for(&seg);
+        let packet = Packet::new_checked(&frame[34..]).unwrap();
+        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
+        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
+        let now = h.now;
+        let tcp = &mut h.stack.tcp;
+        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
+        if tcb.rcv_buf.allocated() == 0 {
+            tcp.bufs.supply(&mut tcb.rcv_buf);
+        }
+        let _ = tcb.input(now, &repr);
+    };
+    let output = |h: &mut Harness, states: &mut alloc::vec::Vec<alloc::string::String>| {
+        h.poll();
+        for s in h.drain() {
+            states.push(alloc::format!("{s:?} at {:?}", s.at));
+        }
+        state(h, states);
+        h.advance(ms(3));
+    };
+    // A request and its answer first.
+    input(&mut h, "P.", 1001, 1, &payload(64));
+    state(&h, &mut states);
+    assert_eq!(h.read_all(c), payload(64));
+    h.stack.tcp_send(c, &payload(100)).unwrap();
+    output(&mut h, &mut states);
+    match kind {
+        0 | 1 => {
+            // Our FIN: with the last data (0) or alone after it is acknowledged (1).
+            if kind == 1 {
+                input(&mut h, ".", 1065, 101, &[]);
+                state(&h, &mut states);
+            }
+            h.stack.tcp_send(c, &payload(40)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1065, 142, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            input(&mut h, "F.", 1065, 142, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+        2 => {
+            // The peer's FIN, acknowledging our answer; more data, then our FIN.
+            input(&mut h, "F.", 1065, 101, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            h.stack.tcp_send(c, &payload(50)).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1066, 151, &[]);
+            state(&h, &mut states);
+            h.stack.tcp_send(c, &payload(20)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1066, 172, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+        4 => {
+            // A timeout first (the window down to one segment, so the ACK of our
+            // full-sized last segment with its FIN grows it), then our FIN.
+            h.advance(secs(2));
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1065, 101, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            h.stack.tcp_send(c, &payload(1448)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1065, 1550, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+        _ => {
+            // Both FINs cross (CLOSING), then the ACK of ours.
+            h.stack.tcp_send(c, &payload(30)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, "F.", 1065, 101, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1066, 132, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+    }
+    states
+}
+
+#[test]
+fn a_closing_ack_leaves_the_tcb_as_the_full_path_does() {
+    // The full path takes `try_sole_ack` for an ACK of everything sent in a closing
+    // state, our FIN included or not (input.rs `sole_ack_may_apply`): every field as
+    // `on_new_ack` and RACK's part would leave it.
+    for kind in 0..5 {
+        let (fast, full) = (closing_states(true, kind), closing_states(false, kind));
+        assert_eq!(fast.len(), full.len(), "kind {kind}");
+        for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
+            assert_eq!(a, b, "kind {kind}: TCB differs after step {i}");
+        }
+    }
+}
