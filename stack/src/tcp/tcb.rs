@@ -736,13 +736,13 @@ mod tests {
             // rcv_nxt at times, past the largest expressible window at times.
             let max = (65535i64 << t.rcv_wscale).min(i64::from(i32::MAX));
             let free = (t.rcv_buf.window() as i64).min(max);
-            let spread = (free / 2).max(4).min(1 << 20);
+            let spread = (free / 2).clamp(4, 1 << 20);
             let mut edge = free - spread + ((r2 >> 44) as i64 % (2 * spread + 1)) - 2;
-            if (r >> 52) % 8 == 0 {
+            if (r >> 52).is_multiple_of(8) {
                 edge = -((r >> 56) as i64);
             }
             t.rcv_adv = SeqNumber(t.rcv_nxt.0.wrapping_add(edge.min(max) as u32));
-            let syn = (r >> 60) % 4 == 0;
+            let syn = (r >> 60).is_multiple_of(4);
             if !syn && t.state.is_synchronized() && t.window_unmoved().is_some() {
                 early += 1;
             } else {
