@@ -845,6 +845,8 @@ impl Tcb {
                 let rxt = s.retransmitted();
                 ((!rxt).then_some(s.xmit), rxt)
             }
+            // Nothing logged (the ACK of our SYN-ACK): no walk, nothing delivered.
+            None if self.sent.is_empty() => (None, false),
             None => self.cum_ack_walk(now, ack, seg, rack_on),
         };
         let sent_at = if syn_acked {
