@@ -198,7 +198,7 @@ impl Tcb {
     fn rtt_sample_since(&mut self, now: Instant, t0: Instant) {
         let rtt = now.total_micros().saturating_sub(t0.total_micros());
         self.rtt.sample_micros(rtt);
-        self.cc.on_rtt_sample(now, Duration::from_micros(rtt));
+        self.cc.on_rtt_sample_micros(now, rtt);
     }
 
     /// An RTT sample from the timestamp echo (RFC 7323 §4.1): milliseconds, so only
@@ -270,7 +270,7 @@ impl Tcb {
         // our SYN acknowledged long ago is the usual case, and has its own.
         // `try_sole_ack` settles RACK's timers too; otherwise they are RACK's to set
         // (loss detection, the probe timeout), as in the full path.
-        let sole = advanced && self.try_sole_ack(now, ack);
+        let sole = advanced && self.try_sole_ack::<false>(now, ack);
         if !sole {
             if advanced {
                 self.on_new_ack(now, ack, seg, None);
@@ -443,6 +443,12 @@ impl Tcb {
             let _ = self.challenge(now);
             return InputOutcome::Dropped(TcpDrop::BadAck);
         }
+        if self.last_ack_of_orphan(ack) {
+            // What the rest would come to: the FIN acknowledged below closes it.
+            self.snd_una = ack;
+            self.close_now();
+            return InputOutcome::Ok;
+        }
 
         let seg_wnd = u32::from(seg.window_len) << self.snd_wscale;
         let mut blocks = [(SeqNumber(0), SeqNumber(0)); 4];
@@ -469,8 +475,17 @@ impl Tcb {
         };
 
         let advanced = ack.gt(self.snd_una);
+        // The ACK header prediction takes (`try_sole_ack`), in a segment it left to
+        // this path for another reason (a FIN, data out of order...): RACK's part
+        // below is then done too.
+        let sole = advanced
+            && nblocks == 0
+            && self.sole_ack_may_apply(ack)
+            && self.try_sole_ack::<true>(now, ack);
         if advanced {
-            self.on_new_ack(now, ack, seg, sack_xmit);
+            if !sole {
+                self.on_new_ack(now, ack, seg, sack_xmit);
+            }
         } else {
             if let Some(t0) = sack_xmit {
                 // RTT from newly SACKed data (Linux's sack_rtt_us), even when the ACK
@@ -493,7 +508,7 @@ impl Tcb {
                 }
             }
         }
-        if self.rack_on() {
+        if self.rack_on() && !sole {
             // RFC 8985 §6.2 step 4: D-SACKs widen the reordering window (only from
             // ACKs that are not old, whose blocks below SND.UNA are real duplicates).
             if sack_update.dsack && !ack.lt(self.snd_una) {
@@ -749,6 +764,40 @@ impl Tcb {
         self.passive
     }
 
+    /// Whether `ack`, acceptable, acknowledges our FIN in LAST-ACK on a connection
+    /// the application closed (header prediction on): the full path then records what
+    /// the ACK tells (the send buffer and log, RTT, congestion window, RACK, the
+    /// peer's window) and closes the connection, which nobody holds: the table
+    /// removes it when it settles it, in the same pass, and nothing of those records
+    /// is read again. Closing it at once leaves out the records: the same segments,
+    /// timers (none), counters and events (none posted for an orphan).
+    #[inline]
+    fn last_ack_of_orphan(&self, ack: SeqNumber) -> bool {
+        self.state == State::LastAck
+            && self.orphaned
+            && self.config.header_prediction
+            && self.fin_seq().is_some_and(|f| ack.gt(f))
+    }
+
+    /// Whether an ACK of new data without SACK blocks, in a segment the full path
+    /// takes, may be [`try_sole_ack`](Self::try_sole_ack)'s: with header prediction
+    /// on, it acknowledges everything sent (`ack` is SND.MAX, our FIN too if sent), in
+    /// a synchronized state where we may send (not SYN-RECEIVED: our SYN is
+    /// acknowledged), with no recovery, no persisting, no probe episode and an empty
+    /// scoreboard (what [`input_predicted`](Self::input_predicted) checks before it).
+    /// RACK's part of the full path then comes to what `try_sole_ack` does: nothing
+    /// is left in flight, no D-SACK, no probe to settle, both timers stopped.
+    #[inline]
+    fn sole_ack_may_apply(&self, ack: SeqNumber) -> bool {
+        self.config.header_prediction
+            && self.state.is_output_state()
+            && ack == self.snd_max
+            && !self.in_recovery
+            && !self.persisting
+            && self.rack.tlp_end.is_none()
+            && self.scoreboard.is_empty()
+    }
+
     /// New data was acknowledged (RFC 9293 §3.10.7.4 fifth; RFC 6298 §5; RFC 5681 §3).
     fn on_new_ack(
         &mut self,
@@ -796,6 +845,8 @@ impl Tcb {
                 let rxt = s.retransmitted();
                 ((!rxt).then_some(s.xmit), rxt)
             }
+            // Nothing logged (the ACK of our SYN-ACK): no walk, nothing delivered.
+            None if self.sent.is_empty() => (None, false),
             None => self.cum_ack_walk(now, ack, seg, rack_on),
         };
         let sent_at = if syn_acked {
@@ -859,26 +910,37 @@ impl Tcb {
     /// it: it acknowledges everything sent (`ack` is SND.MAX), which was one segment
     /// sent once ([`SentLog::only`](crate::tcp::sent::SentLog::only)), our SYN
     /// acknowledged long ago; in ESTABLISHED with no FIN queued, no recovery and no
-    /// persisting (what [`input_predicted`](Self::input_predicted) checked). False,
-    /// with nothing changed, when it is not: [`on_new_ack`](Self::on_new_ack) acts.
+    /// persisting (what [`input_predicted`](Self::input_predicted) checked), or, with
+    /// `FIN`, in any state [`sole_ack_may_apply`](Self::sole_ack_may_apply) allows.
+    /// False, with nothing changed, when it is not: [`on_new_ack`](Self::on_new_ack)
+    /// acts.
     ///
     /// Exactly what `on_new_ack` does then, without the cases that cannot arise: no
-    /// SYN or FIN in the acknowledged range (so the flight before is what is
-    /// acknowledged), the RTT from the segment's send time (Karn is satisfied), the
-    /// window may grow, and the timer stops (nothing is left); then what RACK's
-    /// `rack_detect` and `arm_tlp` would do after it, with the RACK check made here
-    /// once. `a_predicted_ack_leaves_the_tcb_as_the_full_path_does` (tests/data.rs) holds it
-    /// to that.
+    /// SYN in the acknowledged range, and without `FIN` no FIN either (so the flight
+    /// before is what is acknowledged; with `FIN`, our FIN may be in it: it counts in
+    /// the flight but takes no byte of the buffer), the RTT from the segment's send
+    /// time (Karn is satisfied), the window may grow, and the timer stops (nothing is
+    /// left); then what RACK's `rack_detect` and `arm_tlp` would do after it, with the
+    /// RACK check made here once. `a_predicted_ack_leaves_the_tcb_as_the_full_path_does`
+    /// and `an_unpredicted_segment_acknowledging_all_leaves_the_tcb_as_the_full_path_does`
+    /// (tests/data.rs), `a_closing_ack_leaves_the_tcb_as_the_full_path_does`
+    /// (tests/close.rs) hold it to that.
     ///
     /// Out of line: inlined, the caller's frame grew by more than it saved.
     #[inline(never)]
-    fn try_sole_ack(&mut self, now: Instant, ack: SeqNumber) -> bool {
+    fn try_sole_ack<const FIN: bool>(&mut self, now: Instant, ack: SeqNumber) -> bool {
+        debug_assert!(FIN || !self.fin_queued);
         let s = match self.sent.only(ack) {
             Some(s) if !s.retransmitted() && !self.syn_unacked() => s,
             _ => return false,
         };
         self.sent.drop_only();
-        let acked = (ack - self.snd_una) as u32;
+        let flight_before = (ack - self.snd_una) as u32;
+        let acked = if FIN {
+            flight_before - u32::from(self.fin_seq().is_some_and(|f| ack.gt(f)))
+        } else {
+            flight_before
+        };
         self.snd_buf.dequeue_allocated(acked as usize);
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
@@ -914,7 +976,7 @@ impl Tcb {
         // this function's to keep across them.
         let grow = Some(Growth {
             acked,
-            flight_before: acked,
+            flight_before,
             srtt_us: self.rtt.srtt_micros(),
         });
         self.cc.on_new_ack(

@@ -556,13 +556,55 @@ impl Tcb {
 
     /// The window field to put in a segment (RFC 7323: SYNs are never scaled), never
     /// shrinking the right edge already advertised (RFC 9293 §3.8.6.2.2).
+    ///
+    /// Nearly every segment of a synchronized connection re-advertises the edge already
+    /// promised (the free space has not grown by the SWS step past it): that answer,
+    /// [`Tcb::window_unmoved`], needs neither the clamp of the free space nor the
+    /// rounding and comparison of a new edge; anything else takes the general path.
+    #[inline]
     pub fn window_field(&mut self, syn: bool) -> u16 {
+        if !syn && self.state.is_synchronized() {
+            if let Some(field) = self.window_unmoved() {
+                return field;
+            }
+        }
+        self.window_field_general(syn)
+    }
+
+    /// The window field when the right edge stays where it was promised: the edge is
+    /// not behind `RCV.NXT` and the free space is short of it plus the SWS step, so
+    /// [`Tcb::window_field_general`] would re-advertise the promised window, whose
+    /// scaled-down edge does not pass `RCV.ADV` (no update). `None` otherwise.
+    #[inline]
+    fn window_unmoved(&self) -> Option<u16> {
+        let promised = self.rcv_adv - self.rcv_nxt;
+        if promised < 0 {
+            return None;
+        }
+        let promised = promised as u32;
+        let free = self.rcv_buf.window() as u64;
+        if free >= u64::from(promised) + u64::from(self.sws_step()) {
+            return None;
+        }
+        Some((promised >> self.rcv_wscale).min(65535) as u16)
+    }
+
+    /// The least move of the advertised right edge (RFC 9293 §3.8.6.2.2, receiver SWS
+    /// avoidance): min(half the buffer, one MSS), at least one byte.
+    #[inline]
+    fn sws_step(&self) -> u32 {
+        (self.rcv_buf.capacity() as u32 / 2).min(self.smss).max(1)
+    }
+
+    /// [`Tcb::window_field`] in full: the free space, clamped to what the scale can
+    /// express, replaces the promised window only when it moves the edge by the step.
+    fn window_field_general(&mut self, syn: bool) -> u16 {
         let mut wnd = self.rcv_wnd();
         if self.state.is_synchronized() {
             let promised = (self.rcv_adv - self.rcv_nxt).max(0) as u32;
             // RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): move the right edge only by
             // at least min(half the buffer, one MSS); never pull it back (§3.8.6).
-            let step = (self.rcv_buf.capacity() as u32 / 2).min(self.smss).max(1);
+            let step = self.sws_step();
             if wnd < promised || wnd - promised < step {
                 wnd = promised;
             }
@@ -638,6 +680,83 @@ pub fn wscale_for(buf: usize) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rand::Rand;
+    use core::net::{Ipv4Addr, SocketAddrV4};
+
+    /// The early answer of `window_field` changes nothing: over random buffers (sizes,
+    /// fill, reads), window scales, MSSs, advertised edges (behind `RCV.NXT` at times)
+    /// and states, SYN or not, the same field and the same `RCV.ADV` as the general
+    /// path, and both the early answer and the general path are taken.
+    #[test]
+    fn window_field_matches_the_general_path() {
+        let mut rand = Rand::from_u64(5);
+        let states = [
+            State::Closed,
+            State::SynSent,
+            State::SynReceived,
+            State::Established,
+            State::FinWait1,
+            State::FinWait2,
+            State::CloseWait,
+            State::Closing,
+            State::LastAck,
+            State::TimeWait,
+        ];
+        let sizes = [1, 2, 100, 1460, 2920, 65535, 65536, 262_144, 1 << 20];
+        let addr = |p| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), p);
+        let (mut early, mut general) = (0, 0);
+        for _ in 0..20_000 {
+            let r = rand.next_u64();
+            let r2 = rand.next_u64();
+            let cap = sizes[(r % sizes.len() as u64) as usize];
+            let opts = TcpSocketOptions {
+                rcv_buf: cap,
+                ..TcpSocketOptions::default()
+            };
+            let open = OpenParams {
+                local: addr(1),
+                remote: addr(2),
+                iss: SeqNumber(1000),
+                ts_offset: 0,
+                our_mss: 1460,
+            };
+            let now = Instant::from_micros(1_000_000);
+            let mut t = Tcb::new(now, open, TcbConfig::default(), opts);
+            t.state = states[((r >> 8) % states.len() as u64) as usize];
+            t.rcv_wscale = ((r >> 12) % 15) as u8;
+            t.smss = [1, 536, 1460, 9000][((r >> 16) % 4) as usize];
+            // Bytes received, then some of them read (the ring holds what is unread).
+            let filled = (r2 % (cap.min(1 << 17) as u64 + 1)) as usize;
+            let bytes = alloc::vec![0u8; filled];
+            assert_eq!(t.rcv_buf.enqueue_slice(&bytes), filled);
+            let read = ((r2 >> 20) % (filled as u64 + 1)) as usize;
+            assert_eq!(t.rcv_buf.dequeue_allocated(read), read);
+            t.rcv_nxt = SeqNumber((r >> 20) as u32);
+            // The advertised edge around the free space (clamped to the scale), behind
+            // rcv_nxt at times, past the largest expressible window at times.
+            let max = (65535i64 << t.rcv_wscale).min(i64::from(i32::MAX));
+            let free = (t.rcv_buf.window() as i64).min(max);
+            let spread = (free / 2).clamp(4, 1 << 20);
+            let mut edge = free - spread + ((r2 >> 44) as i64 % (2 * spread + 1)) - 2;
+            if (r >> 52).is_multiple_of(8) {
+                edge = -((r >> 56) as i64);
+            }
+            t.rcv_adv = SeqNumber(t.rcv_nxt.0.wrapping_add(edge.min(max) as u32));
+            let syn = (r >> 60).is_multiple_of(4);
+            if !syn && t.state.is_synchronized() && t.window_unmoved().is_some() {
+                early += 1;
+            } else {
+                general += 1;
+            }
+            let before = t.rcv_adv;
+            let field = t.window_field(syn);
+            let adv = t.rcv_adv;
+            t.rcv_adv = before;
+            assert_eq!(field, t.window_field_general(syn), "{cap} {edge} {syn}");
+            assert_eq!(adv, t.rcv_adv, "{cap} {edge} {syn}");
+        }
+        assert!(early > 2000 && general > 2000, "{early} {general}");
+    }
 
     #[test]
     fn window_scale_choice() {

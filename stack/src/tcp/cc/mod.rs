@@ -414,8 +414,14 @@ fn restart_window(cwnd: &mut u32, ssthresh: &mut u32, mss: u32, idle: u64, rto: 
     true
 }
 
-/// Scales a byte count kept "in segments" from one MSS to another.
+/// Scales a byte count kept "in segments" from one MSS to another. Zero stays zero
+/// without the division (a new connection's `w_max` and `cwnd_prior`, when its
+/// handshake sets the MSS).
+#[inline]
 fn rescale(bytes: u32, old_mss: u32, new_mss: u32) -> u32 {
+    if bytes == 0 {
+        return 0;
+    }
     let scaled = u64::from(bytes) * u64::from(new_mss) / u64::from(old_mss.max(1));
     u32::try_from(scaled).unwrap_or(u32::MAX)
 }

@@ -499,3 +499,208 @@ fn rst_in_time_wait_closes_it() {
     assert_eq!(h.stack.tcp_state(c), Ok(State::Closed));
     assert_eq!(h.stack.tcp_error(c), Ok(None));
 }
+
+/// A connection (SACK and timestamps: RACK on) that receives the peer's FIN, answers,
+/// is closed by the application (LAST-ACK), and then hears the ACKs given by `acks`
+/// (the sequence space acknowledged by each, relative to our ISN; a delay before
+/// each): everything sent (as packetdrill prints it, with the send time), the counters
+/// and the connections left after each step, with or without header prediction.
+fn orphan_last_ack_script(predict: bool, acks: &[(u32, u64)]) -> Vec<alloc::string::String> {
+    let mut config = crate::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: 1000, mss: 1460, sackok: true, ts: (ts, 0)});
+    let mut log = alloc::vec::Vec::new();
+    let step = |h: &mut Harness, log: &mut alloc::vec::Vec<alloc::string::String>| {
+        for s in h.drain() {
+            log.push(alloc::format!("{s:?} at {:?}", s.at));
+        }
+        let stats = alloc::format!("{:?}", h.stack.stats())
+            .replace("header_prediction: true", "header_prediction: false");
+        log.push(stats);
+        log.push(alloc::format!("{}", h.stack.tcp_connection_count()));
+    };
+    let seg_in = |h: &mut Harness, flags: &str, seq: u32, ack: u32, data: &[u8]| {
+        let ts = h.peer_tsval();
+        let tsecr = h.last_tsval();
+        h.inject(seg! {flags: flags, seq: seq, ack: ack, ts: (ts, tsecr), data: data});
+    };
+    seg_in(&mut h, "P.", 1001, 1, &payload(64));
+    assert_eq!(h.read_all(c), payload(64));
+    h.stack.tcp_send(c, &payload(100)).unwrap();
+    h.advance(ms(2));
+    step(&mut h, &mut log);
+    seg_in(&mut h, "F.", 1065, 101, &[]);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Ok(0));
+    h.stack.tcp_send(c, &payload(30)).unwrap();
+    h.stack.tcp_close(c).unwrap();
+    step(&mut h, &mut log);
+    for &(ack, delay) in acks {
+        h.advance(ms(delay));
+        seg_in(&mut h, ".", 1066, 1 + ack, &[]);
+        step(&mut h, &mut log);
+    }
+    // A new connection on the same ports afterwards.
+    h.advance(ms(5));
+    let ts = h.peer_tsval();
+    h.inject(seg! {flags: "S", seq: 90_000, mss: 1460, sackok: true, ts: (ts, 0)});
+    step(&mut h, &mut log);
+    log
+}
+
+#[test]
+fn an_orphans_last_ack_changes_nothing_seen() {
+    // In LAST-ACK, the ACK of our FIN on a connection the application closed closes
+    // it at once, without recording the rest of what the ACK tells (input.rs
+    // `last_ack_of_orphan`): the same segments, counters and connections as the full
+    // path, whether the ACK covers everything at once, comes after part of it, after
+    // the FIN was sent again, or comes twice.
+    let cases: [&[(u32, u64)]; 4] = [
+        &[(131, 1)],
+        &[(120, 1), (131, 1)],
+        &[(130, 1), (131, 3000)],
+        &[(131, 0), (131, 1)],
+    ];
+    for acks in cases {
+        let (fast, full) = (
+            orphan_last_ack_script(true, acks),
+            orphan_last_ack_script(false, acks),
+        );
+        assert_eq!(fast, full, "{acks:?}");
+    }
+}
+
+/// Closes of every kind on a connection with SACK and timestamps (RACK on), each ACK
+/// of everything sent given straight to the connection: ours first (FIN-WAIT-1 and 2,
+/// with data before the FIN in the same segment or not, after a timeout or not), the
+/// peer's first (CLOSE-WAIT with data still sent, then LAST-ACK), and both at once
+/// (CLOSING). The TCB after
+/// each input and after each output pass, as Debug text, with or without header
+/// prediction (`predict`).
+fn closing_states(predict: bool, kind: u32) -> Vec<alloc::string::String> {
+    use crate::wire::tcp::{Packet, TcpRepr};
+    let mut config = crate::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: 1000, mss: 1460, sackok: true, ts: (ts, 0)});
+    let mut states = alloc::vec::Vec::new();
+    let state = |h: &Harness, states: &mut alloc::vec::Vec<alloc::string::String>| {
+        if h.stack.tcp_connection_count() == 1 {
+            states.push(
+                alloc::format!("{:?}", h.tcb(c))
+                    .replace("header_prediction: false", "header_prediction: true"),
+            );
+        } else {
+            states.push(alloc::string::String::from("gone"));
+        }
+    };
+    let input = |h: &mut Harness, flags: &str, seq: u32, ack: u32, data: &[u8]| {
+        let ts = h.peer_tsval();
+        let tsecr = h.last_tsval();
+        let seg = seg! {flags: flags, seq: seq, ack: ack, ts: (ts, tsecr), data: data};
+        let frame = h.frame_for(&seg);
+        let packet = Packet::new_checked(&frame[34..]).unwrap();
+        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
+        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
+        let now = h.now;
+        let tcp = &mut h.stack.tcp;
+        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
+        if tcb.rcv_buf.allocated() == 0 {
+            tcp.bufs.supply(&mut tcb.rcv_buf);
+        }
+        let _ = tcb.input(now, &repr);
+    };
+    let output = |h: &mut Harness, states: &mut alloc::vec::Vec<alloc::string::String>| {
+        h.poll();
+        for s in h.drain() {
+            states.push(alloc::format!("{s:?} at {:?}", s.at));
+        }
+        state(h, states);
+        h.advance(ms(3));
+    };
+    // A request and its answer first.
+    input(&mut h, "P.", 1001, 1, &payload(64));
+    state(&h, &mut states);
+    assert_eq!(h.read_all(c), payload(64));
+    h.stack.tcp_send(c, &payload(100)).unwrap();
+    output(&mut h, &mut states);
+    match kind {
+        0 | 1 => {
+            // Our FIN: with the last data (0) or alone after it is acknowledged (1).
+            if kind == 1 {
+                input(&mut h, ".", 1065, 101, &[]);
+                state(&h, &mut states);
+            }
+            h.stack.tcp_send(c, &payload(40)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1065, 142, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            input(&mut h, "F.", 1065, 142, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+        2 => {
+            // The peer's FIN, acknowledging our answer; more data, then our FIN.
+            input(&mut h, "F.", 1065, 101, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            h.stack.tcp_send(c, &payload(50)).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1066, 151, &[]);
+            state(&h, &mut states);
+            h.stack.tcp_send(c, &payload(20)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1066, 172, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+        4 => {
+            // A timeout first (the window down to one segment, so the ACK of our
+            // full-sized last segment with its FIN grows it), then our FIN.
+            h.advance(secs(2));
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1065, 101, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            h.stack.tcp_send(c, &payload(1448)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1065, 1550, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+        _ => {
+            // Both FINs cross (CLOSING), then the ACK of ours.
+            h.stack.tcp_send(c, &payload(30)).unwrap();
+            h.stack.tcp_shutdown(c).unwrap();
+            output(&mut h, &mut states);
+            input(&mut h, "F.", 1065, 101, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+            input(&mut h, ".", 1066, 132, &[]);
+            state(&h, &mut states);
+            output(&mut h, &mut states);
+        }
+    }
+    states
+}
+
+#[test]
+fn a_closing_ack_leaves_the_tcb_as_the_full_path_does() {
+    // The full path takes `try_sole_ack` for an ACK of everything sent in a closing
+    // state, our FIN included or not (input.rs `sole_ack_may_apply`): every field as
+    // `on_new_ack` and RACK's part would leave it.
+    for kind in 0..5 {
+        let (fast, full) = (closing_states(true, kind), closing_states(false, kind));
+        assert_eq!(fast.len(), full.len(), "kind {kind}");
+        for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
+            assert_eq!(a, b, "kind {kind}: TCB differs after step {i}");
+        }
+    }
+}

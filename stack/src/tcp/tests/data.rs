@@ -600,6 +600,97 @@ fn a_predicted_segment_leaves_the_tcb_as_the_full_path_does_before_output() {
     }
 }
 
+/// Request/response rounds (SACK and timestamps: RACK on) whose requests header
+/// prediction leaves to the full path while they acknowledge the whole answer: some
+/// arrive out of order (a hole, filled by the next segment), some carry a flag
+/// prediction does not take (URG, ECE), the last one a FIN. Each segment is given
+/// straight to the connection as in [`rr_input_states`]; the TCB after each input and
+/// after each output pass, as Debug text, with or without header prediction
+/// (`predict`).
+fn unpredicted_ack_states(predict: bool, rounds: u32) -> Vec<String> {
+    use crate::wire::tcp::{Packet, TcpRepr};
+    let mut config = crate::StackConfig::default();
+    config.tcp.tcb.header_prediction = predict;
+    let mut h = Harness::with_config(config);
+    let ts = h.peer_tsval();
+    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
+    let mut states = Vec::new();
+    let state = |h: &Harness| {
+        alloc::format!("{:?}", h.tcb(c))
+            .replace("header_prediction: false", "header_prediction: true")
+    };
+    let input = |h: &mut Harness, seg: Seg| {
+        let frame = h.frame_for(&seg);
+        let packet = Packet::new_checked(&frame[34..]).unwrap();
+        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
+        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
+        let now = h.now;
+        let tcp = &mut h.stack.tcp;
+        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
+        if tcb.rcv_buf.allocated() == 0 {
+            tcp.bufs.supply(&mut tcb.rcv_buf);
+        }
+        let _ = tcb.input(now, &repr);
+    };
+    let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
+    for i in 0..rounds {
+        let req = payload(12 + (i as usize * 37) % 200);
+        let last = i + 1 == rounds;
+        let flags = match (last, i % 4) {
+            (true, _) => "FP.",
+            (_, 1) => "UP.",
+            (_, 2) => "EP.",
+            _ => "P.",
+        };
+        let tsecr = h.last_tsval();
+        let ts = h.peer_tsval();
+        if i % 4 == 3 {
+            // The tail first (acknowledging the answer), then the hole.
+            input(
+                &mut h,
+                seg! {flags: "P.", seq: seq + 10, ack: ack, data: req[10..].to_vec(), ts: (ts, tsecr)},
+            );
+            states.push(state(&h));
+            input(
+                &mut h,
+                seg! {flags: "P.", seq: seq, ack: ack, data: req[..10].to_vec(), ts: (ts, tsecr)},
+            );
+        } else {
+            input(
+                &mut h,
+                seg! {flags: flags, seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)},
+            );
+        }
+        states.push(state(&h));
+        seq += req.len() as u32;
+        assert_eq!(h.read_all(c), req);
+        if last {
+            break;
+        }
+        let resp = payload(1 + (i as usize * 53) % 300);
+        h.stack.tcp_send(c, &resp).unwrap();
+        h.poll();
+        h.drain();
+        states.push(state(&h));
+        ack += resp.len() as u32;
+        h.advance(ms([0, 1, 3, 40, 7, 250, 2, 900][i as usize % 8]));
+    }
+    states
+}
+
+#[test]
+fn an_unpredicted_segment_acknowledging_all_leaves_the_tcb_as_the_full_path_does() {
+    // The full path takes `try_sole_ack` for the ACK of a segment header prediction
+    // left to it (input.rs `sole_ack_may_apply`): every field as `on_new_ack` and
+    // RACK's part would leave it, segment after segment.
+    let fast = unpredicted_ack_states(true, 41);
+    let full = unpredicted_ack_states(false, 41);
+    assert_eq!(fast.len(), full.len());
+    for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
+        assert_eq!(a, b, "TCB differs after step {i}");
+    }
+}
+
 // ---- the output fast path ----
 
 /// One run of [`in_order_output_changes_nothing`]'s script: every segment sent (as
