@@ -462,7 +462,7 @@ impl Stack {
             if let Some(c) = tcp.conns.get_mut(key) {
                 if c.tcb.ack_next {
                     c.tcb.ack_next = false;
-                    c.tcb.owed.ack_now = true;
+                    c.tcb.owed.set_ack_now(true);
                     c.mark_dirty(key, &mut tcp.dirty);
                 }
             }

@@ -69,7 +69,7 @@ impl Tcb {
             return TcpDrop::ChallengeLimited;
         }
         self.challenges += 1;
-        self.owed.challenge_ack = true;
+        self.owed.set_challenge_ack(true);
         TcpDrop::Challenged
     }
 
@@ -146,7 +146,7 @@ impl Tcb {
             self.timers.set_rto_at(None);
             self.set_state(State::Established);
             self.events |= Events::CONNECTED | Events::WRITABLE;
-            self.owed.ack_now = true;
+            self.owed.set_ack_now(true);
             self.arm_keepalive(now);
             if self.fin_queued {
                 // The application shut down during the handshake: its FIN follows the
@@ -310,7 +310,7 @@ impl Tcb {
             if let Some(ts) = seg.timestamp {
                 let older = (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0;
                 if older && now - self.ts_recent_at < PAWS_IDLE {
-                    self.owed.ack_now = true;
+                    self.owed.set_ack_now(true);
                     return InputOutcome::Dropped(TcpDrop::Paws);
                 }
             }
@@ -360,7 +360,7 @@ impl Tcb {
         if !acceptable {
             // A zero-window probe lands here too: it gets an ACK with our window.
             if !f.contains(Flags::RST) {
-                self.owed.ack_now = true;
+                self.owed.set_ack_now(true);
             }
             if self.state == State::TimeWait && f.contains(Flags::FIN) {
                 // RFC 9293 §3.10.7.4 eighth: a retransmitted FIN (left of RCV.NXT, so
@@ -435,7 +435,7 @@ impl Tcb {
 
         // RFC 5961 §5.2: the acceptable ACK range.
         if ack.gt(self.snd_max) {
-            self.owed.ack_now = true;
+            self.owed.set_ack_now(true);
             return InputOutcome::Dropped(TcpDrop::BadAck);
         }
         let oldest = self.snd_una - self.max_snd_wnd.max(1) as usize;
@@ -581,7 +581,7 @@ impl Tcb {
             // RFC 9293: the only thing that can arrive is a retransmitted FIN: ACK it and
             // restart the 2 MSL timeout.
             if f.contains(Flags::FIN) {
-                self.owed.ack_now = true;
+                self.owed.set_ack_now(true);
                 self.enter_time_wait(now);
             }
             return InputOutcome::Ok;
@@ -594,13 +594,13 @@ impl Tcb {
                 if self.orphaned {
                     // Data for a connection the application closed: RFC 9293 §3.10.4
                     // lets us reset it (Linux does).
-                    self.owed.send_rst = true;
+                    self.owed.set_send_rst(true);
                     return InputOutcome::Ok;
                 }
                 outcome = self.receive_data(seq, seg.payload);
             } else {
                 // After a FIN the peer may not send data (RFC 9293 §3.10.7.4 seventh).
-                self.owed.ack_now = true;
+                self.owed.set_ack_now(true);
             }
         }
 
@@ -611,7 +611,7 @@ impl Tcb {
                 self.receive_fin(now);
             } else if fin_at.gt(self.rcv_nxt) {
                 self.fin_pending = Some(fin_at);
-                self.owed.ack_now = true;
+                self.owed.set_ack_now(true);
             }
         }
         outcome
@@ -755,7 +755,7 @@ impl Tcb {
             self.rexmit_first = true;
         } else {
             // The segment at snd_una first.
-            self.owed.rexmit_una = true;
+            self.owed.set_rexmit_una(true);
         }
     }
 
@@ -1025,7 +1025,7 @@ impl Tcb {
             // §3.2 step 5); with SACK the scoreboard says which holes to resend
             // (RFC 6675 NextSeg), and snd_una's was most likely resent already.
             if !self.sack_ok {
-                self.owed.rexmit_una = true;
+                self.owed.set_rexmit_una(true);
             }
             self.dupacks = 0;
         }
@@ -1100,7 +1100,7 @@ impl Tcb {
         if offset < 0 {
             let skip = (-offset) as usize;
             if skip >= data.len() {
-                self.owed.ack_now = true; // an old duplicate: ACK so the peer moves on
+                self.owed.set_ack_now(true); // an old duplicate: ACK so the peer moves on
                 return InputOutcome::Ok;
             }
             data = &data[skip..];
@@ -1110,7 +1110,7 @@ impl Tcb {
         let room = self.rcv_buf.window().saturating_sub(offset);
         let data = &data[..data.len().min(room)];
         if data.is_empty() {
-            self.owed.ack_now = true;
+            self.owed.set_ack_now(true);
             return InputOutcome::Dropped(TcpDrop::OutOfWindow);
         }
         if offset == 0 && self.reass.is_empty() {
@@ -1121,7 +1121,7 @@ impl Tcb {
             self.receive_in_order(n);
         } else {
             if self.reass.add(offset, data.len()).is_err() {
-                self.owed.ack_now = true;
+                self.owed.set_ack_now(true);
                 return InputOutcome::Dropped(TcpDrop::ReassemblyFull);
             }
             self.rcv_buf.write_unallocated(offset, data);
@@ -1132,7 +1132,7 @@ impl Tcb {
                 self.events |= Events::READABLE;
             }
             // RFC 5681 §4.2: out-of-order data, and data filling a hole, are ACKed at once.
-            self.owed.ack_now = true;
+            self.owed.set_ack_now(true);
         }
         if let Some(fin_at) = self.fin_pending {
             if fin_at == self.rcv_nxt {
@@ -1156,7 +1156,7 @@ impl Tcb {
         let small = n < self.smss as usize / 2;
         if self.segs_unacked >= 2 {
             // RFC 5681 §4.2: every second full-sized segment.
-            self.owed.ack_now = true;
+            self.owed.set_ack_now(true);
         } else if small && !self.pingpong {
             // A small one without delay unless the application answers within the
             // delayed-ACK time (interactive mode, where the ACK rides on the answer),

@@ -661,7 +661,7 @@ impl TcpTable {
                             // Accept queue full: reset rather than leave the peer
                             // hanging (Linux with tcp_abort_on_overflow).
                             c.listener = None;
-                            c.tcb.owed.send_rst = true;
+                            c.tcb.owed.set_send_rst(true);
                             self.overflows += 1;
                             c.mark_dirty(key, &mut self.dirty);
                         }

@@ -37,8 +37,8 @@ impl Tcb {
     /// it); the TCB's state advances as if it was sent. False when there is nothing to
     /// send (`out` may then hold anything).
     pub fn next_segment(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if self.owed.send_rst {
-            self.owed.send_rst = false;
+        if self.owed.send_rst() {
+            self.owed.set_send_rst(false);
             // snd_max, not snd_nxt: after a timeout rewound snd_nxt the peer may already
             // expect snd_max, and RFC 5961 §3.2 accepts only an exact match (BSD
             // tcp_output does the same for every segment without data). But never at
@@ -174,14 +174,14 @@ impl Tcb {
     /// 1: with RACK, the segments it marked lost, lost retransmissions included; else
     /// the holes SACK reports lost).
     fn next_retransmission(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if self.owed.tlp_send {
-            self.owed.tlp_send = false;
+        if self.owed.tlp_send() {
+            self.owed.set_tlp_send(false);
             if self.loss_probe(now, out) {
                 return true;
             }
         }
-        if self.owed.rexmit_una {
-            self.owed.rexmit_una = false;
+        if self.owed.rexmit_una() {
+            self.owed.set_rexmit_una(false);
             let start = self.snd_una;
             let len = self.data_len_at(start).min(self.seg_room());
             if len > 0 || self.fin_at(start) {
@@ -376,7 +376,7 @@ impl Tcb {
         // The outstanding bytes are `pipe()` outside recovery.
         let outstanding = (seq - self.snd_una).max(0) as u32;
         if !(self.config.header_prediction
-            && !(self.owed.tlp_send || self.owed.rexmit_una)
+            && !(self.owed.tlp_send() || self.owed.rexmit_una())
             && !self.in_recovery
             && self.fin_queued == fin
             && !(fin && self.fin_seq_no != seq + len)
@@ -538,8 +538,8 @@ impl Tcb {
     /// A zero-window probe (one byte past the window, as BSD does) or a keepalive probe
     /// (RFC 1122 §4.2.3.6: a segment with SEG.SEQ = SND.NXT - 1 and no data).
     fn next_probe(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if self.owed.force_probe {
-            self.owed.force_probe = false;
+        if self.owed.force_probe() {
+            self.owed.set_force_probe(false);
             if self.snd_wnd == 0 {
                 // The probe is the byte at snd_una, the same one each time (as BSD
                 // does), so no later byte is ever sent past a hole.
@@ -564,8 +564,8 @@ impl Tcb {
                 }
             }
         }
-        if self.owed.keepalive_probe {
-            self.owed.keepalive_probe = false;
+        if self.owed.keepalive_probe() {
+            self.owed.set_keepalive_probe(false);
             let seq = self.snd_una - 1usize;
             self.segment(out, now, Flags::ACK, seq, 0, 0);
             self.sent(now);
@@ -589,7 +589,7 @@ impl Tcb {
 
     /// A pure ACK, when one is owed now (RFC 5681 §4.2, RFC 5961 challenge, window update).
     fn next_ack(&mut self, now: Instant, out: &mut OutSegment) -> bool {
-        if !(self.owed.ack_now || self.owed.challenge_ack || self.owed.window_update) {
+        if !(self.owed.ack_now() || self.owed.challenge_ack() || self.owed.window_update()) {
             return false;
         }
         // A pure ACK carries snd_max, the next unsent octet, not snd_nxt (BSD
@@ -681,10 +681,10 @@ impl Tcb {
         out.last = false;
         if ack.is_some() {
             self.last_ack_sent = self.rcv_nxt;
-            self.owed.ack_now = false;
+            self.owed.set_ack_now(false);
             self.ack_next = false;
-            self.owed.challenge_ack = false;
-            self.owed.window_update = false;
+            self.owed.set_challenge_ack(false);
+            self.owed.set_window_update(false);
             self.segs_unacked = 0;
             self.timers.set_delack_at(None);
         }

@@ -220,7 +220,7 @@ impl Stack {
         for k in keys {
             if let Some(c) = self.tcp.conns.get_mut(k) {
                 c.listener = None;
-                c.tcb.owed.send_rst = true;
+                c.tcb.owed.set_send_rst(true);
             }
             self.tcp.mark_dirty(k);
         }
@@ -394,7 +394,7 @@ impl Stack {
         // once it grew by min(half the buffer, one MSS).
         let tcb = &mut c.tcb;
         if window_update_due(tcb, n) {
-            tcb.owed.window_update = true;
+            tcb.owed.set_window_update(true);
             self.tcp.mark_dirty(h.0);
         }
         Ok(n)
@@ -417,7 +417,7 @@ impl Stack {
         c.owned = false;
         c.tcb.orphaned = true;
         if !c.tcb.rcv_buf.is_empty() && c.tcb.state.is_synchronized() {
-            c.tcb.owed.send_rst = true;
+            c.tcb.owed.set_send_rst(true);
         } else if c.tcb.state == State::SynSent && c.tcb.snd_buf.is_empty() {
             // RFC 9293 §3.10.4 CLOSE in SYN-SENT: nothing queued, nobody will read:
             // delete the TCB.
@@ -436,7 +436,7 @@ impl Stack {
         c.owned = false;
         c.tcb.orphaned = true;
         if c.tcb.state.is_synchronized() && c.tcb.state != State::TimeWait {
-            c.tcb.owed.send_rst = true;
+            c.tcb.owed.set_send_rst(true);
         } else {
             c.tcb.close_now();
         }

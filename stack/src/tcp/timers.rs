@@ -167,7 +167,7 @@ impl Tcb {
         }
         if self.timers.delack_at().is_some_and(|t| now >= t) {
             self.timers.set_delack_at(None);
-            self.owed.ack_now = true;
+            self.owed.set_ack_now(true);
             // The answer did not come in time: ACK small segments at once again.
             self.pingpong = false;
         }
@@ -199,7 +199,7 @@ impl Tcb {
         self.recover = self.snd_max;
         self.in_recovery = false;
         self.dupacks = 0;
-        self.owed.rexmit_una = false;
+        self.owed.set_rexmit_una(false);
         self.rexmit_first = false;
         // RFC 6675 §5.1: the receiver may have reneged; start the scoreboard over.
         self.scoreboard.clear();
@@ -208,7 +208,7 @@ impl Tcb {
         self.rack.on_timeout();
         self.timers.set_rack_at(None);
         self.timers.set_tlp_at(None);
-        self.owed.tlp_send = false;
+        self.owed.set_tlp_send(false);
         self.snd_nxt = self.snd_una;
         self.high_rxt = self.snd_una;
         self.timers.set_rto_at(Some(self.rto_deadline(now)));
@@ -280,7 +280,7 @@ impl Tcb {
             && self.rack.tlp_end.is_none()
             && !self.sent.is_empty()
         {
-            self.owed.tlp_send = true;
+            self.owed.set_tlp_send(true);
         }
     }
 
@@ -288,7 +288,7 @@ impl Tcb {
     /// the retransmission timer. A peer that keeps answering is not timed out.
     fn on_persist(&mut self, now: Instant) {
         self.rtt.backoff();
-        self.owed.force_probe = true;
+        self.owed.set_force_probe(true);
         self.persisting = true;
         self.timers.set_rto_at(Some(self.rto_deadline(now)));
     }
@@ -317,11 +317,11 @@ impl Tcb {
             // close, as Linux tcp_keepalive_timer does; output sends the RST, then
             // closes.
             self.error = Some(ConnError::TimedOut);
-            self.owed.send_rst = true;
+            self.owed.set_send_rst(true);
             return;
         }
         self.keepalive_probes += 1;
-        self.owed.keepalive_probe = true;
+        self.owed.set_keepalive_probe(true);
         self.timers.set_keepalive_at(Some(now + k.interval));
     }
 }
