@@ -604,8 +604,6 @@ fn window_update_due(tcb: &Tcb, n: usize) -> bool {
 mod tests {
     use super::*;
     use crate::rand::Rand;
-    use crate::tcp::tcb::TcbConfig;
-    use crate::time::Instant;
     use crate::wire::seq::SeqNumber;
 
     /// `window_update_due` as it read before its early answer.
@@ -632,29 +630,12 @@ mod tests {
             State::CloseWait,
             State::LastAck,
         ];
-        let sizes = [1, 2, 100, 1460, 2920, 65535, 65536, 262_144, 1 << 20];
-        let addr = |p| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), p);
         let (mut due, mut not_due) = (0, 0);
         for _ in 0..50_000 {
             let r = rand.next_u64();
             let r2 = rand.next_u64();
-            let cap = sizes[(r % sizes.len() as u64) as usize];
-            let opts = TcpSocketOptions {
-                rcv_buf: cap,
-                ..TcpSocketOptions::default()
-            };
-            let open = OpenParams {
-                local: addr(1),
-                remote: addr(2),
-                iss: SeqNumber(1000),
-                ts_offset: 0,
-                our_mss: 1460,
-            };
-            let now = Instant::from_micros(1_000_000);
-            let mut t = Tcb::new(now, open, TcbConfig::default(), opts);
-            t.state = states[((r >> 8) % states.len() as u64) as usize];
-            t.rcv_wscale = ((r >> 12) % 15) as u8;
-            t.smss = [1, 536, 1460, 9000][((r >> 16) % 4) as usize];
+            let mut t = crate::tcp::tcb::random_receiver(r, &states);
+            let cap = t.rcv_buf.capacity();
             // Bytes received, then `n` of them read.
             let filled = (r2 % (cap as u64 + 1)) as usize;
             let bytes = alloc::vec![0u8; filled];

@@ -700,11 +700,36 @@ pub fn wscale_for(buf: usize) -> u8 {
     shift
 }
 
+/// A TCB for the receive-window tests, drawn from `r`: fresh, then given one of
+/// `states`, a receive buffer of one of a spread of sizes (1 byte to 1 MiB), a window
+/// scale and an MSS (1 byte to jumbo).
+#[cfg(test)]
+pub(crate) fn random_receiver(r: u64, states: &[State]) -> Tcb {
+    const SIZES: [usize; 9] = [1, 2, 100, 1460, 2920, 65535, 65536, 262_144, 1 << 20];
+    let addr = |p| SocketAddrV4::new(core::net::Ipv4Addr::new(10, 0, 0, 1), p);
+    let opts = TcpSocketOptions {
+        rcv_buf: SIZES[(r % SIZES.len() as u64) as usize],
+        ..TcpSocketOptions::default()
+    };
+    let open = OpenParams {
+        local: addr(1),
+        remote: addr(2),
+        iss: SeqNumber(1000),
+        ts_offset: 0,
+        our_mss: 1460,
+    };
+    let now = Instant::from_micros(1_000_000);
+    let mut t = Tcb::new(now, open, TcbConfig::default(), opts);
+    t.state = states[((r >> 8) % states.len() as u64) as usize];
+    t.rcv_wscale = ((r >> 12) % 15) as u8;
+    t.smss = [1, 536, 1460, 9000][((r >> 16) % 4) as usize];
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rand::Rand;
-    use core::net::{Ipv4Addr, SocketAddrV4};
 
     /// Each owed flag is its own bit: setting or clearing one leaves the others as
     /// they were, and `any` is true exactly while one is set.
@@ -762,29 +787,12 @@ mod tests {
             State::LastAck,
             State::TimeWait,
         ];
-        let sizes = [1, 2, 100, 1460, 2920, 65535, 65536, 262_144, 1 << 20];
-        let addr = |p| SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), p);
         let (mut early, mut general) = (0, 0);
         for _ in 0..20_000 {
             let r = rand.next_u64();
             let r2 = rand.next_u64();
-            let cap = sizes[(r % sizes.len() as u64) as usize];
-            let opts = TcpSocketOptions {
-                rcv_buf: cap,
-                ..TcpSocketOptions::default()
-            };
-            let open = OpenParams {
-                local: addr(1),
-                remote: addr(2),
-                iss: SeqNumber(1000),
-                ts_offset: 0,
-                our_mss: 1460,
-            };
-            let now = Instant::from_micros(1_000_000);
-            let mut t = Tcb::new(now, open, TcbConfig::default(), opts);
-            t.state = states[((r >> 8) % states.len() as u64) as usize];
-            t.rcv_wscale = ((r >> 12) % 15) as u8;
-            t.smss = [1, 536, 1460, 9000][((r >> 16) % 4) as usize];
+            let mut t = random_receiver(r, &states);
+            let cap = t.rcv_buf.capacity();
             // Bytes received, then some of them read (the ring holds what is unread).
             let filled = (r2 % (cap.min(1 << 17) as u64 + 1)) as usize;
             let bytes = alloc::vec![0u8; filled];

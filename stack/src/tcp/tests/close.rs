@@ -580,7 +580,6 @@ fn an_orphans_last_ack_changes_nothing_seen() {
 /// each input and after each output pass, as Debug text, with or without header
 /// prediction (`predict`).
 fn closing_states(predict: bool, kind: u32) -> Vec<alloc::string::String> {
-    use crate::wire::tcp::{Packet, TcpRepr};
     let mut config = crate::StackConfig::default();
     config.tcp.tcb.header_prediction = predict;
     let mut h = Harness::with_config(config);
@@ -589,10 +588,7 @@ fn closing_states(predict: bool, kind: u32) -> Vec<alloc::string::String> {
     let mut states = alloc::vec::Vec::new();
     let state = |h: &Harness, states: &mut alloc::vec::Vec<alloc::string::String>| {
         if h.stack.tcp_connection_count() == 1 {
-            states.push(
-                alloc::format!("{:?}", h.tcb(c))
-                    .replace("header_prediction: false", "header_prediction: true"),
-            );
+            states.push(h.tcb_text(c));
         } else {
             states.push(alloc::string::String::from("gone"));
         }
@@ -600,18 +596,10 @@ fn closing_states(predict: bool, kind: u32) -> Vec<alloc::string::String> {
     let input = |h: &mut Harness, flags: &str, seq: u32, ack: u32, data: &[u8]| {
         let ts = h.peer_tsval();
         let tsecr = h.last_tsval();
-        let seg = seg! {flags: flags, seq: seq, ack: ack, ts: (ts, tsecr), data: data};
-        let frame = h.frame_for(&seg);
-        let packet = Packet::new_checked(&frame[34..]).unwrap();
-        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
-        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
-        let now = h.now;
-        let tcp = &mut h.stack.tcp;
-        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
-        if tcb.rcv_buf.allocated() == 0 {
-            tcp.bufs.supply(&mut tcb.rcv_buf);
-        }
-        let _ = tcb.input(now, &repr);
+        h.input_to_tcb(
+            c,
+            &seg! {flags: flags, seq: seq, ack: ack, ts: (ts, tsecr), data: data},
+        );
     };
     let output = |h: &mut Harness, states: &mut alloc::vec::Vec<alloc::string::String>| {
         h.poll();

@@ -495,25 +495,20 @@ fn rr_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<S
     let ts = h.peer_tsval();
     let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
     let mut states = Vec::new();
-    // The switch itself is the one field allowed to differ.
-    let state = |h: &Harness| {
-        alloc::format!("{:?}", h.tcb(c))
-            .replace("header_prediction: false", "header_prediction: true")
-    };
     let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
     for i in 0..rounds {
         let req = payload(1 + (i as usize * 37) % 200);
         let tsecr = h.last_tsval();
         let ts = h.peer_tsval();
         h.inject(seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)});
-        states.push(state(&h));
+        states.push(h.tcb_text(c));
         seq += req.len() as u32;
         assert_eq!(h.read_all(c), req);
         let resp = payload(1 + (i as usize * 53) % 300);
         h.stack.tcp_send(c, &resp).unwrap();
         h.poll();
         h.drain();
-        states.push(state(&h));
+        states.push(h.tcb_text(c));
         ack += resp.len() as u32;
         h.advance(ms(delay_ms(i)));
     }
@@ -540,44 +535,29 @@ fn a_predicted_ack_leaves_the_tcb_as_the_full_path_does() {
 /// output pass settles it (which re-arms its timers whichever path took the segment):
 /// what the input path alone leaves.
 fn rr_input_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<String> {
-    use crate::wire::tcp::{Packet, TcpRepr};
     let mut config = crate::StackConfig::default();
     config.tcp.tcb.header_prediction = predict;
     let mut h = Harness::with_config(config);
     let ts = h.peer_tsval();
     let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
     let mut states = Vec::new();
-    let state = |h: &Harness| {
-        alloc::format!("{:?}", h.tcb(c))
-            .replace("header_prediction: false", "header_prediction: true")
-    };
     let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
     for i in 0..rounds {
         let req = payload(1 + (i as usize * 37) % 200);
         let tsecr = h.last_tsval();
         let ts = h.peer_tsval();
-        let frame = h
-            .frame_for(&seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)});
-        // Ethernet (14) and an IPv4 header without options (20), then the segment.
-        let packet = Packet::new_checked(&frame[34..]).unwrap();
-        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
-        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
-        let now = h.now;
-        // What `input_conn` does first: ring storage for the data.
-        let tcp = &mut h.stack.tcp;
-        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
-        if tcb.rcv_buf.allocated() == 0 {
-            tcp.bufs.supply(&mut tcb.rcv_buf);
-        }
-        let _ = tcb.input(now, &repr);
-        states.push(state(&h));
+        h.input_to_tcb(
+            c,
+            &seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)},
+        );
+        states.push(h.tcb_text(c));
         seq += req.len() as u32;
         assert_eq!(h.read_all(c), req);
         let resp = payload(1 + (i as usize * 53) % 300);
         h.stack.tcp_send(c, &resp).unwrap();
         h.poll();
         h.drain();
-        states.push(state(&h));
+        states.push(h.tcb_text(c));
         ack += resp.len() as u32;
         h.advance(ms(delay_ms(i)));
     }
@@ -608,30 +588,13 @@ fn a_predicted_segment_leaves_the_tcb_as_the_full_path_does_before_output() {
 /// after each output pass, as Debug text, with or without header prediction
 /// (`predict`).
 fn unpredicted_ack_states(predict: bool, rounds: u32) -> Vec<String> {
-    use crate::wire::tcp::{Packet, TcpRepr};
     let mut config = crate::StackConfig::default();
     config.tcp.tcb.header_prediction = predict;
     let mut h = Harness::with_config(config);
     let ts = h.peer_tsval();
     let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
     let mut states = Vec::new();
-    let state = |h: &Harness| {
-        alloc::format!("{:?}", h.tcb(c))
-            .replace("header_prediction: false", "header_prediction: true")
-    };
-    let input = |h: &mut Harness, seg: Seg| {
-        let frame = h.frame_for(&seg);
-        let packet = Packet::new_checked(&frame[34..]).unwrap();
-        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
-        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
-        let now = h.now;
-        let tcp = &mut h.stack.tcp;
-        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
-        if tcb.rcv_buf.allocated() == 0 {
-            tcp.bufs.supply(&mut tcb.rcv_buf);
-        }
-        let _ = tcb.input(now, &repr);
-    };
+    let input = |h: &mut Harness, seg: Seg| h.input_to_tcb(c, &seg);
     let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
     for i in 0..rounds {
         let req = payload(12 + (i as usize * 37) % 200);
@@ -650,7 +613,7 @@ fn unpredicted_ack_states(predict: bool, rounds: u32) -> Vec<String> {
                 &mut h,
                 seg! {flags: "P.", seq: seq + 10, ack: ack, data: req[10..].to_vec(), ts: (ts, tsecr)},
             );
-            states.push(state(&h));
+            states.push(h.tcb_text(c));
             input(
                 &mut h,
                 seg! {flags: "P.", seq: seq, ack: ack, data: req[..10].to_vec(), ts: (ts, tsecr)},
@@ -661,7 +624,7 @@ fn unpredicted_ack_states(predict: bool, rounds: u32) -> Vec<String> {
                 seg! {flags: flags, seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)},
             );
         }
-        states.push(state(&h));
+        states.push(h.tcb_text(c));
         seq += req.len() as u32;
         assert_eq!(h.read_all(c), req);
         if last {
@@ -671,7 +634,7 @@ fn unpredicted_ack_states(predict: bool, rounds: u32) -> Vec<String> {
         h.stack.tcp_send(c, &resp).unwrap();
         h.poll();
         h.drain();
-        states.push(state(&h));
+        states.push(h.tcb_text(c));
         ack += resp.len() as u32;
         h.advance(ms([0, 1, 3, 40, 7, 250, 2, 900][i as usize % 8]));
     }

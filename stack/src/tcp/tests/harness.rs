@@ -696,6 +696,33 @@ impl Harness {
         &self.stack.tcp.conns.get(c.0).expect("live connection").tcb
     }
 
+    /// The control block of `c` as Debug text, for comparing whole TCBs built with
+    /// header prediction on and off: the switch itself is the one field allowed to
+    /// differ, so it reads "on" in both.
+    pub fn tcb_text(&self, c: TcpHandle) -> alloc::string::String {
+        alloc::format!("{:?}", self.tcb(c))
+            .replace("header_prediction: false", "header_prediction: true")
+    }
+
+    /// Give `seg` straight to connection `c`'s input ([`Tcb::input`]), with no poll
+    /// and no output pass after it: what the input path alone leaves. The ring storage
+    /// for data is supplied first, as `input_conn` does.
+    pub fn input_to_tcb(&mut self, c: TcpHandle, seg: &Seg) {
+        use crate::wire::tcp::{Packet, TcpRepr};
+        let frame = self.frame_for(seg);
+        // Ethernet (14) and an IPv4 header without options (20), then the segment.
+        let packet = Packet::new_checked(&frame[34..]).unwrap();
+        let (src, dst) = (*Harness::remote().ip(), *Harness::local().ip());
+        let repr = TcpRepr::parse(&packet, src, dst, false).unwrap();
+        let now = self.now;
+        let tcp = &mut self.stack.tcp;
+        let tcb = &mut tcp.conns.get_mut(c.0).unwrap().tcb;
+        if tcb.rcv_buf.allocated() == 0 {
+            tcp.bufs.supply(&mut tcb.rcv_buf);
+        }
+        let _ = tcb.input(now, &repr);
+    }
+
     pub fn tcb_mut(&mut self, c: TcpHandle) -> &mut Tcb {
         &mut self
             .stack
