@@ -487,8 +487,16 @@ fn no_sack_blocks_without_sack_permitted() {
 
 /// Request/response rounds with SACK and timestamps (RACK on), the peer answering
 /// after `delay_ms(i)`: the TCB after each segment, as Debug text, with or without
-/// header prediction (`predict`).
-fn rr_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<String> {
+/// header prediction (`predict`). Each request goes through a poll, or with `direct`
+/// straight to the connection ([`Harness::input_to_tcb`]), the TCB then taken at once,
+/// before an output pass settles it (which re-arms its timers whichever path took the
+/// segment): what the input path alone leaves.
+fn rr_states(
+    predict: bool,
+    direct: bool,
+    rounds: u32,
+    delay_ms: impl Fn(u32) -> u64,
+) -> Vec<String> {
     let mut config = crate::StackConfig::default();
     config.tcp.tcb.header_prediction = predict;
     let mut h = Harness::with_config(config);
@@ -500,7 +508,12 @@ fn rr_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<S
         let req = payload(1 + (i as usize * 37) % 200);
         let tsecr = h.last_tsval();
         let ts = h.peer_tsval();
-        h.inject(seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)});
+        let seg = seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)};
+        if direct {
+            h.input_to_tcb(c, &seg);
+        } else {
+            h.inject(seg);
+        }
         states.push(h.tcb_text(c));
         seq += req.len() as u32;
         assert_eq!(h.read_all(c), req);
@@ -522,46 +535,12 @@ fn a_predicted_ack_leaves_the_tcb_as_the_full_path_does() {
     // control, RACK, timers, buffers) as the full path does, segment after segment,
     // with answers quick and slow (RTT samples moving the estimators both ways).
     let delay = |i: u32| [0, 1, 3, 0, 40, 7, 250, 2][i as usize % 8];
-    let fast = rr_states(true, 40, delay);
-    let full = rr_states(false, 40, delay);
+    let fast = rr_states(true, false, 40, delay);
+    let full = rr_states(false, false, 40, delay);
     assert_eq!(fast.len(), full.len());
     for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
         assert_eq!(a, b, "TCB differs after segment {i}");
     }
-}
-
-/// [`rr_states`] with each request given straight to the connection
-/// ([`Tcb::input`](crate::tcp::tcb::Tcb::input)) and the TCB taken at once, before an
-/// output pass settles it (which re-arms its timers whichever path took the segment):
-/// what the input path alone leaves.
-fn rr_input_states(predict: bool, rounds: u32, delay_ms: impl Fn(u32) -> u64) -> Vec<String> {
-    let mut config = crate::StackConfig::default();
-    config.tcp.tcb.header_prediction = predict;
-    let mut h = Harness::with_config(config);
-    let ts = h.peer_tsval();
-    let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460, sackok: true, ts: (ts, 0)});
-    let mut states = Vec::new();
-    let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
-    for i in 0..rounds {
-        let req = payload(1 + (i as usize * 37) % 200);
-        let tsecr = h.last_tsval();
-        let ts = h.peer_tsval();
-        h.input_to_tcb(
-            c,
-            &seg! {flags: "P.", seq: seq, ack: ack, data: req.clone(), ts: (ts, tsecr)},
-        );
-        states.push(h.tcb_text(c));
-        seq += req.len() as u32;
-        assert_eq!(h.read_all(c), req);
-        let resp = payload(1 + (i as usize * 53) % 300);
-        h.stack.tcp_send(c, &resp).unwrap();
-        h.poll();
-        h.drain();
-        states.push(h.tcb_text(c));
-        ack += resp.len() as u32;
-        h.advance(ms(delay_ms(i)));
-    }
-    states
 }
 
 #[test]
@@ -572,8 +551,8 @@ fn a_predicted_segment_leaves_the_tcb_as_the_full_path_does_before_output() {
     // apart in time make the RTT vary enough for the probe to be armed before the RTO
     // with one segment in flight.
     let delay = |i: u32| [0, 1, 3, 0, 40, 7, 250, 2, 900, 0, 1500, 5][i as usize % 12];
-    let fast = rr_input_states(true, 40, delay);
-    let full = rr_input_states(false, 40, delay);
+    let fast = rr_states(true, true, 40, delay);
+    let full = rr_states(false, true, 40, delay);
     assert_eq!(fast.len(), full.len());
     for (i, (a, b)) in fast.iter().zip(&full).enumerate() {
         assert_eq!(a, b, "TCB differs after step {i}");
@@ -584,7 +563,7 @@ fn a_predicted_segment_leaves_the_tcb_as_the_full_path_does_before_output() {
 /// prediction leaves to the full path while they acknowledge the whole answer: some
 /// arrive out of order (a hole, filled by the next segment), some carry a flag
 /// prediction does not take (URG, ECE), the last one a FIN. Each segment is given
-/// straight to the connection as in [`rr_input_states`]; the TCB after each input and
+/// straight to the connection ([`Harness::input_to_tcb`]); the TCB after each input and
 /// after each output pass, as Debug text, with or without header prediction
 /// (`predict`).
 fn unpredicted_ack_states(predict: bool, rounds: u32) -> Vec<String> {
