@@ -604,7 +604,7 @@ impl Stack {
 
     /// How a datagram to (unicast or subnet broadcast) `dst` leaves: the route's
     /// interface and next hop, and whether `dst` is that interface's subnet broadcast.
-    /// Answered from the [`RouteMemo`] when it holds `dst` for the current table.
+    /// Answered from the [`RouteMemo`](crate::iface::route::RouteMemo) when it holds `dst` for the current table.
     #[inline]
     fn out_hop(&mut self, dst: Ipv4Addr) -> Result<OutHop, DropReason> {
         let generation = self.routes.generation();

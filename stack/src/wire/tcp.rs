@@ -1054,8 +1054,8 @@ impl<'a> TcpRepr<'a> {
         }
     }
 
-    /// [`emit_header`](Self::emit_header) with the layout [`layout_header`]
-    /// (Self::layout_header) gave for this very header.
+    /// [`emit_header`](Self::emit_header) with the layout
+    /// [`layout_header`](Self::layout_header) gave for this very header.
     ///
     /// # Panics
     /// If the buffer is shorter than `layout.header_len() + payload_len`.
