@@ -177,10 +177,16 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // PATH_COST_EACH=1 prints every run's time (does this machine's speed move
+    // between runs of one process, or between processes?).
+    let each = std::env::var_os("PATH_COST_EACH").is_some();
     let mut best = f64::INFINITY;
     let mut segs = 0.0;
     for _ in 0..runs {
         let (ns, s) = f(n);
+        if each {
+            eprintln!("{what}: {ns:.0} ns");
+        }
         best = best.min(ns);
         segs = s;
     }

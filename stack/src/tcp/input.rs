@@ -292,7 +292,9 @@ impl Tcb {
         }
         if !seg.payload.is_empty() {
             // `receive_data`'s in-order case, its checks already made: at RCV.NXT,
-            // fitting the buffer, nothing queued out of order, no FIN pending.
+            // fitting the buffer, nothing queued out of order (so an empty ring may
+            // start again at the start of its storage), no FIN pending.
+            self.rcv_buf.rewind_if_empty();
             let n = self.rcv_buf.enqueue_slice(seg.payload);
             self.receive_in_order(n);
         }
@@ -817,7 +819,7 @@ impl Tcb {
                 acked = acked.saturating_sub(1);
             }
         }
-        self.snd_buf.dequeue_allocated(acked as usize);
+        self.snd_buf.dequeue_rewinding(acked as usize);
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
         // RFC 9406 §4.2: a round ends when what was outstanding at its start is
@@ -941,7 +943,7 @@ impl Tcb {
         } else {
             flight_before
         };
-        self.snd_buf.dequeue_allocated(acked as usize);
+        self.snd_buf.dequeue_rewinding(acked as usize);
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
         let round_start = ack.ge(self.round_end);
@@ -1116,7 +1118,9 @@ impl Tcb {
         if offset == 0 && self.reass.is_empty() {
             // In order with nothing queued out of order (the common case): no
             // bookkeeping, and the assembler never allocates. `data` fits (clamped to
-            // the window above), so the ring takes it whole.
+            // the window above), so the ring takes it whole; an empty ring starts again
+            // at the start of its storage (nothing lies past its readable bytes).
+            self.rcv_buf.rewind_if_empty();
             let n = self.rcv_buf.enqueue_slice(data);
             self.receive_in_order(n);
         } else {

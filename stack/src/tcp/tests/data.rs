@@ -716,3 +716,71 @@ fn in_order_output_changes_nothing() {
     }
     assert!(fast.iter().filter(|l| l.contains("P.")).count() >= 8);
 }
+
+// ---- Ring positions between messages ----
+
+#[test]
+fn emptied_rings_start_again_at_their_storage_start() {
+    // A request/response connection's rings are empty between messages; each message
+    // must start at the start of its ring's storage (the same few cache lines every
+    // time), not where the last one ended. `fits_whole(capacity)` holds only for an
+    // empty ring whose head is at 0. With header prediction and without.
+    for predict in [true, false] {
+        let mut config = crate::StackConfig::default();
+        config.tcp.tcb.header_prediction = predict;
+        let mut h = Harness::with_config(config);
+        let c = h.passive(seg! {flags: "S", seq: PEER_ISN, mss: 1460});
+        let (mut seq, mut ack) = (PEER_ISN + 1, 1u32);
+        for i in 0..6 {
+            let req = payload(40 + i * 13);
+            h.inject(seg! {flags: "P.", seq: seq, ack: ack, data: req.clone()});
+            seq += req.len() as u32;
+            let t = h.tcb(c);
+            assert!(
+                t.snd_buf.is_empty(),
+                "round {i}: the answer was acknowledged"
+            );
+            // (Its storage is allocated by the first answer.)
+            assert!(
+                i == 0 || t.snd_buf.fits_whole(t.snd_buf.capacity()),
+                "round {i} (prediction {predict}): the send ring restarted"
+            );
+            assert_eq!(h.read_all(c), req);
+            let resp = payload(30 + i * 7);
+            // The receive ring, emptied by the read, restarts with the next request;
+            // the send ring is written from its start.
+            h.stack.tcp_send(c, &resp).unwrap();
+            h.poll();
+            let out = h.drain();
+            assert_eq!(out.last().map(|s| s.data.clone()), Some(resp.clone()));
+            ack += resp.len() as u32;
+            let next = payload(5);
+            h.inject(seg! {flags: "P.", seq: seq, ack: ack, data: next.clone()});
+            seq += next.len() as u32;
+            let t = h.tcb(c);
+            assert_eq!(t.rcv_buf.len(), next.len());
+            assert!(
+                t.rcv_buf.fits_whole(t.rcv_buf.capacity() - next.len()),
+                "round {i} (prediction {predict}): the receive ring restarted"
+            );
+            assert_eq!(h.read_all(c), next);
+            h.poll();
+            h.drain();
+        }
+    }
+}
+
+#[test]
+fn a_receive_ring_drained_with_data_out_of_order_keeps_its_place() {
+    // The receive ring must not restart while bytes lie past its readable ones: the
+    // application drains what is readable, the hole is then filled, and every byte
+    // reads back in order.
+    let (mut h, c) = established_mss(1460);
+    let data = payload(300);
+    h.inject(seg! {flags: "P.", seq: PEER_ISN + 1, ack: 1, data: data[..100].to_vec()});
+    h.inject(seg! {flags: "P.", seq: PEER_ISN + 201, ack: 1, data: data[200..].to_vec()});
+    assert_eq!(h.read_all(c), &data[..100]);
+    assert!(h.tcb(c).rcv_buf.is_empty());
+    h.inject(seg! {flags: "P.", seq: PEER_ISN + 101, ack: 1, data: data[100..200].to_vec()});
+    assert_eq!(h.read_all(c), &data[100..]);
+}
