@@ -7,7 +7,6 @@
 //! hands each device one transmit burst. [`Stack::poll_at`] says when timers next need
 //! a poll if no frame arrives before.
 
-use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddrV4;
@@ -146,7 +145,7 @@ pub struct Stack {
     /// Some interface has not sent its gratuitous ARP yet: lets a poll skip looking.
     unannounced: bool,
     /// The TCP output pass's segment slot, kept between passes (see `flush_tcp`).
-    pub(crate) out_seg: Option<Box<OutSegment>>,
+    pub(crate) out_seg: OutSegment,
 }
 
 impl Stack {
@@ -171,7 +170,7 @@ impl Stack {
             stats: Stats::default(),
             scratch: Vec::new(),
             unannounced: false,
-            out_seg: Some(Box::default()),
+            out_seg: OutSegment::default(),
             rand,
             config,
         }

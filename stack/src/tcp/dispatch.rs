@@ -513,9 +513,10 @@ impl Stack {
             return;
         }
         // One slot for every segment: the TCB writes each into it in place (every
-        // field), so it is kept from one pass to the next rather than built afresh
-        // (the header with every option is large).
-        let mut seg = self.out_seg.take().unwrap_or_default();
+        // field), so it is kept in the stack from one pass to the next rather than
+        // built afresh (the header with every option is large). Borrowed apart from
+        // the connection table; the general path, which needs all of the stack, sends
+        // a copy.
         let mut next = 0;
         while let Some(&key) = self.tcp.dirty.get(next) {
             next += 1;
@@ -540,7 +541,8 @@ impl Stack {
                     debug_assert!(c.tcb.owes_nothing());
                     break Some(c);
                 }
-                if !c.tcb.next_segment(now, &mut seg) {
+                let seg = &mut self.out_seg;
+                if !c.tcb.next_segment(now, seg) {
                     break Some(c);
                 }
                 done = seg.last;
@@ -564,15 +566,17 @@ impl Stack {
                     stats: &mut self.stats,
                 };
                 let snd = &c.tcb.snd_buf;
+                let seg = &*seg;
                 let fill = |b: &mut [u8], csum: TcpChecksum| {
-                    write_segment(b, csum, snd, &seg, layout, src, dst);
+                    write_segment(b, csum, snd, seg, layout, src, dst);
                 };
                 if let Some(res) = out.send(now, ports, src, dst, ip_len, want, fill) {
-                    count_tcp_tx(&mut self.stats, &seg, res);
+                    count_tcp_tx(&mut self.stats, seg, res);
                     continue;
                 }
                 // The general path needs all of the stack: the connection is found
-                // again after.
+                // again after, and the segment is sent from a copy.
+                let seg = *seg;
                 let res = self.send_general(now, ports, key, &seg, layout, src, dst, want);
                 count_tcp_tx(&mut self.stats, &seg, res);
                 // The IP layer never removes a connection; the lookup is kept all the same.
@@ -592,7 +596,6 @@ impl Stack {
             }
         }
         self.tcp.dirty.clear();
-        self.out_seg = Some(seg);
     }
 }
 
