@@ -400,13 +400,15 @@ impl Tcb {
             }
             self.snd_sml = seq + len;
         }
+        // Asked once for the idle restart and the retransmission deadline below:
+        // nothing in between changes the RTT estimator.
+        let rto_us = self.rtt.rto_micros();
         if seq == self.snd_una {
             // RFC 5681 §4.1, as in next_data.
             let idle_us = now
                 .total_micros()
                 .saturating_sub(self.last_send.total_micros());
-            self.cc
-                .on_idle_restart_micros(now, idle_us, self.rtt.rto_micros());
+            self.cc.on_idle_restart_micros(now, idle_us, rto_us);
         }
         // data_segment's work for this case.
         let offset = (seq - self.data_start()).max(0) as usize;
@@ -434,7 +436,9 @@ impl Tcb {
         self.sent.on_send(now, seq, seq_len, seq_len);
         if self.timers.rto_at().is_none() || self.persisting {
             self.persisting = false;
-            self.timers.set_rto_at(Some(self.rto_deadline(now)));
+            // rto_deadline(now), with the RTO asked above.
+            let at = Instant::from_micros(now.total_micros().saturating_add(rto_us));
+            self.timers.set_rto_at(Some(at));
         }
         self.sent(now);
         // next_data's tail: the probe timeout restarts; only owed flags could call for
