@@ -92,12 +92,17 @@ pub fn pseudo_sum_addrs(src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
 
 /// [`pseudo_sum`] for a segment of `len` bytes from the sum of its addresses
 /// ([`pseudo_sum_addrs`]): the length is added as a 32-bit value, as there.
+/// Each half of the length goes in as a 16-bit one's complement addition (the carry
+/// out of the top added back in): the same value as summing in 32 bits and folding
+/// twice, in fewer steps. The carry added back never carries again (a sum that
+/// carries leaves at most 0xfffe).
 #[inline(always)]
 fn pseudo_sum_from(addrs: u16, len: usize) -> u16 {
     let len = len as u32;
-    let acc = u32::from(addrs) + (len >> 16) + (len & 0xffff);
-    let acc = (acc & 0xffff) + (acc >> 16);
-    ((acc & 0xffff) + (acc >> 16)) as u16
+    let (acc, carry) = addrs.overflowing_add(len as u16);
+    let acc = acc + u16::from(carry);
+    let (acc, carry) = acc.overflowing_add((len >> 16) as u16);
+    acc + u16::from(carry)
 }
 
 /// The TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
@@ -1408,7 +1413,9 @@ impl HeaderImage {
         checksum: TcpChecksum,
     ) {
         debug_assert_eq!(layout.len, self.header_len());
-        let header_len = self.header_len();
+        // The layout's length, not the image's (the same): the frame writer sized the
+        // buffer with it, so the bound below is known to hold and costs nothing.
+        let header_len = layout.len;
         let segment_len = header_len + payload_len;
         let buf = packet.buffer.as_mut();
         assert!(buf.len() >= segment_len);
