@@ -524,7 +524,6 @@ impl Stack {
                 continue;
             };
             c.dirty = false;
-            c.tcb.tso_max = Self::tso_for(&self.port_limits, &self.routes, *c.tcb.remote.ip());
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
@@ -542,7 +541,11 @@ impl Stack {
                     break Some(c);
                 }
                 let seg = &mut self.out_seg;
-                if !c.tcb.next_segment(now, seg) {
+                // The device's TSO limit, looked up only when a burst could use it.
+                let (limits, routes) = (&self.port_limits, &self.routes);
+                let remote = *c.tcb.remote.ip();
+                let tso_max = || Self::tso_for(limits, routes, remote);
+                if !c.tcb.next_segment(now, seg, tso_max) {
                     break Some(c);
                 }
                 done = seg.last;

@@ -35,8 +35,16 @@ pub struct OutSegment {
 impl Tcb {
     /// The next segment to send at `now`, if any, written into `out` (every field of
     /// it); the TCB's state advances as if it was sent. False when there is nothing to
-    /// send (`out` may then hold anything).
-    pub fn next_segment(&mut self, now: Instant, out: &mut OutSegment) -> bool {
+    /// send (`out` may then hold anything). `tso_max` tells the payload bytes the
+    /// device toward the peer segments in one frame (TSO; 0: none): asked only where a
+    /// burst of more than one segment is possible, so that a connection that sends
+    /// less (a request, a response) never looks the device up.
+    pub fn next_segment(
+        &mut self,
+        now: Instant,
+        out: &mut OutSegment,
+        tso_max: impl FnOnce() -> usize,
+    ) -> bool {
         if self.owed.send_rst() {
             self.owed.set_send_rst(false);
             // snd_max, not snd_nxt: after a timeout rewound snd_nxt the peer may already
@@ -76,7 +84,7 @@ impl Tcb {
             }
             return (self.fin_queued && self.next_in_order_fin(now, out, unsent))
                 || self.next_retransmission(now, out)
-                || self.next_data(now, out, unsent)
+                || self.next_data(now, out, unsent, tso_max)
                 || self.next_probe(now, out)
                 || self.next_ack(now, out);
         }
@@ -266,7 +274,13 @@ impl Tcb {
     /// New data, or data again after a timeout (go-back-N from snd_nxt), within the
     /// peer's window and the congestion window; Nagle and sender-side SWS avoidance.
     /// `unsent` is `data_len_at(snd_nxt)`.
-    fn next_data(&mut self, now: Instant, out: &mut OutSegment, unsent: usize) -> bool {
+    fn next_data(
+        &mut self,
+        now: Instant,
+        out: &mut OutSegment,
+        unsent: usize,
+        tso_max: impl FnOnce() -> usize,
+    ) -> bool {
         debug_assert_eq!(unsent, self.data_len_at(self.snd_nxt));
         let seq = self.snd_nxt;
         let fin_left = self.fin_queued && self.fin_seq().is_some_and(|f| seq.le(f));
@@ -281,9 +295,12 @@ impl Tcb {
         // With TSO, new data goes out in multiples of the segment size, up to what the
         // device cuts in one go; everything else (windows, Nagle) is unchanged.
         // (Only when there is more than a segment to send: the division is dearer
-        // than the rest of the choice.)
-        let burst = if self.tso_max > smss && !resend && unsent > smss {
-            (self.tso_max / smss).max(1) * smss
+        // than the rest of the choice, and the device's limit is looked up only then.)
+        let burst = if !resend && unsent > smss {
+            match tso_max() {
+                tso_max if tso_max > smss => (tso_max / smss).max(1) * smss,
+                _ => smss,
+            }
         } else {
             smss
         };

@@ -229,8 +229,6 @@ pub struct Tcb {
     pub smss: u32,
     /// The MSS we advertise.
     pub our_mss: u16,
-    /// Payload bytes the device can segment in one frame (TSO; 0: none).
-    pub tso_max: usize,
 
     // RFC 7323 timestamps.
     pub ts_ok: bool,
@@ -466,7 +464,6 @@ impl Tcb {
             rcv_adv: SeqNumber(0),
             smss,
             our_mss,
-            tso_max: 0,
             ts_ok: false,
             ts_recent: 0,
             ts_recent_at: now,
