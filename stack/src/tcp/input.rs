@@ -944,6 +944,11 @@ impl Tcb {
             flight_before
         };
         self.snd_buf.dequeue_rewinding(acked as usize);
+        // Here rather than after the rest (which neither reads nor writes the events or
+        // the send buffer): what it asks is then not kept across the rest.
+        if acked > 0 && self.snd_buf.window() > 0 {
+            self.events |= Events::WRITABLE;
+        }
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
         let round_start = ack.ge(self.round_end);
@@ -970,12 +975,38 @@ impl Tcb {
         self.retransmits = 0;
         self.dupacks = 0;
         self.timers.set_rto_at(None);
-        if acked > 0 && self.snd_buf.window() > 0 {
-            self.events |= Events::WRITABLE;
-        }
         // The congestion controller last (it reads and writes nothing of the above):
         // its rare calls (growth, HyStart++'s round judgement) then leave nothing of
-        // this function's to keep across them.
+        // this function's to keep across them. Its usual case inline, the rest a call
+        // (of the same steps) made last.
+        let ack = NewAck {
+            round_start,
+            rtt_us: Some(rtt),
+            grow: Some(Growth {
+                acked,
+                flight_before,
+                srtt_us: self.rtt.srtt_micros(),
+            }),
+        };
+        if !self.cc.on_new_ack_usual(now, ack) {
+            self.sole_ack_cc(now, round_start, rtt, acked, flight_before);
+        }
+        true
+    }
+
+    /// [`try_sole_ack`](Self::try_sole_ack)'s congestion control step when it is not
+    /// the usual case ([`Cc::on_new_ack_usual`](crate::tcp::cc::Cc::on_new_ack_usual)):
+    /// the same [`NewAck`], built here. Out of line, with the `NewAck`'s parts as
+    /// arguments (in registers).
+    #[inline(never)]
+    fn sole_ack_cc(
+        &mut self,
+        now: Instant,
+        round_start: bool,
+        rtt: u64,
+        acked: u32,
+        flight_before: u32,
+    ) {
         let grow = Some(Growth {
             acked,
             flight_before,
@@ -989,7 +1020,6 @@ impl Tcb {
                 grow,
             },
         );
-        true
     }
 
     /// [`on_new_ack`](Self::on_new_ack) without a send time to measure from (Karn, or

@@ -371,6 +371,26 @@ impl CongestionControl for Cubic {
     }
 }
 
+impl Cubic {
+    /// [`on_new_ack`](CongestionControl::on_new_ack) if HyStart++ takes the ACK in its
+    /// usual case ([`HyStart::on_ack_round_start`]: a round start in slow start, every
+    /// ACK of request/response traffic): then the same steps, and true; else false,
+    /// with nothing changed.
+    #[inline(always)]
+    pub fn on_new_ack_round_start(&mut self, now: Instant, ack: NewAck) -> bool {
+        if !self
+            .hystart
+            .on_ack_round_start(self.cwnd, self.ssthresh, ack.round_start, ack.rtt_us)
+        {
+            return false;
+        }
+        if let Some(grow) = ack.grow {
+            self.on_ack_micros(now, grow.acked, grow.flight_before, grow.srtt_us);
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
