@@ -263,7 +263,10 @@ impl CongestionControl for Cubic {
         // New data acknowledged: a retransmission after a timeout got through.
         self.rto_episode = false;
         if let Some(rtt) = rtt {
-            self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
+            // Written only when it moves: on most ACKs it does not.
+            if self.min_rtt_us.is_none_or(|m| rtt < m) {
+                self.min_rtt_us = Some(rtt);
+            }
         }
         // Recovery sets the window; an application-limited sender does not grow it
         // (which is also what lets §4.6 use cwnd rather than FlightSize).
