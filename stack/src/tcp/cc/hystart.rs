@@ -97,7 +97,14 @@ fn nanos(rtt: Duration) -> u64 {
 /// [`nanos`] of a whole number of microseconds.
 #[inline]
 fn nanos_from_micros(us: u64) -> u64 {
-    us.saturating_mul(1_000)
+    // `saturating_mul` as a comparison and a plain product, which the compiler
+    // keeps in registers (its overflow flag made a branch and moves around the
+    // multiplication of every sample).
+    if us <= u64::MAX / 1_000 {
+        us * 1_000
+    } else {
+        u64::MAX
+    }
 }
 
 impl Default for HyStart {
@@ -314,6 +321,24 @@ mod tests {
             h.on_rtt_sample(rtt);
         }
         v
+    }
+
+    #[test]
+    fn nanos_from_micros_saturates_as_saturating_mul() {
+        let edge = u64::MAX / 1_000;
+        for us in [
+            0,
+            1,
+            7,
+            1_000_000,
+            edge - 1,
+            edge,
+            edge + 1,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
+            assert_eq!(nanos_from_micros(us), us.saturating_mul(1_000), "{us}");
+        }
     }
 
     #[test]
