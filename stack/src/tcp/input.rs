@@ -944,18 +944,32 @@ impl Tcb {
             flight_before
         };
         self.snd_buf.dequeue_rewinding(acked as usize);
+        // Here rather than after the rest (which neither reads nor writes the events or
+        // the send buffer): what it asks is then not kept across the rest. Without
+        // `FIN`, something was acknowledged (the caller's ACK advanced), and all of it
+        // was data.
+        debug_assert!(FIN || acked > 0);
+        if (!FIN || acked > 0) && self.snd_buf.window() > 0 {
+            self.events |= Events::WRITABLE;
+        }
         self.prev_highest_ack = self.snd_una;
         self.snd_una = ack;
-        let round_start = ack.ge(self.round_end);
-        if round_start {
-            self.round_end = self.snd_max;
-        }
-        if self.snd_nxt.lt(ack) {
-            self.snd_nxt = ack;
-        }
+        // `ack` is SND.MAX (both callers ask), which neither the round's end nor
+        // SND.NXT is ever above: the round's end is SND.MAX of an earlier ACK, less
+        // than a window behind (or the ISS), and SND.NXT at most SND.MAX. So every
+        // such ACK ends the round (`on_new_ack`'s `ack >= round_end`), the next one
+        // lasting until SND.MAX, and SND.NXT moves up to `ack` (its `max`), without
+        // the comparisons.
+        debug_assert!(
+            ack == self.snd_max && ack.ge(self.round_end) && self.snd_nxt.le(ack),
+            "a sole ACK acknowledges SND.MAX"
+        );
+        let round_start = true;
+        self.round_end = ack;
+        self.snd_nxt = ack;
         if self.rack_on() {
-            // Sent once: RACK's ambiguity check is not asked.
-            self.rack.on_delivered(&s, now, |_| true);
+            // Sent once, and the last segment sent (it ends at SND.MAX).
+            self.rack.on_delivered_last(&s, now);
             // What `rack_detect` and `arm_tlp` come to now: RACK has a newest delivered
             // segment (this one), and the log is empty, so nothing is left to find lost
             // (the totals of an empty log are zero) and no probe is wanted: both
@@ -970,12 +984,38 @@ impl Tcb {
         self.retransmits = 0;
         self.dupacks = 0;
         self.timers.set_rto_at(None);
-        if acked > 0 && self.snd_buf.window() > 0 {
-            self.events |= Events::WRITABLE;
-        }
         // The congestion controller last (it reads and writes nothing of the above):
         // its rare calls (growth, HyStart++'s round judgement) then leave nothing of
-        // this function's to keep across them.
+        // this function's to keep across them. Its usual case inline, the rest a call
+        // (of the same steps) made last.
+        let ack = NewAck {
+            round_start,
+            rtt_us: Some(rtt),
+            grow: Some(Growth {
+                acked,
+                flight_before,
+                srtt_us: self.rtt.srtt_micros(),
+            }),
+        };
+        if !self.cc.on_new_ack_usual(now, ack) {
+            self.sole_ack_cc(now, round_start, rtt, acked, flight_before);
+        }
+        true
+    }
+
+    /// [`try_sole_ack`](Self::try_sole_ack)'s congestion control step when it is not
+    /// the usual case ([`Cc::on_new_ack_usual`](crate::tcp::cc::Cc::on_new_ack_usual)):
+    /// the same [`NewAck`], built here. Out of line, with the `NewAck`'s parts as
+    /// arguments (in registers).
+    #[inline(never)]
+    fn sole_ack_cc(
+        &mut self,
+        now: Instant,
+        round_start: bool,
+        rtt: u64,
+        acked: u32,
+        flight_before: u32,
+    ) {
         let grow = Some(Growth {
             acked,
             flight_before,
@@ -989,7 +1029,6 @@ impl Tcb {
                 grow,
             },
         );
-        true
     }
 
     /// [`on_new_ack`](Self::on_new_ack) without a send time to measure from (Karn, or

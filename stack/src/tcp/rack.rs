@@ -152,6 +152,25 @@ impl Rack {
         }
     }
 
+    /// [`on_delivered`](Self::on_delivered) for a segment sent once that ends at or
+    /// above every segment delivered before (as the last segment sent does: nothing
+    /// delivered lies above SND.MAX). Step 3 then finds no reordering, and the
+    /// forward-most ACKed end becomes the segment's whichever way it compares (below
+    /// it, or equal), so it is simply set; step 2 as there.
+    #[inline(always)]
+    pub fn on_delivered_last(&mut self, seg: &SentSeg, now: Instant) {
+        debug_assert!(!seg.retransmitted() && self.fack.is_none_or(|f| !seg.end.lt(f)));
+        self.fack = Some(seg.end);
+        let newer = match self.newest {
+            Some((t, end)) => sent_after(seg.xmit, seg.end, t, end),
+            None => true,
+        };
+        if newer {
+            self.newest = Some((seg.xmit, seg.end));
+            self.delivered_at = now;
+        }
+    }
+
     /// RFC 8985 §6.2 step 4: an ACK with a D-SACK arrived; `snd_una` and `snd_nxt` are
     /// after it. One round of D-SACKs (until `SND.UNA` passes the `SND.NXT` of the
     /// first) widens the reordering window by one step.
@@ -326,6 +345,45 @@ mod tests {
             log.on_send(at(u64::from(i) * 10), sq(1000 + 100 * i), 100, 100);
         }
         log
+    }
+
+    #[test]
+    fn the_last_segment_delivered_leaves_rack_as_on_delivered_does() {
+        // `on_delivered_last` (input.rs `try_sole_ack`): for a segment sent once
+        // ending at or above everything delivered before, the same state as
+        // `on_delivered`, from any earlier state: nothing delivered yet, the highest
+        // end below or at the segment's, the newest delivered one sent before, at the
+        // same time (ends breaking the tie) or after it (a retransmission).
+        let seg = |xmit: u64, end: u32| {
+            let mut log = SentLog::new(4);
+            log.on_send(at(xmit), sq(end - 100), 100, 100);
+            *log.last().unwrap()
+        };
+        let mut starts = alloc::vec![Rack::new()];
+        for (xmit, end) in [(5, 1100), (50, 1200), (80, 1300), (50, 1300), (90, 1250)] {
+            let mut r = Rack::new();
+            r.on_delivered(&seg(xmit, end), at(100), |_| true);
+            starts.push(r);
+        }
+        let mut reordered = Rack::new();
+        reordered.on_delivered(&seg(20, 1300), at(100), |_| true);
+        reordered.on_delivered(&seg(10, 1200), at(110), |_| true);
+        assert!(reordered.reordering_seen());
+        starts.push(reordered);
+        for (i, start) in starts.iter().enumerate() {
+            for (xmit, end) in [(50, 1300), (60, 1300), (70, 1400), (40, 1400)] {
+                let s = seg(xmit, end);
+                let mut last = start.clone();
+                last.on_delivered_last(&s, at(300));
+                let mut plain = start.clone();
+                plain.on_delivered(&s, at(300), |_| true);
+                assert_eq!(
+                    alloc::format!("{last:?}"),
+                    alloc::format!("{plain:?}"),
+                    "start {i}, segment sent at {xmit} ending at {end}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -263,7 +263,10 @@ impl CongestionControl for Cubic {
         // New data acknowledged: a retransmission after a timeout got through.
         self.rto_episode = false;
         if let Some(rtt) = rtt {
-            self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
+            // Written only when it moves: on most ACKs it does not.
+            if self.min_rtt_us.is_none_or(|m| rtt < m) {
+                self.min_rtt_us = Some(rtt);
+            }
         }
         // Recovery sets the window; an application-limited sender does not grow it
         // (which is also what lets §4.6 use cwnd rather than FlightSize).
@@ -368,6 +371,26 @@ impl CongestionControl for Cubic {
         if let Some(grow) = ack.grow {
             self.on_ack_micros(now, grow.acked, grow.flight_before, grow.srtt_us);
         }
+    }
+}
+
+impl Cubic {
+    /// [`on_new_ack`](CongestionControl::on_new_ack) if HyStart++ takes the ACK in its
+    /// usual case ([`HyStart::on_ack_round_start`]: a round start in slow start, every
+    /// ACK of request/response traffic): then the same steps, and true; else false,
+    /// with nothing changed.
+    #[inline(always)]
+    pub fn on_new_ack_round_start(&mut self, now: Instant, ack: NewAck) -> bool {
+        if !self
+            .hystart
+            .on_ack_round_start(self.cwnd, self.ssthresh, ack.round_start, ack.rtt_us)
+        {
+            return false;
+        }
+        if let Some(grow) = ack.grow {
+            self.on_ack_micros(now, grow.acked, grow.flight_before, grow.srtt_us);
+        }
+        true
     }
 }
 

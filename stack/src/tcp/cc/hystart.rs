@@ -97,7 +97,14 @@ fn nanos(rtt: Duration) -> u64 {
 /// [`nanos`] of a whole number of microseconds.
 #[inline]
 fn nanos_from_micros(us: u64) -> u64 {
-    us.saturating_mul(1_000)
+    // `saturating_mul` as a comparison and a plain product, which the compiler
+    // keeps in registers (its overflow flag made a branch and moves around the
+    // multiplication of every sample).
+    if us <= u64::MAX / 1_000 {
+        us * 1_000
+    } else {
+        u64::MAX
+    }
 }
 
 impl Default for HyStart {
@@ -195,15 +202,44 @@ impl HyStart {
         round_start: bool,
         rtt_us: Option<u64>,
     ) {
-        if round_start && self.phase == Phase::SlowStart {
-            self.last_round_min = (self.samples != 0).then_some(self.current_round_min);
-            // One sample decides nothing (N_RTT_SAMPLE > 1).
-            (self.current_round_min, self.samples) = match rtt_us {
-                Some(rtt) if cwnd < *ssthresh => (nanos_from_micros(rtt), 1),
-                _ => (u64::MAX, 0),
-            };
-            return;
+        if !self.on_ack_round_start(cwnd, *ssthresh, round_start, rtt_us) {
+            self.on_ack_other(cwnd, ssthresh, round_start, rtt_us);
         }
+    }
+
+    /// [`on_ack`](Self::on_ack)'s usual case alone: a round start in standard slow
+    /// start, which changes only this state. True when it was that case (and done);
+    /// false, with nothing changed, when [`on_ack_other`](Self::on_ack_other) is to
+    /// run. Apart, so that an algorithm can make the rest its own out-of-line call.
+    #[inline(always)]
+    pub fn on_ack_round_start(
+        &mut self,
+        cwnd: u32,
+        ssthresh: u32,
+        round_start: bool,
+        rtt_us: Option<u64>,
+    ) -> bool {
+        if !(round_start && self.phase == Phase::SlowStart) {
+            return false;
+        }
+        self.last_round_min = (self.samples != 0).then_some(self.current_round_min);
+        // One sample decides nothing (N_RTT_SAMPLE > 1).
+        (self.current_round_min, self.samples) = match rtt_us {
+            Some(rtt) if cwnd < ssthresh => (nanos_from_micros(rtt), 1),
+            _ => (u64::MAX, 0),
+        };
+        true
+    }
+
+    /// [`on_ack`](Self::on_ack) but for a round start in standard slow start.
+    #[inline]
+    fn on_ack_other(
+        &mut self,
+        cwnd: u32,
+        ssthresh: &mut u32,
+        round_start: bool,
+        rtt_us: Option<u64>,
+    ) {
         if round_start {
             self.round_start(cwnd, ssthresh);
         }
@@ -285,6 +321,24 @@ mod tests {
             h.on_rtt_sample(rtt);
         }
         v
+    }
+
+    #[test]
+    fn nanos_from_micros_saturates_as_saturating_mul() {
+        let edge = u64::MAX / 1_000;
+        for us in [
+            0,
+            1,
+            7,
+            1_000_000,
+            edge - 1,
+            edge,
+            edge + 1,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
+            assert_eq!(nanos_from_micros(us), us.saturating_mul(1_000), "{us}");
+        }
     }
 
     #[test]
