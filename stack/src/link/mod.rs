@@ -417,10 +417,29 @@ fn put_plain(
     offload: Option<usize>,
 ) {
     if !admit(&mut frame, max_frame, offload) {
-        ring.tx.oversize.fetch_add(1, Relaxed);
-        return;
+        return count_oversize(ring);
     }
     push_admitted(ring, tx, frame);
+}
+
+/// Count a frame [`admit`] refused. Out of line and cold, as every branch off the
+/// plain transmit path: with these marks the compiler takes that path for the hot
+/// one and inlines `rtrb`'s push into a burst of one, which it kept out of line
+/// behind half a dozen branches of unknown odds (a call, and the frame and the
+/// result through memory, on every frame sent).
+#[cold]
+#[inline(never)]
+fn count_oversize(ring: &Channel) {
+    ring.tx.oversize.fetch_add(1, Relaxed);
+}
+
+/// Count a burst of one that found the ring full; 0 frames taken. Cold (see
+/// [`count_oversize`]).
+#[cold]
+#[inline(never)]
+fn count_ring_full(ring: &Channel) -> usize {
+    ring.tx.ring_full.fetch_add(1, Relaxed);
+    0
 }
 
 /// [`put_plain`] past [`admit`].
@@ -733,9 +752,15 @@ impl LinkEnd {
         self.wire.release_at()
     }
 
-    /// [`Device::rx_burst`] with injected frames or a timed direction.
+    /// [`Device::rx_burst`] on another queue than 0 (there is none), with injected
+    /// frames or a timed direction. Cold, as the branches off the plain transmit path
+    /// (see [`count_oversize`]).
+    #[cold]
     #[inline(never)]
-    fn receive(&mut self, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+    fn receive(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
+        if queue != 0 {
+            return 0;
+        }
         let mut n = 0;
         while n < max {
             match self.injected.pop_front() {
@@ -820,9 +845,19 @@ impl LinkEnd {
         }
     }
 
-    /// [`Device::tx_burst`] through the impairments, the drop filter or the capture:
-    /// out of line, so the plain path stays small.
+    /// [`Device::tx_burst`] on another queue than 0 (there is none), of no frame, or
+    /// through the impairments, the drop filter or the capture: out of line, so the
+    /// plain path stays small, and cold (see [`count_oversize`]).
+    #[cold]
     #[inline(never)]
+    fn transmit_other(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
+        if queue != 0 || frames.is_empty() {
+            return 0;
+        }
+        self.transmit_impaired(frames)
+    }
+
+    /// [`Device::tx_burst`] through the impairments, the drop filter or the capture.
     fn transmit_impaired(&mut self, frames: &mut Vec<HeapFrame>) -> usize {
         let per_frame = self.wire.slots_per_frame();
         let held = self.wire.held_slots();
@@ -890,17 +925,14 @@ impl Device for LinkEnd {
     /// clock. Only queue 0 exists.
     #[inline]
     fn rx_burst(&mut self, queue: u16, out: &mut Vec<HeapFrame>, max: usize) -> usize {
-        if queue != 0 {
-            return 0;
-        }
-        if !self.injected.is_empty() {
-            return self.receive(out, max);
+        if queue != 0 || !self.injected.is_empty() {
+            return self.receive(queue, out, max);
         }
         // The usual case, inlined into the caller: an untimed direction (its ring holds
         // bare frames), nothing injected. Half the polls of request/response traffic
         // find the ring empty and stop at the first check.
         let RxRing::Untimed(ring) = &mut self.rx_ring else {
-            return self.receive(out, max);
+            return self.receive(queue, out, max);
         };
         let n = pop_frames(ring, out, max, 0);
         if n > 0 {
@@ -914,11 +946,8 @@ impl Device for LinkEnd {
     /// `frames`, in order, and [`LinkStats::ring_full`] counts the call. Only queue 0
     /// exists.
     fn tx_burst(&mut self, queue: u16, frames: &mut Vec<HeapFrame>) -> usize {
-        if queue != 0 || frames.is_empty() {
-            return 0;
-        }
-        if !self.tx_plain {
-            return self.transmit_impaired(frames);
+        if queue != 0 || frames.is_empty() || !self.tx_plain {
+            return self.transmit_other(queue, frames);
         }
         // Fast path: no per-frame decision, no capture, one slot per frame.
         let (max_frame, offload) = (self.max_frame, self.offload_max_frame);
@@ -926,8 +955,7 @@ impl Device for LinkEnd {
             // A burst of one (request/response traffic sends each segment alone): no
             // drain to set up and tear down, no batch arithmetic.
             if self.emitter.room(1) == 0 {
-                self.emitter.ring.tx.ring_full.fetch_add(1, Relaxed);
-                return 0;
+                return count_ring_full(&self.emitter.ring);
             }
             self.emitter.room_hint -= 1;
             let (ring, tx) = (&self.emitter.ring, &mut self.emitter.tx);

@@ -318,6 +318,11 @@ impl Stack {
     }
 
     /// Queue as much of `data` as the send buffer takes; returns how much.
+    ///
+    /// Inlined into the caller, as [`tcp_recv`](Self::tcp_recv) is: the common call
+    /// is a lookup, a few checks and a copy, and the result needs no trip through
+    /// memory.
+    #[inline(always)]
     pub fn tcp_send(&mut self, h: TcpHandle, data: &[u8]) -> Result<usize, TcpError> {
         // The common call, whole: a connection that can send, with its buffer, takes
         // all of `data` in one piece, and the output list has room if it must join
@@ -374,30 +379,33 @@ impl Stack {
     }
 
     /// Read received data into `buf`. `Ok(0)` means the peer closed its side (EOF).
+    ///
+    /// Inlined into the caller: a read that finds data is a lookup, a copy and the
+    /// window check, and as a call it cost a call, six registers saved and restored
+    /// and the result through memory. What else can happen is out of line.
+    #[inline]
     pub fn tcp_recv(&mut self, h: TcpHandle, buf: &mut [u8]) -> Result<usize, TcpError> {
         let c = self.conn_mut(h)?;
         let n = c.tcb.rcv_buf.dequeue_slice(buf);
         if n == 0 {
-            if let Some(e) = c.tcb.error {
-                return Err(e.into());
-            }
-            if c.tcb.rcv_closed || c.tcb.state == State::Closed {
-                return Ok(0);
-            }
-            return if buf.is_empty() {
-                Ok(0)
-            } else {
-                Err(TcpError::WouldBlock)
-            };
+            return recv_nothing(&c.tcb, buf.is_empty());
         }
         // RFC 9293 §3.8.6.2.2 receiver SWS avoidance: announce the reopened window only
         // once it grew by min(half the buffer, one MSS).
-        let tcb = &mut c.tcb;
-        if window_update_due(tcb, n) {
-            tcb.owed.set_window_update(true);
-            self.tcp.mark_dirty(h.0);
+        if window_update_due(&c.tcb, n) {
+            self.owe_window_update(h);
         }
         Ok(n)
+    }
+
+    /// [`tcp_recv`](Self::tcp_recv) made room enough for a window update: it is owed
+    /// and the connection joins the output list.
+    #[inline(never)]
+    fn owe_window_update(&mut self, h: TcpHandle) {
+        if let Ok(c) = self.conn_mut(h) {
+            c.tcb.owed.set_window_update(true);
+        }
+        self.tcp.mark_dirty(h.0);
     }
 
     /// No more data will be sent: a FIN follows what is queued (half-close).
@@ -573,6 +581,24 @@ fn shutdown(tcb: &mut Tcb) {
             tcb.set_state(State::LastAck);
         }
         _ => {}
+    }
+}
+
+/// What [`Stack::tcp_recv`] answers when it read nothing from the connection with
+/// `tcb` (`empty`: into an empty buffer): the connection's error, end of file, or
+/// nothing yet.
+#[inline(never)]
+fn recv_nothing(tcb: &Tcb, empty: bool) -> Result<usize, TcpError> {
+    if let Some(e) = tcb.error {
+        return Err(e.into());
+    }
+    if tcb.rcv_closed || tcb.state == State::Closed {
+        return Ok(0);
+    }
+    if empty {
+        Ok(0)
+    } else {
+        Err(TcpError::WouldBlock)
     }
 }
 

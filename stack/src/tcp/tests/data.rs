@@ -114,6 +114,27 @@ fn tcp_send_fast_path_matches_the_general_path() {
 // ---- sending: segment sizes ----
 
 #[test]
+fn tcp_recv_answers_each_case() {
+    // `tcp_recv` is inlined into its caller with what it answers when it reads
+    // nothing out of line: each answer, in turn.
+    let (mut h, c) = established_mss(1460);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Err(TcpError::WouldBlock));
+    assert_eq!(h.stack.tcp_recv(c, &mut []), Ok(0));
+    h.inject(seg! {flags: "P.", seq: 1001, ack: 1, data: b"hello"});
+    expect!(h, ack: 1006);
+    assert_eq!(h.stack.tcp_recv(c, &mut []), Ok(0));
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Err(TcpError::WouldBlock));
+    h.inject(seg! {flags: "F.", seq: 1006, ack: 1});
+    expect!(h, flags: ".", ack: 1007);
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Ok(0));
+    h.stack.tcp_close(c).unwrap();
+    assert_eq!(h.stack.tcp_recv(c, &mut buf), Err(TcpError::InvalidHandle));
+}
+
+#[test]
 fn segments_are_cut_at_the_peer_mss() {
     // RFC 9293 §3.7.1: never send a segment larger than the peer's MSS. Linux's
     // Nagle (Minshall's variant) lets the tail go out at once too.
