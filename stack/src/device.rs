@@ -219,6 +219,25 @@ pub trait Device {
     /// Receive up to `max` frames from `queue`, appending them to `out`; returns how many.
     fn rx_burst(&mut self, queue: u16, out: &mut Vec<Self::Frame>, max: usize) -> usize;
 
+    /// [`rx_burst`](Device::rx_burst) into an empty `out`, with a burst of exactly one
+    /// frame handed back as it is (`Some`, `out` left empty) rather than in `out`:
+    /// request/response traffic receives one frame a poll, and a backend that can tell
+    /// it has one saves the push into the batch and the pop back out. `None`: the
+    /// burst, of any other size (none included), is in `out`. The default asks
+    /// `rx_burst`, so every backend receives the same frames either way.
+    #[inline]
+    fn rx_burst_single(
+        &mut self,
+        queue: u16,
+        out: &mut Vec<Self::Frame>,
+        max: usize,
+    ) -> Option<Self::Frame> {
+        if self.rx_burst(queue, out, max) == 1 && out.len() == 1 {
+            return out.pop();
+        }
+        None
+    }
+
     /// Transmit frames from the front of `frames` on `queue`. The frames the device took
     /// are removed from `frames`; the ones it could not take (ring full) stay there, in
     /// order, for the caller to retry or drop and count. Returns how many were taken.

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::net::SocketAddrV4;
 
-use crate::device::{Device, Frame};
+use crate::device::Device;
 use crate::iface::fragment::{Reassembler, ReassemblyConfig};
 use crate::iface::icmp::{EchoReply, IcmpError, IcmpHandle, IcmpTable, TokenBucket};
 use crate::iface::neighbor::NeighborConfig;
@@ -361,29 +361,39 @@ impl Stack {
     #[inline(always)]
     fn receive_port<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>], i: usize) -> usize {
         let port = &mut ports[i];
-        port.dev.rx_burst(port.queue, &mut port.rx, port.burst);
-        let got = port.rx.len();
-        if got == 0 {
+        if let Some(frame) = port
+            .dev
+            .rx_burst_single(port.queue, &mut port.rx, port.burst)
+        {
+            // A burst of one (request/response traffic): the frame comes as it is, not
+            // through the burst, and goes back so, not through the batch. No loop: one
+            // set up ahead of the first frame costs more than a frame of this size.
+            self.input_frame(now, ports, i, &frame);
+            let port = &mut ports[i];
+            port.dev.recycle_one(frame, &mut port.done);
+            return 1;
+        }
+        if ports[i].rx.is_empty() {
             return 0;
         }
+        self.receive_burst(now, ports, i)
+    }
+
+    /// [`receive_port`](Self::receive_port) of a burst in `ports[i].rx` (any size but
+    /// none): out of line, as the burst of one is the path of request/response traffic.
+    #[inline(never)]
+    fn receive_burst<D: Device>(&mut self, now: Instant, ports: &mut [Port<D>], i: usize) -> usize {
+        let port = &mut ports[i];
+        let got = port.rx.len();
         // Each frame moves out of the burst while it is processed, which may send on the
         // port, and into the port's batch of frames done with: the vectors stay where
         // they are (moving the burst's vector out of the port and back cost six words
         // each way and a drop to rule out). Popped from the back, so reversed first to
-        // be taken in the order received (a burst of one is in order as it is).
-        if got > 1 {
-            port.rx.reverse();
-        }
+        // be taken in the order received.
+        port.rx.reverse();
         while let Some(frame) = ports[i].rx.pop() {
-            self.input_frame(now, ports, i, frame.data(), frame.rx_meta());
-            let port = &mut ports[i];
-            if got == 1 {
-                // A burst of one (request/response traffic): the frame goes back as it
-                // is, not through the batch.
-                port.dev.recycle_one(frame, &mut port.done);
-                return 1;
-            }
-            port.done.push(frame);
+            self.input_frame(now, ports, i, &frame);
+            ports[i].done.push(frame);
         }
         // The burst goes back whole: the device may reuse the buffers.
         let port = &mut ports[i];

@@ -323,6 +323,58 @@ fn inject_delivers_raw_bytes_first() {
     );
 }
 
+/// `rx_burst_single` takes what `rx_burst` takes, round after round, from twin links
+/// fed alike: the same frames in the same order, a burst of exactly one handed back
+/// alone (and only then), the same link counters. Plain, injected and timed receives,
+/// bursts of 0 to 3 frames, `max` 1, 2 and 8.
+#[test]
+fn rx_burst_single_takes_what_rx_burst_takes() {
+    let timed = one_way(Impairments {
+        delay: Duration::from_millis(1),
+        ..Impairments::none()
+    });
+    for (config, inject) in [
+        (LinkConfig::default(), false),
+        (LinkConfig::default(), true),
+        (timed, false),
+    ] {
+        for max in [1, 2, 8] {
+            let (mut a1, mut b1) = pair(config);
+            let (mut a2, mut b2) = pair(config);
+            let mut next = 0u32;
+            for round in 0..24u32 {
+                let sent = round % 4;
+                for (a, b) in [(&mut a1, &mut b1), (&mut a2, &mut b2)] {
+                    let mut batch: Vec<HeapFrame> = (0..sent)
+                        .map(|k| numbered(a, next + k, len_of(next + k)))
+                        .collect();
+                    a.tx_burst(0, &mut batch);
+                    if inject && round % 3 == 1 {
+                        b.inject(&(1000 + next).to_be_bytes());
+                    }
+                    b.set_now(Instant::from_millis(u64::from(round) * 2));
+                }
+                next += sent;
+                let mut burst = Vec::new();
+                let n = b1.rx_burst(0, &mut burst, max);
+                let mut single_out = Vec::new();
+                let single = b2.rx_burst_single(0, &mut single_out, max);
+                let want: Vec<Vec<u8>> = burst.iter().map(|f| f.data().to_vec()).collect();
+                let got: Vec<Vec<u8>> = match &single {
+                    Some(f) => {
+                        assert!(single_out.is_empty(), "a single frame alone");
+                        vec![f.data().to_vec()]
+                    }
+                    None => single_out.iter().map(|f| f.data().to_vec()).collect(),
+                };
+                assert_eq!(got, want, "round {round}, max {max}, inject {inject}");
+                assert_eq!(single.is_some(), n == 1, "round {round}, max {max}");
+                assert_eq!(a1.stats(), a2.stats(), "round {round}, max {max}");
+            }
+        }
+    }
+}
+
 #[test]
 fn loss_drops_the_configured_fraction() {
     let (got, stats) = run_bulk(
