@@ -540,11 +540,14 @@ impl HeapFrame {
     #[inline]
     pub fn reuse(&mut self, headroom: usize, len: usize) -> bool {
         let b = self.b_mut();
-        if headroom.saturating_add(len) > b.buf.len() {
-            return false;
-        }
+        // The end, worked out once for the test and the store (an overflow is too
+        // large as well).
+        let end = match headroom.checked_add(len) {
+            Some(end) if end <= b.buf.len() => end,
+            _ => return false,
+        };
         b.start = headroom;
-        b.end = headroom + len;
+        b.end = end;
         b.meta = PackedMeta::NONE;
         true
     }
@@ -679,5 +682,29 @@ mod tests {
         assert_eq!(pool.free_count(), 1);
         let _g = pool.alloc(10).unwrap();
         assert_eq!(pool.free_count(), 0);
+    }
+
+    /// `reuse` takes exactly what fits in the buffer, and leaves the frame as it was
+    /// otherwise, an overflowing headroom and length included.
+    #[test]
+    fn reuse_takes_what_fits_and_nothing_else() {
+        let mut f = HeapFrame::from_slice(&[7; 100], 28);
+        for (headroom, len) in [(29, 100), (128, 1), (usize::MAX, 1), (1, usize::MAX)] {
+            assert!(!f.reuse(headroom, len), "{headroom} {len}");
+            assert_eq!((f.headroom(), f.len()), (28, 100));
+        }
+        f.set_tx_offload(TxOffload {
+            l2_len: 14,
+            l3_len: 20,
+            l4_len: 20,
+            ipv4_csum: true,
+            l4_csum: None,
+            tso_mss: 0,
+        });
+        for (headroom, len) in [(28, 100), (0, 128), (64, 0), (128, 0), (10, 20)] {
+            assert!(f.reuse(headroom, len), "{headroom} {len}");
+            assert_eq!((f.headroom(), f.len()), (headroom, len));
+            assert_eq!(f.tx_offload(), TxOffload::default());
+        }
     }
 }

@@ -527,17 +527,10 @@ impl Stack {
             // A bound on segments per connection per poll keeps one bulk sender from
             // starving the others; it is marked dirty again if it had more.
             let mut budget = 64;
-            // The segment before was the last one owed ([`OutSegment::last`]).
-            let mut done = false;
             // The connection at the end (none if it went away), to be settled.
             let last = loop {
                 if budget == 0 {
                     c.mark_dirty(key, &mut self.tcp.dirty);
-                    break Some(c);
-                }
-                if done {
-                    // What asking again would have found, without the asking.
-                    debug_assert!(c.tcb.owes_nothing());
                     break Some(c);
                 }
                 let seg = &mut self.out_seg;
@@ -548,7 +541,6 @@ impl Stack {
                 if !c.tcb.next_segment(now, seg, tso_max) {
                     break Some(c);
                 }
-                done = seg.last;
                 budget -= 1;
                 let (src, dst) = (*c.tcb.local.ip(), *c.tcb.remote.ip());
                 let layout = seg.repr.layout_header();
@@ -575,6 +567,14 @@ impl Stack {
                 };
                 if let Some(res) = out.send(now, ports, src, dst, ip_len, want, fill) {
                     count_tcp_tx(&mut self.stats, seg, res);
+                    // The last segment owed ([`OutSegment::last`]): what asking again
+                    // would have found, without the asking. Read from the slot after
+                    // the send rather than kept across it (it was kept in memory); a
+                    // budget run out still goes to the top, to mark the connection.
+                    if seg.last && budget != 0 {
+                        debug_assert!(c.tcb.owes_nothing());
+                        break Some(c);
+                    }
                     continue;
                 }
                 // The general path needs all of the stack: the connection is found
@@ -587,6 +587,10 @@ impl Stack {
                     break None;
                 };
                 c = back;
+                if seg.last && budget != 0 {
+                    debug_assert!(c.tcb.owes_nothing());
+                    break Some(c);
+                }
             };
             // Settled with the connection at hand in the common case.
             let live = last.and_then(|c| {

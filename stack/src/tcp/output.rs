@@ -393,7 +393,7 @@ impl Tcb {
         // The outstanding bytes are `pipe()` outside recovery.
         let outstanding = (seq - self.snd_una).max(0) as u32;
         if !(self.config.header_prediction
-            && !(self.owed.tlp_send() || self.owed.rexmit_una())
+            && !self.owed.probe_or_rexmit()
             && !self.in_recovery
             && self.fin_queued == fin
             && !(fin && self.fin_seq_no != seq + len)

@@ -391,6 +391,15 @@ impl Owed {
     pub fn any(&self) -> bool {
         self.0 != 0
     }
+
+    /// A loss probe or a retransmission at snd_una is owed
+    /// ([`tlp_send`](Self::tlp_send) or [`rexmit_una`](Self::rexmit_una)): one test of
+    /// both bits, where the two accessors made two branches of the output pass's
+    /// common case.
+    #[inline(always)]
+    pub fn probe_or_rexmit(&self) -> bool {
+        self.0 & (1 << 3 | 1 << 4) != 0
+    }
 }
 
 /// Who a new connection is between and what it starts from.
@@ -762,6 +771,19 @@ mod tests {
                     assert_eq!(g(&p), g(&o) != (i == j), "flip {i}, flag {j} of {combo:#x}");
                 }
             }
+        }
+    }
+
+    /// `probe_or_rexmit` answers what its two flags answer, for every set of flags.
+    #[test]
+    fn probe_or_rexmit_is_its_two_flags() {
+        for bits in 0..=u8::MAX {
+            let owed = Owed(bits);
+            assert_eq!(
+                owed.probe_or_rexmit(),
+                owed.tlp_send() || owed.rexmit_una(),
+                "{owed:?}"
+            );
         }
     }
 
