@@ -237,12 +237,16 @@ impl Rack {
         // path of tens of microseconds, 2·SRTT is shorter than a host's scheduling
         // hiccup, and probes would fire at a peer that is merely descheduled.
         const PTO_MIN_MICROS: u64 = 10_000;
-        let pto = match srtt_micros {
+        // The delayed ACK alone, and the no-sample PTO, are past the floor already:
+        // only 2·SRTT is brought up to it (one comparison less for one segment in
+        // flight, which every request and answer has).
+        const _: () = assert!(WC_DEL_ACK_MICROS >= PTO_MIN_MICROS);
+        const _: () = assert!(PTO_NO_SRTT_MICROS >= PTO_MIN_MICROS);
+        match srtt_micros {
             Some(srtt) if segments <= 1 => srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_MICROS),
-            Some(srtt) => srtt.saturating_mul(2),
+            Some(srtt) => srtt.saturating_mul(2).max(PTO_MIN_MICROS),
             None => PTO_NO_SRTT_MICROS,
-        };
-        pto.max(PTO_MIN_MICROS)
+        }
     }
 
     /// A retransmission timeout: any probe episode is over (RFC 8985 §7.4: a probe
@@ -498,6 +502,38 @@ mod tests {
         assert_eq!(Rack::pto(Some(us(20_000)), 5), us(40_000));
         assert_eq!(Rack::pto(Some(us(100)), 1), us(200) + WC_DEL_ACK);
         assert_eq!(Rack::pto(None, 5), PTO_NO_SRTT);
+    }
+
+    /// `pto_micros` brings only 2·SRTT up to the floor: the same as the floor applied
+    /// to every case, for any SRTT (saturation included) and flight.
+    #[test]
+    fn probe_timeout_floor_applies_as_to_every_case() {
+        let reference = |srtt: Option<u64>, segments: usize| {
+            let pto = match srtt {
+                Some(srtt) if segments <= 1 => srtt
+                    .saturating_mul(2)
+                    .saturating_add(WC_DEL_ACK.as_micros() as u64),
+                Some(srtt) => srtt.saturating_mul(2),
+                None => PTO_NO_SRTT.as_micros() as u64,
+            };
+            pto.max(10_000)
+        };
+        let mut srtts = alloc::vec![None];
+        for v in [0, 1, 4_999, 5_000, 5_001, 100_000, u64::MAX / 2, u64::MAX] {
+            for d in [0u64, 1, 2] {
+                srtts.push(Some(v.saturating_sub(d)));
+                srtts.push(Some(v.saturating_add(d)));
+            }
+        }
+        for srtt in srtts {
+            for segments in [0, 1, 2, 100] {
+                assert_eq!(
+                    Rack::pto_micros(srtt, segments),
+                    reference(srtt, segments),
+                    "{srtt:?} {segments}"
+                );
+            }
+        }
     }
 
     #[test]
