@@ -224,13 +224,15 @@ impl Rack {
     /// (its ACK may be delayed); one second before any RTT sample.
     pub fn pto(srtt: Option<Duration>, segments: usize) -> Duration {
         let srtt = srtt.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        Duration::from_micros(Rack::pto_micros(srtt, segments))
+        Duration::from_micros(Rack::pto_micros(srtt, segments <= 1))
     }
 
-    /// [`pto`](Self::pto) in microseconds, from an SRTT in microseconds: computed for
-    /// every segment of new data, so kept to integer arithmetic.
+    /// [`pto`](Self::pto) in microseconds, from an SRTT in microseconds, `one` when at
+    /// most one segment is out: computed for every segment of new data, so kept to
+    /// integer arithmetic, and the flight asked only as what the PTO depends on
+    /// ([`SentLog::at_most_one`](crate::tcp::sent::SentLog::at_most_one)).
     #[inline]
-    pub fn pto_micros(srtt_micros: Option<u64>, segments: usize) -> u64 {
+    pub fn pto_micros(srtt_micros: Option<u64>, one: bool) -> u64 {
         const WC_DEL_ACK_MICROS: u64 = WC_DEL_ACK.as_micros() as u64;
         const PTO_NO_SRTT_MICROS: u64 = PTO_NO_SRTT.as_micros() as u64;
         // Linux keeps the probe at least 10 ms out (`tcp_schedule_loss_probe`): on a
@@ -243,7 +245,7 @@ impl Rack {
         const _: () = assert!(WC_DEL_ACK_MICROS >= PTO_MIN_MICROS);
         const _: () = assert!(PTO_NO_SRTT_MICROS >= PTO_MIN_MICROS);
         match srtt_micros {
-            Some(srtt) if segments <= 1 => srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_MICROS),
+            Some(srtt) if one => srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_MICROS),
             Some(srtt) => srtt.saturating_mul(2).max(PTO_MIN_MICROS),
             None => PTO_NO_SRTT_MICROS,
         }
@@ -528,7 +530,7 @@ mod tests {
         for srtt in srtts {
             for segments in [0, 1, 2, 100] {
                 assert_eq!(
-                    Rack::pto_micros(srtt, segments),
+                    Rack::pto_micros(srtt, segments <= 1),
                     reference(srtt, segments),
                     "{srtt:?} {segments}"
                 );

@@ -208,6 +208,13 @@ impl SentLog {
         self.segs.len() + usize::from(self.solo.is_some())
     }
 
+    /// At most one entry: [`len`](Self::len)` <= 1`, answered by the slot alone when
+    /// it holds the entry (an entry in `solo` leaves the deque empty).
+    #[inline]
+    pub fn at_most_one(&self) -> bool {
+        self.solo.is_some() || self.segs.len() <= 1
+    }
+
     /// Nothing is in flight.
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -1049,6 +1056,8 @@ mod tests {
                 assert!(a.solo.is_none() || a.segs.is_empty());
                 assert_eq!(view(&a), view(&b));
                 assert_eq!(a.last(), b.last());
+                assert_eq!(a.at_most_one(), a.len() <= 1);
+                assert_eq!(b.at_most_one(), b.len() <= 1);
                 assert_eq!(a.next_lost(), b.next_lost());
                 assert_eq!(a.any_retransmitted(), b.any_retransmitted());
                 assert_eq!(a.pipe(flight), b.pipe(flight));
