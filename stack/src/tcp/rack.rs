@@ -224,25 +224,31 @@ impl Rack {
     /// (its ACK may be delayed); one second before any RTT sample.
     pub fn pto(srtt: Option<Duration>, segments: usize) -> Duration {
         let srtt = srtt.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        Duration::from_micros(Rack::pto_micros(srtt, segments))
+        Duration::from_micros(Rack::pto_micros(srtt, segments <= 1))
     }
 
-    /// [`pto`](Self::pto) in microseconds, from an SRTT in microseconds: computed for
-    /// every segment of new data, so kept to integer arithmetic.
+    /// [`pto`](Self::pto) in microseconds, from an SRTT in microseconds, `one` when at
+    /// most one segment is out: computed for every segment of new data, so kept to
+    /// integer arithmetic, and the flight asked only as what the PTO depends on
+    /// ([`SentLog::at_most_one`](crate::tcp::sent::SentLog::at_most_one)).
     #[inline]
-    pub fn pto_micros(srtt_micros: Option<u64>, segments: usize) -> u64 {
+    pub fn pto_micros(srtt_micros: Option<u64>, one: bool) -> u64 {
         const WC_DEL_ACK_MICROS: u64 = WC_DEL_ACK.as_micros() as u64;
         const PTO_NO_SRTT_MICROS: u64 = PTO_NO_SRTT.as_micros() as u64;
         // Linux keeps the probe at least 10 ms out (`tcp_schedule_loss_probe`): on a
         // path of tens of microseconds, 2·SRTT is shorter than a host's scheduling
         // hiccup, and probes would fire at a peer that is merely descheduled.
         const PTO_MIN_MICROS: u64 = 10_000;
-        let pto = match srtt_micros {
-            Some(srtt) if segments <= 1 => srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_MICROS),
-            Some(srtt) => srtt.saturating_mul(2),
+        // The delayed ACK alone, and the no-sample PTO, are past the floor already:
+        // only 2·SRTT is brought up to it (one comparison less for one segment in
+        // flight, which every request and answer has).
+        const _: () = assert!(WC_DEL_ACK_MICROS >= PTO_MIN_MICROS);
+        const _: () = assert!(PTO_NO_SRTT_MICROS >= PTO_MIN_MICROS);
+        match srtt_micros {
+            Some(srtt) if one => srtt.saturating_mul(2).saturating_add(WC_DEL_ACK_MICROS),
+            Some(srtt) => srtt.saturating_mul(2).max(PTO_MIN_MICROS),
             None => PTO_NO_SRTT_MICROS,
-        };
-        pto.max(PTO_MIN_MICROS)
+        }
     }
 
     /// A retransmission timeout: any probe episode is over (RFC 8985 §7.4: a probe
@@ -498,6 +504,38 @@ mod tests {
         assert_eq!(Rack::pto(Some(us(20_000)), 5), us(40_000));
         assert_eq!(Rack::pto(Some(us(100)), 1), us(200) + WC_DEL_ACK);
         assert_eq!(Rack::pto(None, 5), PTO_NO_SRTT);
+    }
+
+    /// `pto_micros` brings only 2·SRTT up to the floor: the same as the floor applied
+    /// to every case, for any SRTT (saturation included) and flight.
+    #[test]
+    fn probe_timeout_floor_applies_as_to_every_case() {
+        let reference = |srtt: Option<u64>, segments: usize| {
+            let pto = match srtt {
+                Some(srtt) if segments <= 1 => srtt
+                    .saturating_mul(2)
+                    .saturating_add(WC_DEL_ACK.as_micros() as u64),
+                Some(srtt) => srtt.saturating_mul(2),
+                None => PTO_NO_SRTT.as_micros() as u64,
+            };
+            pto.max(10_000)
+        };
+        let mut srtts = alloc::vec![None];
+        for v in [0, 1, 4_999, 5_000, 5_001, 100_000, u64::MAX / 2, u64::MAX] {
+            for d in [0u64, 1, 2] {
+                srtts.push(Some(v.saturating_sub(d)));
+                srtts.push(Some(v.saturating_add(d)));
+            }
+        }
+        for srtt in srtts {
+            for segments in [0, 1, 2, 100] {
+                assert_eq!(
+                    Rack::pto_micros(srtt, segments <= 1),
+                    reference(srtt, segments),
+                    "{srtt:?} {segments}"
+                );
+            }
+        }
     }
 
     #[test]

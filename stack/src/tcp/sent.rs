@@ -20,7 +20,8 @@
 //! # Shape and bounds
 //!
 //! A `VecDeque` of [`SentSeg`] in sequence order covering `[SND.UNA, SND.MAX)` without
-//! gaps: new data is appended (a TSO burst as one entry per segment the device will
+//! gaps (an entry alone in an empty log kept in a slot of its own, see [`SentLog`]):
+//! new data is appended (a TSO burst as one entry per segment the device will
 //! cut), cumulative ACKs pop from the front, and a retransmission that covers part of
 //! an entry splits it so that entries stay aligned with what the receiver SACKs. The
 //! deque keeps its capacity, so a bulk sender stops allocating once its window has
@@ -133,6 +134,13 @@ pub struct LossScan {
 /// The segments in flight (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct SentLog {
+    /// The log's one entry when it holds exactly one that came to an empty log, `segs`
+    /// then empty; `None` otherwise. Request/response traffic has one segment in
+    /// flight at a time: logging it and taking it off again are then a write and a
+    /// read of this slot, without the deque's ring arithmetic. Anything else moves the
+    /// entry into `segs` first ([`spill`](Self::spill)).
+    solo: Option<SentSeg>,
+    /// The entries, in sequence order, when `solo` is `None`.
     segs: VecDeque<SentSeg>,
     limit: usize,
     /// Octets SACKed.
@@ -158,6 +166,7 @@ impl SentLog {
     /// first segment sent.
     pub fn new(limit: usize) -> SentLog {
         SentLog {
+            solo: None,
             segs: VecDeque::new(),
             limit: limit.clamp(1, MAX_RECORDS),
             sacked: 0,
@@ -183,6 +192,7 @@ impl SentLog {
     /// allocation on, so connections opening and closing at a high rate do not allocate
     /// a log each.
     pub fn pass_storage(&mut self, to: &mut SentLog) {
+        self.solo = None;
         self.segs.clear();
         core::mem::swap(&mut self.segs, &mut to.segs);
     }
@@ -195,29 +205,58 @@ impl SentLog {
     /// Entries in the log.
     #[inline]
     pub fn len(&self) -> usize {
-        self.segs.len()
+        self.segs.len() + usize::from(self.solo.is_some())
+    }
+
+    /// At most one entry: [`len`](Self::len)` <= 1`, answered by the slot alone when
+    /// it holds the entry (an entry in `solo` leaves the deque empty).
+    #[inline]
+    pub fn at_most_one(&self) -> bool {
+        self.solo.is_some() || self.segs.len() <= 1
     }
 
     /// Nothing is in flight.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.segs.is_empty()
+        self.solo.is_none() && self.segs.is_empty()
     }
 
     /// No entry can be added: new data must wait for an ACK.
     #[inline]
     pub fn is_full(&self) -> bool {
-        self.segs.len() >= self.limit
+        self.len() >= self.limit
     }
 
     /// The entries, in sequence order.
     pub fn iter(&self) -> impl Iterator<Item = &SentSeg> + '_ {
-        self.segs.iter()
+        self.solo.iter().chain(self.segs.iter())
     }
 
     /// The highest entry (the last segment sent).
+    #[inline]
     pub fn last(&self) -> Option<&SentSeg> {
-        self.segs.back()
+        self.segs.back().or(self.solo.as_ref())
+    }
+
+    /// The lowest entry.
+    #[inline]
+    fn first(&self) -> Option<&SentSeg> {
+        self.solo.as_ref().or(self.segs.front())
+    }
+
+    /// Move an entry alone in `solo` into `segs`, where the general code finds it.
+    #[inline]
+    fn spill(&mut self) {
+        if let Some(s) = self.solo.take() {
+            self.spill_solo(s);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn spill_solo(&mut self, s: SentSeg) {
+        debug_assert!(self.segs.is_empty());
+        self.segs.push_back(s);
     }
 
     /// Octets SACKed.
@@ -347,15 +386,22 @@ impl SentLog {
         if len == 0 {
             return;
         }
-        let top = self.segs.back().map(|s| s.end);
+        let top = self.last().map(|s| s.end);
         if (top.is_none() || top == Some(seq)) && len <= seg {
-            // One new segment (the common case).
-            self.segs.push_back(SentSeg {
+            // One new segment (the common case): alone in an empty log, or after the
+            // others.
+            let new = SentSeg {
                 start: seq,
                 end: seq + len,
                 xmit: now,
                 flags: 0,
-            });
+            };
+            if top.is_none() {
+                self.solo = Some(new);
+            } else {
+                self.spill();
+                self.segs.push_back(new);
+            }
             return;
         }
         self.on_send_other(now, seq, len, seg, top);
@@ -372,6 +418,7 @@ impl SentLog {
         seg: u32,
         top: Option<SeqNumber>,
     ) {
+        self.spill();
         let end = seq + len;
         // The part below the highest entry: a retransmission.
         if let Some(top) = top.filter(|t| seq.lt(*t)) {
@@ -415,7 +462,7 @@ impl SentLog {
     #[inline]
     pub fn take_only(&mut self, snd_una: SeqNumber) -> Option<SentSeg> {
         let s = self.only(snd_una)?;
-        self.segs.clear();
+        self.drop_only();
         Some(s)
     }
 
@@ -423,22 +470,34 @@ impl SentLog {
     /// caller with more to check first; [`drop_only`](Self::drop_only) then takes it).
     #[inline(always)]
     pub fn only(&self, snd_una: SeqNumber) -> Option<SentSeg> {
-        if self.segs.len() != 1 {
-            return None;
-        }
-        let s = *self.segs.front()?;
+        let s = match self.solo {
+            Some(s) => s,
+            None => self.only_in_segs()?,
+        };
         if s.flags & (SACKED | LOST | RXT_OUT) != 0 || !s.end.le(snd_una) {
             return None;
         }
         Some(s)
     }
 
+    /// The deque's entry, when it holds just one (one left of several, or one that had
+    /// to leave `solo`): [`only`](Self::only) then answers as for `solo`.
+    #[inline(never)]
+    fn only_in_segs(&self) -> Option<SentSeg> {
+        if self.segs.len() != 1 {
+            return None;
+        }
+        self.segs.front().copied()
+    }
+
     /// Take the entry [`only`](Self::only) returned: the log is empty again.
     #[inline(always)]
     pub fn drop_only(&mut self) {
-        debug_assert_eq!(self.segs.len(), 1);
+        debug_assert_eq!(self.len(), 1);
         debug_assert_eq!(self.sacked | self.lost | self.rxt_out, 0);
-        self.segs.clear();
+        if self.solo.take().is_none() {
+            self.segs.clear();
+        }
     }
 
     /// A cumulative ACK reached `snd_una`: drop the entries below it (trimming one it
@@ -448,6 +507,7 @@ impl SentLog {
     /// Out of line: the sender tries [`take_only`](Self::take_only) first.
     #[inline(never)]
     pub fn on_cum_ack(&mut self, snd_una: SeqNumber, mut delivered: impl FnMut(&SentSeg)) {
+        self.spill();
         // A bulk sender's usual ACK covers every entry, none of them SACKed, marked
         // lost or with a retransmission in flight (the totals are zero: only such marks
         // make them count). Each entry is then newly delivered and changes no total, so
@@ -496,6 +556,7 @@ impl SentLog {
         right: SeqNumber,
         mut delivered: impl FnMut(&SentSeg),
     ) {
+        self.spill();
         let mut i = self.index_after(left);
         while let Some(&s) = self.segs.get(i) {
             if !s.start.lt(right) {
@@ -528,6 +589,7 @@ impl SentLog {
         rtt_reo: Duration,
     ) -> LossScan {
         let mut scan = LossScan::default();
+        self.spill();
         for i in 0..self.segs.len() {
             let s = self.segs[i];
             let before = sent_after(rack_xmit, rack_end, s.xmit, s.end);
@@ -554,7 +616,7 @@ impl SentLog {
 
     /// Some segment in flight was sent more than once. O(entries); for rare decisions.
     pub fn any_retransmitted(&self) -> bool {
-        self.segs.iter().any(|s| s.retransmitted())
+        self.iter().any(|s| s.retransmitted())
     }
 
     /// RACK can find nothing to mark against the delivered segment (`rack_xmit`,
@@ -563,7 +625,7 @@ impl SentLog {
     /// checked before the reordering window is worked out.
     #[inline]
     pub fn nothing_to_detect(&self, rack_xmit: Instant, rack_end: SeqNumber) -> bool {
-        match self.segs.front() {
+        match self.first() {
             Some(s) => !s.retransmitted() && !sent_after(rack_xmit, rack_end, s.xmit, s.end),
             None => true,
         }
@@ -575,8 +637,7 @@ impl SentLog {
         if self.lost_waiting == 0 {
             return None;
         }
-        self.segs
-            .iter()
+        self.iter()
             .find(|s| s.lost() && !s.rxt_in_flight() && !s.sacked())
             .map(|s| (s.start, s.end))
     }
@@ -586,7 +647,7 @@ impl SentLog {
     /// again; RFC 6298 §5.4: retransmission restarts from SND.UNA). Send times and the
     /// retransmitted marks stay (Karn).
     pub fn on_timeout(&mut self) {
-        for s in &mut self.segs {
+        for s in self.solo.iter_mut().chain(self.segs.iter_mut()) {
             s.flags &= RETRANS;
         }
         self.sacked = 0;
@@ -598,6 +659,7 @@ impl SentLog {
 
     /// Forget everything (the connection is gone).
     pub fn clear(&mut self) {
+        self.solo = None;
         self.segs.clear();
         self.on_timeout();
     }
@@ -621,7 +683,9 @@ mod tests {
     #[test]
     fn storage_passes_on_emptied() {
         let mut old = SentLog::new(8);
+        // Two entries: one alone stays out of the deque.
         old.on_send(at(1), sq(0), MSS, MSS);
+        old.on_send(at(1), sq(MSS), MSS, MSS);
         let cap = old.capacity();
         assert!(cap > 0);
         let mut new = SentLog::new(4);
@@ -860,5 +924,146 @@ mod tests {
         assert_eq!(n, 3, "the SACKed one was delivered before");
         assert!(log.is_empty());
         check_totals(&log);
+    }
+
+    /// Everything a caller can see of a log.
+    fn view(log: &SentLog) -> (Vec<SentSeg>, [u32; 5], usize, bool, bool) {
+        (
+            log.iter().copied().collect(),
+            [
+                log.sacked_bytes(),
+                log.sacked_segs(),
+                log.lost_bytes(),
+                log.rxt_out_bytes(),
+                log.lost_waiting,
+            ],
+            log.len(),
+            log.is_empty(),
+            log.is_full(),
+        )
+    }
+
+    /// The one-entry slot (`solo`) answers every operation as the deque alone does:
+    /// random operations, biased to request/response's send-one, acknowledge-it, on a
+    /// log that uses the slot and on one whose entries are moved into the deque after
+    /// every step (the log as it was before the slot), with everything seen compared.
+    #[test]
+    fn the_solo_slot_answers_as_the_deque() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u32| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % u64::from(n.max(1))) as u32
+        };
+        let mut solo_hits = 0;
+        for round in 0..200u32 {
+            let limit = 1 + next(6) as usize;
+            let mut a = SentLog::new(limit);
+            let mut b = SentLog::new(limit);
+            // Near the wrap now and then.
+            let base = if round % 3 == 0 { u32::MAX - 500 } else { 1000 };
+            let (mut una, mut max) = (base, base);
+            let mut now = 0u64;
+            for _ in 0..300 {
+                now += u64::from(next(50));
+                let op = next(16);
+                let flight = max.wrapping_sub(una);
+                let some_seq = |r: u32| una.wrapping_add(r % (flight + 1));
+                let r = next(u32::MAX);
+                match op {
+                    // New data: one segment, or a burst cut into several.
+                    0..=3 => {
+                        let len = 1 + next(3 * MSS);
+                        let seg = if next(2) == 0 { len } else { MSS };
+                        a.on_send(at(now), sq(max), len, seg);
+                        b.on_send(at(now), sq(max), len, seg);
+                        max = max.wrapping_add(len);
+                    }
+                    // A retransmission, possibly running past the highest entry.
+                    4 => {
+                        let from = some_seq(r);
+                        let len = 1 + next(2 * MSS);
+                        a.on_send(at(now), sq(from), len, MSS);
+                        b.on_send(at(now), sq(from), len, MSS);
+                        if sq(from.wrapping_add(len)).gt(sq(max)) {
+                            max = from.wrapping_add(len);
+                        }
+                    }
+                    // The sole ACK of everything, as the sender's fast path takes it.
+                    5..=10 => {
+                        let ack = if next(4) == 0 { some_seq(r) } else { max };
+                        let from_slot = a.solo.is_some();
+                        let (x, y) = (a.take_only(sq(ack)), b.take_only(sq(ack)));
+                        assert_eq!(x, y);
+                        if x.is_some() {
+                            solo_hits += u32::from(from_slot);
+                            una = ack;
+                        }
+                        let (x, y) = (a.only(sq(ack)), b.only(sq(ack)));
+                        assert_eq!(x, y);
+                        if x.is_some() && next(2) == 0 {
+                            a.drop_only();
+                            b.drop_only();
+                            una = ack;
+                        }
+                    }
+                    11 => {
+                        let ack = some_seq(r);
+                        let mut seen = Vec::new();
+                        a.on_cum_ack(sq(ack), |s| seen.push(*s));
+                        let mut seen_b = Vec::new();
+                        b.on_cum_ack(sq(ack), |s| seen_b.push(*s));
+                        assert_eq!(seen, seen_b);
+                        una = ack;
+                    }
+                    12 => {
+                        let left = some_seq(r);
+                        let right = left.wrapping_add(next(max.wrapping_sub(left) + 1));
+                        let mut seen = Vec::new();
+                        a.on_sack(sq(left), sq(right), |s| seen.push(*s));
+                        let mut seen_b = Vec::new();
+                        b.on_sack(sq(left), sq(right), |s| seen_b.push(*s));
+                        assert_eq!(seen, seen_b);
+                    }
+                    13 => {
+                        let (xmit, end) =
+                            (at(now.saturating_sub(u64::from(next(200)))), some_seq(r));
+                        assert_eq!(
+                            a.nothing_to_detect(xmit, sq(end)),
+                            b.nothing_to_detect(xmit, sq(end))
+                        );
+                        let reo = Duration::from_micros(u64::from(next(100)));
+                        assert_eq!(
+                            a.detect_lost(at(now), xmit, sq(end), reo),
+                            b.detect_lost(at(now), xmit, sq(end), reo)
+                        );
+                    }
+                    14 => {
+                        a.on_timeout();
+                        b.on_timeout();
+                    }
+                    _ => {
+                        if next(8) == 0 {
+                            a.clear();
+                            b.clear();
+                            una = max;
+                        }
+                    }
+                }
+                b.spill();
+                assert!(b.solo.is_none());
+                assert!(a.solo.is_none() || a.segs.is_empty());
+                assert_eq!(view(&a), view(&b));
+                assert_eq!(a.last(), b.last());
+                assert_eq!(a.at_most_one(), a.len() <= 1);
+                assert_eq!(b.at_most_one(), b.len() <= 1);
+                assert_eq!(a.next_lost(), b.next_lost());
+                assert_eq!(a.any_retransmitted(), b.any_retransmitted());
+                assert_eq!(a.pipe(flight), b.pipe(flight));
+                check_totals(&a);
+            }
+        }
+        assert!(solo_hits > 200, "{solo_hits} sole ACKs from the slot");
     }
 }

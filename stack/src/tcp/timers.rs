@@ -242,7 +242,7 @@ impl Tcb {
         debug_assert!(!self.sent.is_empty());
         // An armed probe stays unless restarted (if it is still wanted).
         let keep = self.timers.tlp_at().is_some() && !restart;
-        let pto = Rack::pto_micros(self.rtt.srtt_micros(), self.sent.len());
+        let pto = Rack::pto_micros(self.rtt.srtt_micros(), self.sent.at_most_one());
         let at = Instant::from_micros(now.total_micros().saturating_add(pto));
         if !keep && self.timers.rto_at().is_some_and(|rto| at >= rto) {
             self.timers.set_tlp_at(None);
@@ -360,7 +360,7 @@ mod tests {
         if t.timers.tlp_at().is_some() && !restart {
             return;
         }
-        let pto = Rack::pto_micros(t.rtt.srtt_micros(), t.sent.len());
+        let pto = Rack::pto_micros(t.rtt.srtt_micros(), t.sent.at_most_one());
         let at = Instant::from_micros(now.total_micros().saturating_add(pto));
         t.timers.set_tlp_at(match t.timers.rto_at() {
             Some(rto) if at >= rto => None,
