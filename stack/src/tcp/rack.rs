@@ -142,14 +142,7 @@ impl Rack {
         if seg.retransmitted() && !trust(now - seg.xmit) {
             return;
         }
-        let newer = match self.newest {
-            Some((t, end)) => sent_after(seg.xmit, seg.end, t, end),
-            None => true,
-        };
-        if newer {
-            self.newest = Some((seg.xmit, seg.end));
-            self.delivered_at = now;
-        }
+        self.note_newest(seg, now);
     }
 
     /// [`on_delivered`](Self::on_delivered) for a segment sent once that ends at or
@@ -161,6 +154,14 @@ impl Rack {
     pub fn on_delivered_last(&mut self, seg: &SentSeg, now: Instant) {
         debug_assert!(!seg.retransmitted() && self.fack.is_none_or(|f| !seg.end.lt(f)));
         self.fack = Some(seg.end);
+        self.note_newest(seg, now);
+    }
+
+    /// Step 2's end, shared by [`on_delivered`](Self::on_delivered) and
+    /// [`on_delivered_last`](Self::on_delivered_last): `seg`, delivered at `now`,
+    /// becomes RACK's newest delivered segment if it was sent after the one so far.
+    #[inline(always)]
+    fn note_newest(&mut self, seg: &SentSeg, now: Instant) {
         let newer = match self.newest {
             Some((t, end)) => sent_after(seg.xmit, seg.end, t, end),
             None => true,

@@ -209,7 +209,7 @@ impl HyStart {
 
     /// [`on_ack`](Self::on_ack)'s usual case alone: a round start in standard slow
     /// start, which changes only this state. True when it was that case (and done);
-    /// false, with nothing changed, when [`on_ack_other`](Self::on_ack_other) is to
+    /// false, with nothing changed, when `on_ack_other` is to
     /// run. Apart, so that an algorithm can make the rest its own out-of-line call.
     #[inline(always)]
     pub fn on_ack_round_start(
