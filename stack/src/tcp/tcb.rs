@@ -33,6 +33,30 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in declaration order: the random tests' pool.
+    #[cfg(test)]
+    pub(crate) const ALL: [State; 10] = [
+        State::Closed,
+        State::SynSent,
+        State::SynReceived,
+        State::Established,
+        State::FinWait1,
+        State::FinWait2,
+        State::CloseWait,
+        State::Closing,
+        State::LastAck,
+        State::TimeWait,
+    ];
+
+    /// [`State::ALL`] without `except`, in the same order.
+    #[cfg(test)]
+    pub(crate) fn all_but(except: &[State]) -> alloc::vec::Vec<State> {
+        State::ALL
+            .into_iter()
+            .filter(|s| !except.contains(s))
+            .collect()
+    }
+
     /// A SYN has been exchanged both ways (RFC 9293's "synchronized" states).
     pub fn is_synchronized(self) -> bool {
         !matches!(self, State::Closed | State::SynSent | State::SynReceived)
@@ -794,18 +818,7 @@ mod tests {
     #[test]
     fn window_field_matches_the_general_path() {
         let mut rand = Rand::from_u64(5);
-        let states = [
-            State::Closed,
-            State::SynSent,
-            State::SynReceived,
-            State::Established,
-            State::FinWait1,
-            State::FinWait2,
-            State::CloseWait,
-            State::Closing,
-            State::LastAck,
-            State::TimeWait,
-        ];
+        let states = State::ALL;
         let (mut early, mut general) = (0, 0);
         for _ in 0..20_000 {
             let r = rand.next_u64();
